@@ -1,0 +1,38 @@
+"""Configuration read from the environment: where real data and the default model live.
+
+Paths to real data never appear in code; they come from these variables or from CLI flags.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+#: Environment variable naming a folder of real galaxies (the layout of ../shared/data or a GZ2 download).
+DATA_DIR_ENV = "GALAXYSD_DATA_DIR"
+#: Environment variable naming the model folder the app and CLI use (default: the shipped model).
+MODEL_DIR_ENV = "GALAXYSD_MODEL_DIR"
+#: Environment variable naming the SQL store URL (default: SQLite file under ~/.galaxysd).
+STORE_URL_ENV = "GALAXYSD_STORE_URL"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = PROJECT_ROOT / "assets"
+DEFAULT_MODEL_DIR = ASSETS_DIR / "galaxysd-mini"
+DEFAULT_CLASSIFIER_DIR = ASSETS_DIR / "classifier"
+
+
+def data_dir(override: Optional[str | os.PathLike] = None) -> Optional[Path]:
+    """Configured real-data folder (flag value first, then ``$GALAXYSD_DATA_DIR``), or None."""
+    value = override or os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def model_dir(override: Optional[str | os.PathLike] = None) -> Path:
+    """Model folder to use: flag value, ``$GALAXYSD_MODEL_DIR``, or the shipped default."""
+    value = override or os.environ.get(MODEL_DIR_ENV)
+    return Path(value).expanduser() if value else DEFAULT_MODEL_DIR
+
+
+def state_dir() -> Path:
+    """Folder for the user's local state (store, caches): ``~/.galaxysd`` or ``$GALAXYSD_HOME``."""
+    return Path(os.environ.get("GALAXYSD_HOME", Path.home() / ".galaxysd")).expanduser()
