@@ -6,7 +6,8 @@ spiral arms, 2 spiral arms"`` (Ma, Sun et al. 2025, arXiv:2506.16233, Sec. 2.1).
 
 Thresholds
 ----------
-A question counts as *reached* when the fraction of the answer leading to it is at least the
+A question counts as *reached* when the answer gating it (:data:`WILLETT13_GATES`) was chosen and
+its fraction is at least the
 Willett et al. (2013, MNRAS 435, 2835, Table 3) threshold for that question ("well-sampled"
 cuts), and, when vote counts are present, the question had at least ``min_votes`` votes (Willett
 et al. use N >= 20 for the full sample; we default to 10 because Stripe 82 depth-normal galaxies have
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import GalaxySDDataError, GalaxySDValueError
 from .gz2_schema import (ANSWER_BY_COLUMN, QUESTION_BY_STEM, ROOT_QUESTION, SUFFIX_COUNT,
@@ -40,6 +41,24 @@ WILLETT13_REACHED_THRESHOLDS: Dict[str, float] = {
     "t09_bulge_shape": 0.602,     # p_edgeon
     "t10_arms_winding": 0.619,    # p_spiral
     "t11_arms_number": 0.619,     # p_spiral (t10 answers sum to 1 when reached)
+}
+
+#: The answer whose fraction Willett et al. (2013) Table 3 thresholds for each question (the
+#: comments of :data:`WILLETT13_REACHED_THRESHOLDS`): a question is reached when one of these
+#: answers was chosen and its fraction passes the threshold. This differs from the immediate parent
+#: for t04/t05 (every not-edge-on disk is asked them, whatever its bar, spiral or arm answers),
+#: t06 (asked of every galaxy that is not a star) and t11 (p_spiral).
+WILLETT13_GATES: Dict[str, Tuple[str, ...]] = {
+    "t02_edgeon": ("t01_smooth_or_features_a02_features_or_disk",),
+    "t03_bar": ("t02_edgeon_a05_no",),
+    "t04_spiral": ("t02_edgeon_a05_no",),
+    "t05_bulge_prominence": ("t02_edgeon_a05_no",),
+    "t06_odd": ("t01_smooth_or_features_a01_smooth", "t01_smooth_or_features_a02_features_or_disk"),
+    "t07_rounded": ("t01_smooth_or_features_a01_smooth",),
+    "t08_odd_feature": ("t06_odd_a14_yes",),
+    "t09_bulge_shape": ("t02_edgeon_a04_yes",),
+    "t10_arms_winding": ("t04_spiral_a08_spiral",),
+    "t11_arms_number": ("t04_spiral_a08_spiral",),
 }
 
 #: Galaxy Zoo 1 classes (Lintott et al. 2008) as the GZ2 answers they imply.
@@ -134,13 +153,30 @@ def caption_from_answers(answers: Iterable[str | Answer], *, shuffle: bool = Fal
     return _join(phrases)
 
 
-def caption_for_gz1_class(class_name: str) -> str:
-    """Caption for a Galaxy Zoo 1 class name (``labels.csv`` column ``gz1_class_name``)."""
+#: Other spellings of the Galaxy Zoo 1 classes: the snake-case names of the ``gz1_sdss`` labels.csv
+#: (column ``gz1_class_name``) and the numeric CLASS codes 0-5 of its labels_original.csv.
+GZ1_CLASS_ALIASES: Dict[str, str] = {
+    "spiral_clockwise": "clockwise spiral", "spiral_anticlockwise": "anticlockwise spiral",
+    "edge_on": "edge-on", "dont_know_or_star": "don't know/star",
+    "0": "elliptical", "1": "clockwise spiral", "2": "anticlockwise spiral", "3": "edge-on",
+    "4": "don't know/star", "5": "merger",
+}
+
+
+def gz1_class_key(class_name: str) -> str:
+    """Canonical Galaxy Zoo 1 class (a key of :data:`GZ1_CLASS_ANSWERS`) for a name, alias or code."""
     key = str(class_name).strip().lower()
+    key = GZ1_CLASS_ALIASES.get(key, key)
     if key not in GZ1_CLASS_ANSWERS:
         raise GalaxySDValueError(
-            f"unknown Galaxy Zoo 1 class {class_name!r}; known: {sorted(GZ1_CLASS_ANSWERS)}")
-    return caption_from_answers(GZ1_CLASS_ANSWERS[key])
+            f"unknown Galaxy Zoo 1 class {class_name!r}; known: {sorted(GZ1_CLASS_ANSWERS)} "
+            f"or {sorted(k for k in GZ1_CLASS_ALIASES if not k.isdigit())} or codes 0-5")
+    return key
+
+
+def caption_for_gz1_class(class_name: str) -> str:
+    """Caption for a Galaxy Zoo 1 class name (``labels.csv`` column ``gz1_class_name``)."""
+    return caption_from_answers(GZ1_CLASS_ANSWERS[gz1_class_key(class_name)])
 
 
 def answer_targets(answers: Iterable[str | Answer]) -> Dict[str, float]:
@@ -236,7 +272,9 @@ class Captioner:
         for stem in TREE_ORDER:
             q = QUESTION_BY_STEM[stem]
             if stem != ROOT_QUESTION:
-                leading = [p for p in parents_of(stem) if p in chosen_set]
+                gates = WILLETT13_GATES.get(stem)
+                candidates = [ANSWER_BY_COLUMN[c] for c in gates] if gates else parents_of(stem)
+                leading = [p for p in candidates if p in chosen_set]
                 if not leading:
                     continue  # branch not reached
                 need = self.thresholds.reached.get(stem, 0.0)

@@ -1,0 +1,125 @@
+"""``python -m galaxysd_core data ...``: prepare, describe, download --list."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from galaxysd_core import cli
+from galaxysd_core.dataset_cache import PreparedDataset
+
+try:
+    from test_readers import SPIRAL_CAPTION, make_gz2_release, write_jpeg
+except ImportError:  # tests imported as a package
+    from tests.test_readers import SPIRAL_CAPTION, make_gz2_release, write_jpeg
+
+STRIPE82 = "gz2_stripe82_votes/willett13_table5_stripe82.csv.gz"
+
+
+@pytest.fixture
+def tiny_catalog(tmp_path):
+    write_jpeg(tmp_path / "images" / "a.jpg")
+    write_jpeg(tmp_path / "images" / "b.jpg", color=(90, 120, 220))
+    (tmp_path / "images" / "c.jpg").write_text("not a jpeg")
+    pd.DataFrame({"dr7objid": ["1", "2", "3", "4"],
+                  "filename": ["images/a.jpg", "images/b.jpg", "images/c.jpg", "images/d.jpg"],
+                  "gz1_class_name": ["elliptical", "edge_on", "merger", "spiral_clockwise"]}).to_csv(
+        tmp_path / "labels.csv", index=False)
+    return tmp_path / "labels.csv"
+
+
+def test_prepare_catalog_reports_skips(tiny_catalog, tmp_path, capsys):
+    out = tmp_path / "cache"
+    rc = cli.main(["data", "prepare", "--source", "catalog", "--catalog", str(tiny_catalog), "--out", str(out),
+                   "--resolution", "16", "--quiet"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "prepared 2 of 4" in text and "skipped 2" in text and "c.jpg" in text and "d.jpg" in text
+    ds = PreparedDataset.load(out)
+    assert ds.images.shape == (2, 16, 16, 3)
+    assert ds.captions == ["sdss, smooth", "sdss, features or disk-shaped, edge-on galaxy"]
+    assert ds.config["crop_fraction"] == 0.35 and ds.config["source"]["kind"] == "catalog"
+
+
+def test_prepare_flags(tiny_catalog, tmp_path, capsys):
+    out = tmp_path / "cache"
+    assert cli.main(["data", "prepare", "--source", "catalog", "--catalog", str(tiny_catalog), "--out", str(out),
+                     "--resolution", "8", "--crop-fraction", "0.9", "--limit", "1", "--quiet"]) == 0
+    ds = PreparedDataset.load(out)
+    assert len(ds) == 1 and ds.config["crop_fraction"] == 0.9 and ds.config["source"]["limit"] == 1
+
+
+def test_prepare_gz2_release(tmp_path, capsys):
+    root = make_gz2_release(tmp_path / "gz2")
+    out = tmp_path / "cache"
+    assert cli.main(["data", "prepare", "--source", "gz2", "--root", str(root), "--out", str(out),
+                     "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "prepared 2 of 4" in text and "no image for this galaxy" in text and "file not found" in text
+    ds = PreparedDataset.load(out)
+    assert ds.captions[0] == SPIRAL_CAPTION and ds.config["crop_fraction"] == 0.5
+    assert ds.config["caption_settings"]["debiased"] is True
+    assert cli.main(["data", "prepare", "--source", "gz2", "--root", str(root), "--out", str(out),
+                     "--raw-fractions", "--quiet"]) == 0
+    assert PreparedDataset.load(out).config["caption_settings"]["debiased"] is False
+
+
+def test_data_dir_env_resolves_relative_paths(tiny_catalog, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(tiny_catalog.parent))
+    monkeypatch.chdir(tmp_path / "images")
+    assert cli.main(["data", "prepare", "--source", "catalog", "--catalog", "labels.csv",
+                     "--out", str(tmp_path / "c2"), "--resolution", "8", "--quiet"]) == 0
+
+
+def test_errors_exit_2(tmp_path, capsys):
+    assert cli.main(["data", "prepare", "--source", "catalog", "--out", str(tmp_path / "x")]) == 2
+    assert "--catalog" in capsys.readouterr().err
+    assert cli.main(["data", "describe", "--source", "votes", "--catalog", str(tmp_path / "missing.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["data", "prepare", "--source", "nope", "--out", "x"])
+
+
+def test_describe_votes(shared_data, tmp_path, capsys):
+    out = tmp_path / "stats"
+    rc = cli.main(["data", "describe", "--source", "votes", "--catalog", str(shared_data(STRIPE82)),
+                   "--limit", "1000", "--top", "5", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert text.startswith("1000 galaxies") and "feature counts:" in text and "top 5 combinations:" in text
+    features = pd.read_csv(out / "features.csv")
+    combos = pd.read_csv(out / "combinations.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert combos["count"].sum() == 1000 == summary["n_galaxies"]
+    t01 = features.set_index("feature").loc[["smooth", "features or disk-shaped", "star or artifact"], "count"]
+    assert 0 < t01.sum() <= 1000
+    assert len(summary["top_combinations"]) == 5
+
+
+def test_describe_catalog(shared_data, capsys):
+    assert cli.main(["data", "describe", "--source", "catalog", "--catalog",
+                     str(shared_data("gz2_examples/labels.csv"))]) == 0
+    assert capsys.readouterr().out.startswith("86 galaxies")
+
+
+def test_download_list(capsys):
+    assert cli.main(["data", "download", "--list", "--base-url", "http://mirror.example/gz2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all("http://mirror.example/gz2/" in line for line in lines)
+
+
+def test_describe_api_counts_and_membership():
+    from galaxysd_core.morphology_stats import NO_FEATURE, describe
+
+    caps = ["sdss, smooth, completely round galaxy", "sdss, completely round galaxy, smooth", "sdss",
+            "sdss, features or disk-shaped, spiral galaxy, dust lane"]
+    st = describe(pd.DataFrame({"caption": caps}), top=2)
+    assert st.n_galaxies == 4
+    f = st.features.set_index("feature")["count"]
+    assert f["smooth"] == 2 and f["dust lane"] == 1 and f["ring galaxy"] == 0 and len(f) == 31
+    assert st.combinations.iloc[0]["combination"] == "smooth + completely round galaxy"
+    assert st.combinations.iloc[0]["count"] == 2 and NO_FEATURE in set(st.combinations["combination"])
+    m = st.membership()
+    assert m["count"].sum() == 4 and bool(m.iloc[0]["smooth"]) and not bool(m.iloc[0]["dust lane"])
+    assert len(st.top_combinations()) == 2
