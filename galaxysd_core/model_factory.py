@@ -33,6 +33,7 @@ class MiniModelConfig:
     unet_layers_per_block: int = 1
     unet_heads: int = 8
     norm_groups: int = 16
+    vae_norm_groups: int = 16
     text_hidden: int = 128
     text_layers: int = 2
     text_heads: int = 4
@@ -54,7 +55,7 @@ def build_vae(cfg: MiniModelConfig) -> AutoencoderKL:
         down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
         block_out_channels=tuple(cfg.vae_channels), layers_per_block=1,
         latent_channels=cfg.latent_channels, sample_size=cfg.resolution,
-        norm_num_groups=cfg.norm_groups, mid_block_add_attention=cfg.vae_mid_attention,
+        norm_num_groups=cfg.vae_norm_groups, mid_block_add_attention=cfg.vae_mid_attention,
     )
 
 
@@ -98,7 +99,7 @@ def build_mini_components(cfg: Optional[MiniModelConfig] = None, seed: int = 0) 
 TINY_CONFIG = MiniModelConfig(
     resolution=32, vae_channels=(8, 16), unet_channels=(16, 32),
     unet_down_blocks=("DownBlock2D", "CrossAttnDownBlock2D"),
-    unet_up_blocks=("CrossAttnUpBlock2D", "UpBlock2D"), unet_heads=2, norm_groups=8,
+    unet_up_blocks=("CrossAttnUpBlock2D", "UpBlock2D"), unet_heads=2, norm_groups=8, vae_norm_groups=8,
     text_hidden=32, text_layers=1, text_heads=2, text_intermediate=64)
 
 

@@ -4,9 +4,9 @@ Galaxy Zoo 1 labels say "elliptical" but not *how round* (GZ2 question t07). For
 we derive the t07 answer of smooth galaxies from the moment ellipticity of the image
 (:func:`galaxysd_core.metrics.physical.light_profile_stats`), by quantile matching to the real GZ2
 answer distribution of smooth galaxies in Stripe 82 (Willett et al. 2013 Table 5, debiased votes,
-captioned with the default :class:`~galaxysd_core.captioning.Captioner` thresholds: 4,298 completely
-round, 4,971 in-between, 922 cigar-shaped). The roundest 42.2 % become "completely round galaxy",
-the next 48.8 % "in-between round galaxy", the flattest 9.0 % "cigar shaped galaxy".
+captioned with the default :class:`~galaxysd_core.captioning.Captioner` thresholds: 4,574 completely
+round, 5,232 in-between, 931 cigar-shaped). The roundest 42.6 % become "completely round galaxy",
+the next 48.7 % "in-between round galaxy", the flattest 8.7 % "cigar shaped galaxy".
 
 These are *derived* labels: the model card lists them separately from volunteer labels.
 """
@@ -20,9 +20,9 @@ from .gz2_schema import ANSWER_BY_COLUMN, SURVEY_PREFIX
 
 #: Stripe 82 counts of the t07 answers among captioned smooth galaxies (see module docstring).
 STRIPE82_ROUNDNESS_COUNTS: Dict[str, int] = {
-    "t07_rounded_a16_completely_round": 4298,
-    "t07_rounded_a17_in_between": 4971,
-    "t07_rounded_a18_cigar_shaped": 922,
+    "t07_rounded_a16_completely_round": 4574,
+    "t07_rounded_a17_in_between": 5232,
+    "t07_rounded_a18_cigar_shaped": 931,
 }
 
 

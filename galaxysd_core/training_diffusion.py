@@ -68,10 +68,11 @@ class DiffusionTrainConfig:
     model: Dict = field(default_factory=lambda: MiniModelConfig().to_dict())
     seed: int = 0
     # VAE stage
-    vae_steps: int = 1500
-    vae_batch_size: int = 64
+    vae_steps: int = 1200
+    vae_batch_size: int = 32
     vae_learning_rate: float = 1e-3
     vae_kl_weight: float = 1e-6
+    vae_crop: Optional[int] = 32  # train the (fully convolutional) VAE on random crops: 4x cheaper
     # UNet stage
     train_batch_size: int = 64
     max_train_steps: int = 4000
@@ -233,6 +234,9 @@ def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None, log: Call
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         idx = torch.randint(0, n, (cfg.vae_batch_size,), generator=g)
         x = dihedral(data[idx], int(torch.randint(0, 8, (1,), generator=g)))
+        if cfg.vae_crop and cfg.vae_crop < x.shape[-1]:
+            oy, ox = (int(v) for v in torch.randint(0, x.shape[-1] - cfg.vae_crop + 1, (2,), generator=g))
+            x = x[..., oy:oy + cfg.vae_crop, ox:ox + cfg.vae_crop]
         x = x.to(accelerator.device)
         with accelerator.autocast():
             rec, kl = model(x)
