@@ -48,6 +48,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--real-cache", nargs="+", default=None, metavar="DIR",
                    help="prepared cache(s) of real images (reference for PRDC, FD, KID, light profiles)")
     p.add_argument("--max-real", type=int, default=d.max_real, help="largest real reference sample")
+    p.add_argument("--min-reference", type=int, default=d.min_reference,
+                   help="real images with the prompt's caption needed to compare with them only "
+                        "(else all real images are the reference)")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR), help="morphology classifier folder")
     p.add_argument("--k", type=int, default=d.k, help="neighbours of precision/recall/density/coverage")
     p.add_argument("--out", required=True, help="output folder for the tables")
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise GalaxySDValueError(f"-n must be >= 1, got {args.num_images}")
     config = EvaluationConfig(n=args.num_images, seed=args.seed, steps=args.steps, guidance=args.guidance,
                               scheduler=args.scheduler, negative_prompt=args.negative_prompt, k=args.k,
-                              max_real=args.max_real)
+                              max_real=args.max_real, min_reference=args.min_reference)
     prompts = read_prompts(args.prompts)
     sweeps = [Sweep.parse(s) for s in args.sweep]
     if args.real_cache is None:

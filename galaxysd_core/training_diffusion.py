@@ -103,6 +103,8 @@ class DiffusionTrainConfig:
     num_threads: Optional[int] = None
 
     def __post_init__(self) -> None:
+        # YAML stores lists; keep the in-memory form identical so configs compare equal after a round trip
+        self.model = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(self.model).items()}
         if self.stage not in ("vae", "unet", "all"):
             raise GalaxySDValueError(f"stage must be 'vae', 'unet' or 'all', got {self.stage!r}")
         if self.lr_scheduler not in ("cosine", "constant", "one_cycle"):
@@ -332,9 +334,16 @@ def _make_lr_scheduler(cfg: DiffusionTrainConfig, optimizer):
     total = cfg.max_train_steps
     warm = max(1, min(cfg.lr_warmup_steps, total))
     if cfg.lr_scheduler == "one_cycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total + 1,
-            pct_start=min(0.99, warm / (total + 1)), anneal_strategy="cos", cycle_momentum=False)
+        # One-cycle (Smith & Topin 2019) as a LambdaLR: cosine rise from lr/25 to lr over the warm-up,
+        # cosine decay to lr/1e4 after. torch's OneCycleLR divides by zero for very short runs and
+        # also cycles Adam's betas, which GalaxySD's recipe does not ask for.
+        def one_cycle(s: int) -> float:
+            if s < warm:
+                return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * s / warm))
+            frac = min(1.0, (s - warm) / max(1, total - warm))
+            return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * frac))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
     if cfg.lr_scheduler == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
     return torch.optim.lr_scheduler.LambdaLR(

@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Generation and training speed of a GalaxySD model on this machine (prints numbers; not a test).
+
+Prints: warm wall time for 8 images at the model's resolution with 20 and 50 steps (guidance on),
+model FLOPs per image (torch.utils.flop_counter), the GFLOP/s of a plain float32 matmul measured in
+the same run, their ratio (efficiency), and training throughput (UNet + text encoder, images/s).
+
+Usage: python bench/bench_generate.py [--model DIR] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from galaxysd_core.config import model_dir  # noqa: E402
+from galaxysd_core.pipeline import GalaxySDPipeline  # noqa: E402
+
+PROMPT = "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.3}"
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def timed_generation(pipe, steps: int, repeats: int = 3) -> float:
+    pipe(PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=6.5, output_type="np")
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        pipe(PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=6.5, output_type="np")
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def flops_per_image(pipe, steps: int) -> float:
+    with FlopCounterMode(display=False) as counter:
+        pipe(PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=6.5, output_type="np")
+    return counter.get_total_flops() / 8
+
+
+def training_throughput(pipe, batch: int = 64, steps: int = 5) -> float:
+    unet, te = pipe.unet.train(), pipe.text_encoder.train()
+    opt = torch.optim.AdamW(list(unet.parameters()) + list(te.parameters()), lr=1e-5)
+    size = unet.config.sample_size
+    lat = torch.randn(batch, unet.config.in_channels, size, size)
+    ids = torch.randint(0, te.config.vocab_size, (batch, int(pipe.tokenizer.model_max_length)
+                                                  if pipe.tokenizer.model_max_length < 10_000 else 77))
+    t = torch.randint(0, 1000, (batch,))
+
+    def step():
+        loss = F.mse_loss(unet(lat, t, encoder_hidden_states=te(ids)[0]).sample, lat)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    unet.eval()
+    te.eval()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = GalaxySDPipeline.from_pretrained(model_dir(args.model))
+    pipe.set_progress_bar_config(disable=True)
+    print(f"model: {pipe.source_path}  resolution {pipe.default_size}px  torch threads {torch.get_num_threads()}")
+    n_unet = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
+    n_vae = sum(p.numel() for p in pipe.vae.parameters()) / 1e6
+    n_te = sum(p.numel() for p in pipe.text_encoder.parameters()) / 1e6
+    print(f"parameters: unet {n_unet:.2f}M  vae {n_vae:.2f}M  text encoder {n_te:.2f}M")
+    gflops_peak = matmul_gflops()
+    print(f"float32 matmul 1024^3: {gflops_peak:.1f} GFLOP/s")
+    for steps in (20, 50):
+        wall = timed_generation(pipe, steps)
+        flops = flops_per_image(pipe, steps)
+        achieved = flops * 8 / wall / 1e9
+        print(f"8 images, {steps} steps, guidance 6.5: {wall:.3f} s warm  "
+              f"({flops / 1e9:.2f} GFLOP/image, {achieved:.1f} GFLOP/s achieved, "
+              f"efficiency {100 * achieved / gflops_peak:.0f}% of matmul)")
+    print(f"training throughput (UNet + text encoder, batch 64): {training_throughput(pipe):.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()

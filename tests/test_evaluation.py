@@ -1,0 +1,183 @@
+"""Tests of galaxysd_core.evaluation and the ``galaxysd evaluate`` command (tiny random models)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from galaxysd_core.captioning import answer_targets
+from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
+from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.evaluation import (EvaluationConfig, RealReference, Sweep, caption_key, evaluate,
+                                      evaluate_checkpoints, find_checkpoints, read_prompts, set_phrase_weight)
+
+SMOOTH = "sdss, smooth"
+SPIRAL = "sdss, features or disk-shaped, spiral galaxy"
+
+
+# ------------------------------------------------------------------------------- helpers
+def test_sweep_parsing():
+    assert Sweep.parse("guidance=1,3,6.5") == Sweep("guidance", [1.0, 3.0, 6.5])
+    s = Sweep.parse("weight:dust  lane=0.8,1.3,2.0")
+    assert s.variable == "weight:dust lane" and s.phrase == "dust lane"
+    cfg = EvaluationConfig()
+    assert s.apply(SPIRAL, cfg, 1.3) == (SPIRAL + ", {dust lane:1.3}", 6.5, 20)
+    assert Sweep.parse("steps=5,10").apply(SMOOTH, cfg, 5) == (SMOOTH, 6.5, 5)
+    for bad, msg in [("guidance", "no '='"), ("cfg=1,2", "unknown sweep variable"), ("steps=1.5", "integers"),
+                     ("guidance=a,b", "numbers"), ("weight:=1", "names no phrase")]:
+        with pytest.raises(GalaxySDValueError, match=msg):
+            Sweep.parse(bad)
+
+
+def test_prompt_helpers(tmp_path):
+    assert set_phrase_weight("sdss, {spiral galaxy:1.2}", "spiral galaxy", 2.0) == "sdss, {spiral galaxy:2}"
+    assert set_phrase_weight("sdss, spiral galaxy", "spiral galaxy", 1.0) == "sdss, spiral galaxy"
+    assert caption_key("sdss, {spiral galaxy:1.3}, features or disk-shaped") == caption_key(SPIRAL)
+    assert caption_key("sdss, smooth, {merger:0}") == caption_key(SMOOTH)
+    f = tmp_path / "prompts.txt"
+    f.write_text("# comment\nsdss, smooth\n\nsdss, merger\n")
+    assert read_prompts([str(f), "sdss, star or artifact"]) == [SMOOTH, "sdss, merger", "sdss, star or artifact"]
+    with pytest.raises(GalaxySDValueError):
+        read_prompts([])
+
+
+def test_find_checkpoints(tmp_path):
+    for name, step in [("snapshots/step-000020", None), ("snapshots/step-000010", None), ("model", 30)]:
+        d = tmp_path / name
+        d.mkdir(parents=True)
+        (d / "model_index.json").write_text("{}")
+        if step is not None:
+            (d / "training_captions.json").write_text(json.dumps({"step": step}))
+    (tmp_path / "checkpoint-10").mkdir()  # accelerate state: not a pipeline
+    assert [(s, p.name) for s, p in find_checkpoints(tmp_path)] == [(10, "step-000010"), (20, "step-000020"),
+                                                                    (30, "model")]
+    with pytest.raises(GalaxySDFileError, match="save_snapshots"):
+        find_checkpoints(tmp_path / "checkpoint-10")
+
+
+# ------------------------------------------------------------------------------- end to end
+def blobs(n, sigma, seed):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:32, 0:32] - 15.5
+    out = []
+    for _ in range(n):
+        s = sigma * rng.uniform(0.8, 1.2)
+        g = np.exp(-0.5 * (x ** 2 + y ** 2) / s ** 2)[..., None] * np.array([0.9, 0.8, 0.6])
+        out.append(np.clip(g * 255 + rng.normal(0, 5, g.shape), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from galaxysd_core.model_factory import build_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("eval")
+    pipe = build_tiny_pipeline(seed=0)
+    pipe.save_pretrained(root / "model")
+    torch.manual_seed(0)
+    MorphologyClassifier(ClassifierConfig(channels=[4, 8], image_size=16)).save_pretrained(root / "clf")
+    # a synthetic real cache in the prepared-cache format (no real images copied)
+    from PIL import Image
+
+    from galaxysd_core.dataset_cache import prepare_dataset
+
+    imgs = np.concatenate([blobs(12, 3.0, 0), blobs(12, 6.0, 1)])
+    records = []
+    for i, im in enumerate(imgs):
+        path = root / "img" / f"g{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(im).save(path)
+        cols = ["t01_smooth_or_features_a01_smooth"] if i < 12 else ["t04_spiral_a08_spiral"]
+        records.append({"id": f"g{i}", "image_path": str(path), "caption": SMOOTH if i < 12 else SPIRAL,
+                        "source": "synthetic", "targets": answer_targets(cols)})
+    prepare_dataset(records, root / "cache", resolution=32, crop_fraction=1.0, show_progress=False)
+    pd.DataFrame({"id": ["g0", "g1", "g12", "g13"], "caption": [SMOOTH, SMOOTH, SPIRAL, SPIRAL]}).to_csv(
+        root / "clf" / "split_test_ids.csv", index=False)
+    return root
+
+
+def test_cli_evaluate_writes_tidy_tables(tiny):
+    from galaxysd_core.cli import main
+
+    out = tiny / "out"
+    rc = main(["evaluate", "--model", str(tiny / "model"), "--prompts", SMOOTH, "-n", "3", "--steps", "2",
+               "--sweep", "guidance=1,6.5", "--real-cache", str(tiny / "cache"), "--classifier",
+               str(tiny / "clf"), "--min-reference", "5", "--quiet", "--out", str(out)])
+    assert rc == 0
+    table = pd.read_csv(out / "evaluation.csv")
+    assert len(table) == 2 and table["sweep_value"].tolist() == [1.0, 6.5]
+    assert table["guidance"].tolist() == [1.0, 6.5] and (table["steps"] == 2).all() and (table["n"] == 3).all()
+    for col in ("model", "prompt", "sweep_variable", "consistency", "precision", "recall", "density", "coverage",
+                "domain_fd", "domain_kid", "wasserstein_r50", "wasserstein_concentration", "wasserstein_asymmetry",
+                "wasserstein_ellipticity", "wasserstein_colour_gr", "seen:smooth", "reference", "n_real"):
+        assert col in table.columns, col
+    assert (table["reference"] == "same caption").all() and (table["n_real"] == 12).all()
+    assert table["prdc_k"].tolist() == [2, 2]  # k lowered to n - 1 for 3 images
+    assert table[["precision", "recall", "coverage"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert np.isfinite(table["domain_fd"]).all() and np.isfinite(table["domain_kid"]).all()
+    # a random tiny model paints noise textures with no galaxy (negative background-subtracted flux),
+    # so light profiles are undefined (NaN) there; finite values are tested in test_measure_known_sets
+    assert "wasserstein_r50" in table.columns
+    assert table["consistency"].between(0, 1).all()
+    rows = json.loads((out / "evaluation.json").read_text())["rows"]
+    assert rows[0]["model"] == "model" and rows[0]["sweep_variable"] == "guidance"
+    bench = json.loads((out / "real_benchmark.json").read_text())
+    assert bench["paper_real_consistency"] == 0.895
+    assert bench["consistency_on_real"]["images"] == "classifier held-out test ids"
+    assert bench["consistency_on_real"]["n_images"] == 4
+    assert bench["real_vs_real"]["sample_size"] == 3 and "domain_fd" in bench["real_vs_real"]
+    assert set(bench["physical"]["per_caption"]) == {SMOOTH, SPIRAL}
+    # the two blob populations differ in size as constructed (sigma 3 vs 6 px)
+    per = bench["physical"]["per_caption"]
+    assert per[SPIRAL]["r50"]["median"] > 1.5 * per[SMOOTH]["r50"]["median"]
+    cfg = json.loads((out / "evaluation_config.json").read_text())
+    assert cfg["config"]["n"] == 3 and cfg["sweeps"][0]["variable"] == "guidance" and "torch" in cfg["versions"]
+
+
+def test_evaluate_weight_sweep_without_real_and_checkpoints(tiny, tmp_path):
+    from galaxysd_core.pipeline import GalaxySDPipeline
+
+    pipe = GalaxySDPipeline.from_pretrained(tiny / "model")
+    cfg = EvaluationConfig(n=2, steps=1, guidance=1.0)
+    res = evaluate(pipe, [SPIRAL], config=cfg, sweeps=["weight:spiral galaxy=0.5,2"], classifier=tiny / "clf",
+                   progress=False)
+    t = res.table
+    assert t["prompt"].tolist() == ["sdss, features or disk-shaped, {spiral galaxy:0.5}",
+                                    "sdss, features or disk-shaped, {spiral galaxy:2}"]
+    assert (t["reference"] == "none").all() and t["precision"].isna().all() and res.benchmark is None
+    assert t["n_checked"].tolist() == [2, 2]
+    snaps = tmp_path / "run" / "snapshots"
+    for step in (5, 10):
+        pipe.save_pretrained(snaps / f"step-{step:06d}")
+    real = RealReference(images=np.concatenate([blobs(6, 3.0, 2), blobs(6, 6.0, 3)]), captions=[SMOOTH] * 12,
+                         ids=[str(i) for i in range(12)])
+    res = evaluate_checkpoints(tmp_path / "run", [SMOOTH], config=cfg, classifier=tiny / "clf", real=real,
+                               out_dir=tmp_path / "out", progress=False)
+    assert res.table["step"].tolist() == [5, 10]
+    # identical weights at both steps and fixed seeds: identical metrics
+    a, b = res.table.iloc[0], res.table.iloc[1]
+    for col in ("consistency", "precision", "domain_fd", "wasserstein_r50"):
+        assert a[col] == b[col] or (math.isnan(a[col]) and math.isnan(b[col]))
+    assert (tmp_path / "out" / "checkpoints.csv").is_file() and (tmp_path / "out" / "real_benchmark.json").is_file()
+
+
+def test_measure_known_sets(tiny):
+    from galaxysd_core.evaluation import measure
+
+    clf = MorphologyClassifier.from_pretrained(tiny / "clf")
+    small, large = blobs(16, 3.0, 5), blobs(16, 6.0, 6)
+    real = RealReference(images=np.concatenate([small, large]), captions=[SMOOTH] * 16 + [SPIRAL] * 16,
+                         ids=[str(i) for i in range(32)])
+    cfg = EvaluationConfig(n=8, k=3, kid_subsets=5, min_reference=10)
+    same = measure(small[:8], SMOOTH, clf, cfg, real)  # generated = real images of that caption
+    assert same["reference"] == "same caption" and same["n_real"] == 16
+    assert same["precision"] == 1.0 and same["wasserstein_r50"] < 0.3
+    other = measure(large[:8], SMOOTH, clf, cfg, real)  # twice as large as the smooth reference
+    assert other["wasserstein_r50"] > 5 * same["wasserstein_r50"] and other["wasserstein_r50"] > 1.0
+    assert other["domain_fd"] > same["domain_fd"]
+    fallback = measure(small[:8], "sdss, merger", clf, cfg, real)
+    assert fallback["reference"] == "all real" and fallback["n_real"] == 32

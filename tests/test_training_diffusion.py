@@ -1,0 +1,172 @@
+"""Diffusion training: tiny GalaxySD-mini run, resume after SIGKILL, SD-1.5-shaped fine-tune."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from galaxysd_core.captioning import answer_targets
+from galaxysd_core.dataset_cache import prepare_dataset
+from galaxysd_core.model_factory import TINY_CONFIG, build_tiny_sd15_components
+from galaxysd_core.pipeline import GalaxySDPipeline
+from galaxysd_core.training_diffusion import DiffusionTrainConfig, dihedral, feature_counts, train_diffusion
+
+REPO = Path(__file__).resolve().parents[1]
+CAPTIONS = {
+    "sdss, smooth": ["t01_smooth_or_features_a01_smooth"],
+    "sdss, features or disk-shaped, edge-on galaxy": ["t02_edgeon_a04_yes"],
+}
+
+
+def _blob(size, q, angle, seed):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] - size / 2
+    xr = x * math.cos(angle) + y * math.sin(angle)
+    yr = -x * math.sin(angle) + y * math.cos(angle)
+    img = np.exp(-(xr**2 + (yr / q) ** 2) / (2 * (size / 10) ** 2))
+    rgb = np.stack([img * 230, img * 200, img * 160], -1) + rng.normal(0, 4, (size, size, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cache")
+    records = []
+    for i in range(12):
+        caption = list(CAPTIONS)[i % 2]
+        path = root / f"g{i}.png"
+        Image.fromarray(_blob(48, 1.0 if i % 2 == 0 else 0.25, i * 0.5, i)).save(path)
+        records.append(dict(id=f"g{i}", image_path=path, caption=caption, source="synthetic",
+                            targets=answer_targets(CAPTIONS[caption])))
+    report = prepare_dataset(records, root / "prepared", resolution=32, crop_fraction=1.0, show_progress=False)
+    assert report.written == 12
+    return root / "prepared"
+
+
+def _tiny_cfg(cache, out, **kw):
+    base = dict(output_dir=str(out), caches=[str(cache)], model=TINY_CONFIG.to_dict(), derive_roundness=False,
+                vae_steps=2, vae_batch_size=4, train_batch_size=4, max_train_steps=4, checkpointing_steps=2,
+                validation_steps=2, validation_seeds=1, validation_inference_steps=2,
+                validation_prompts=["sdss, smooth"], lr_warmup_steps=1)
+    base.update(kw)
+    return DiffusionTrainConfig(**base)
+
+
+def test_dihedral_covers_eight_distinct_transforms():
+    import torch
+
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    outs = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
+    assert len(outs) == 8
+
+
+def test_feature_counts():
+    counts = feature_counts(["sdss, smooth", "sdss, smooth, dust lane", "sdss, merger"])
+    assert counts["smooth"] == 2 and counts["dust lane"] == 1 and counts["ring galaxy"] == 0
+
+
+def test_config_validation_and_yaml_round_trip(tmp_path):
+    from galaxysd_core.errors import GalaxySDValueError
+
+    with pytest.raises(GalaxySDValueError):
+        DiffusionTrainConfig(stage="everything")
+    with pytest.raises(GalaxySDValueError):
+        DiffusionTrainConfig(caption_dropout=1.5)
+    cfg = DiffusionTrainConfig(max_train_steps=7, caches=["a"])
+    cfg.save(tmp_path / "c.yaml")
+    assert DiffusionTrainConfig.from_yaml(tmp_path / "c.yaml") == cfg
+    sd = DiffusionTrainConfig.sd15_finetune("/models/sd15")
+    assert (sd.train_batch_size, sd.max_train_steps, sd.learning_rate, sd.lr_scheduler, sd.mixed_precision) == \
+        (16, 10_000, 1.6e-6, "one_cycle", "fp16")
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_model_log_and_validation(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    final = train_diffusion(_tiny_cfg(tiny_cache, out), show_progress=False)
+    pipe = GalaxySDPipeline.from_pretrained(final)
+    img = pipe("sdss, smooth", seed=0, num_inference_steps=2, output_type="np").images
+    assert img.shape == (1, 32, 32, 3)
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r.get("event") == "validation"] == [2, 4]
+    assert (out / "validation" / "step-000004.png").is_file()
+    assert (out / "snapshots" / "step-000002" / "model_index.json").is_file()
+    info = json.loads((final / "training_captions.json").read_text())
+    assert info["feature_counts"]["smooth"] == 6 and info["feature_counts"]["edge-on galaxy"] == 6
+    assert pipe.unseen_features(["smooth", "dust lane"]) == ["dust lane"]
+    assert (final / "train_config.yaml").is_file() and (out / "vae_stage" / "final" / "config.json").is_file()
+    vae_cfg = json.loads((final / "vae" / "config.json").read_text())
+    assert vae_cfg["scaling_factor"] != 0.18215, "latent scale is measured on the data"
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_step_count(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    cfg = _tiny_cfg(tiny_cache, out, max_train_steps=400, checkpointing_steps=2, validation_steps=1000,
+                    save_snapshots=False, resume_from_checkpoint="latest")
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg.save(cfg_path)
+    cmd = [sys.executable, str(REPO / "train" / "train_diffusion.py"), "--config", str(cfg_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            done = sorted(out.glob("checkpoint-*/DONE"))
+            if any(int(p.parent.name.split("-")[1]) >= 4 for p in done):
+                break
+            assert proc.poll() is None, "training exited before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint within 240 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    completed = [int(p.parent.name.split("-")[1]) for p in out.glob("checkpoint-*/DONE")]
+    last = max(completed)
+    cfg2 = DiffusionTrainConfig.from_yaml(cfg_path)
+    cfg2.max_train_steps = last + 2
+    final = train_diffusion(cfg2, show_progress=False)
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    resumes = [r for r in rows if r.get("event") == "resume"]
+    assert resumes and resumes[-1]["step"] == last
+    assert rows[-1]["event"] == "done" and rows[-1]["step"] == last + 2
+    assert (final / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_sd15_shaped_finetune_two_steps(tiny_cache, tmp_path):
+    comps = build_tiny_sd15_components(str(tmp_path / "tok"))
+    sd = tmp_path / "sd15"
+    GalaxySDPipeline(**comps).save_pretrained(sd)
+    # make the folder look like runwayml/stable-diffusion-v1-5 (StableDiffusionPipeline + extra components)
+    index = json.loads((sd / "model_index.json").read_text())
+    index.update({"_class_name": "StableDiffusionPipeline", "safety_checker": [None, None],
+                  "feature_extractor": [None, None], "requires_safety_checker": False})
+    (sd / "model_index.json").write_text(json.dumps(index))
+    before = GalaxySDPipeline.from_pretrained(sd)
+    assert not before.strict_vocabulary and before.default_size == 64
+    cfg = DiffusionTrainConfig.sd15_finetune(str(sd), caches=[str(tiny_cache)], output_dir=str(tmp_path / "ft"),
+                                             max_train_steps=2, train_batch_size=2, mixed_precision="no",
+                                             lr_warmup_steps=1, checkpointing_steps=1, validation_steps=2,
+                                             validation_seeds=1, validation_inference_steps=2,
+                                             validation_prompts=["sdss, smooth"], learning_rate=1e-3)
+    final = train_diffusion(cfg, show_progress=False)
+    after = GalaxySDPipeline.from_pretrained(final)
+    import torch
+
+    changed = any(not torch.equal(a, b) for a, b in zip(before.unet.parameters(), after.unet.parameters()))
+    te_changed = any(not torch.equal(a, b) for a, b in
+                     zip(before.text_encoder.parameters(), after.text_encoder.parameters()))
+    vae_same = all(torch.equal(a, b) for a, b in zip(before.vae.parameters(), after.vae.parameters()))
+    assert changed and te_changed and vae_same, "UNet and text encoder are fine-tuned, the VAE is frozen"
+    out = after("sdss, smooth, {dust lane:1.3}", seed=0, num_inference_steps=2, output_type="np")
+    assert out.images.shape == (1, 64, 64, 3)
+    assert (tmp_path / "ft" / "checkpoint-2" / "DONE").is_file()
