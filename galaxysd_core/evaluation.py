@@ -212,8 +212,14 @@ class RealReference:
             raise GalaxySDValueError("a real reference needs at least 2 images")
 
     @classmethod
-    def from_caches(cls, folders: Sequence[Union[str, Path]], max_real: Optional[int] = None) -> "RealReference":
-        """Load prepared caches; keep a deterministic id-hash subsample of ``max_real`` images."""
+    def from_caches(cls, folders: Sequence[Union[str, Path]], max_real: Optional[int] = None,
+                    priority_ids: Optional[Iterable[str]] = None) -> "RealReference":
+        """Load prepared caches; keep a deterministic subsample of at most ``max_real`` images.
+
+        Images whose id is in ``priority_ids`` (the classifier's held-out split) are kept first,
+        the rest are filled in id-hash order, so the subsample is reproducible and contains the
+        images the classifier never saw.
+        """
         from .dataset_cache import PreparedDataset
 
         datasets = [PreparedDataset.load(f) for f in folders]
@@ -221,7 +227,12 @@ class RealReference:
         ids = ds.index["id"].astype(str).tolist()
         idx = np.arange(len(ids))
         if max_real is not None and len(ids) > max_real:
-            idx = np.sort(_hash_rank(ids)[:max_real])
+            ranked = _hash_rank(ids)
+            if priority_ids is not None:
+                wanted = set(map(str, priority_ids))
+                first = np.array([ids[i] in wanted for i in ranked])
+                ranked = np.concatenate([ranked[first], ranked[~first]])
+            idx = np.sort(ranked[:max_real])
         return cls(images=ds.images[idx], captions=[ds.captions[i] for i in idx], ids=[ids[i] for i in idx],
                    folders=[str(f) for f in folders])
 
@@ -484,8 +495,10 @@ def evaluate(model, prompts: Sequence[str], *, config: Optional[EvaluationConfig
         raise GalaxySDValueError("no prompts to evaluate")
     sweeps = [s if isinstance(s, Sweep) else Sweep.parse(s) for s in sweeps]
     clf, clf_source = _load_classifier(classifier)
+    if test_ids is None:
+        test_ids = _test_ids(clf_source)
     if real is not None and not isinstance(real, RealReference):
-        real = RealReference.from_caches(list(real), max_real=config.max_real)
+        real = RealReference.from_caches(list(real), max_real=config.max_real, priority_ids=test_ids)
     pipe = load_pipeline(model)
     name = model_name(pipe, model)
 
@@ -510,8 +523,6 @@ def evaluate(model, prompts: Sequence[str], *, config: Optional[EvaluationConfig
             bar.update(1)
     bar.close()
     table = pd.DataFrame(rows)
-    if test_ids is None:
-        test_ids = _test_ids(clf_source)
     bench = real_benchmark(clf, real, config, test_ids) if (benchmark and real is not None) else None
     meta = {"config": config.to_dict(), "sweeps": [asdict(s) for s in sweeps], "model": str(model)
             if isinstance(model, (str, Path)) else name, "classifier": clf_source,
@@ -597,14 +608,15 @@ def evaluate_checkpoints(folder: Union[str, Path], prompts: Sequence[str], *,
 
     config = config or EvaluationConfig()
     clf, clf_source = _load_classifier(classifier)
+    test_ids = _test_ids(clf_source)
     if real is not None and not isinstance(real, RealReference):
-        real = RealReference.from_caches(list(real), max_real=config.max_real)
+        real = RealReference.from_caches(list(real), max_real=config.max_real, priority_ids=test_ids)
     tables, bench, meta = [], None, {}
     ckpts = find_checkpoints(folder)
     for i, (step, path) in enumerate(ckpts):
         res = evaluate(path, prompts, config=config, classifier=clf, real=real, benchmark=(i == 0),
                        progress=progress, extra_columns={"step": step, "checkpoint": path.name},
-                       test_ids=_test_ids(clf_source))
+                       test_ids=test_ids)
         tables.append(res.table)
         bench = bench or res.benchmark
         meta = res.meta

@@ -30,6 +30,7 @@ SQLite specifics (applied by engine event listeners)
 from __future__ import annotations
 
 import contextlib
+import functools
 import datetime as _dt
 import os
 import threading
@@ -41,9 +42,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .errors import GalaxySDFileError, GalaxySDValueError
+from .errors import GalaxySDError, GalaxySDFileError, GalaxySDValueError
 
-__all__ = ["Store", "VERDICTS", "default_url", "open_store", "Verdict"]
+__all__ = ["Store", "StoreError", "VERDICTS", "default_url", "open_store", "Verdict"]
 
 #: Accepted verdicts.
 VERDICTS = ("yes", "no", "unsure")
@@ -87,6 +88,22 @@ quiz_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_quiz_session", "session_id"),
 )
+
+
+class StoreError(GalaxySDError):
+    """The database could not be reached or refused an operation (the message names the URL)."""
+
+
+def _db_errors(fn):
+    """Turn SQLAlchemy/driver errors into :class:`StoreError` (shown as a message by the app)."""
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None) or exc
+            raise StoreError(f"store {self.url!r}: {type(orig).__name__}: {orig}") from None
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -204,6 +221,7 @@ class Store:
         self._schema_ready = False
 
     # ----------------------------------------------------------------------------- schema
+    @_db_errors
     def ensure_schema(self) -> None:
         """Create the tables if they do not exist (idempotent, safe from several processes)."""
         if self._schema_ready:
@@ -232,6 +250,7 @@ class Store:
             yield conn
 
     # ----------------------------------------------------------------------------- verdicts
+    @_db_errors
     def add_verdict(self, catalog: str, candidate_id: str, verdict: str, *, note: str = "", user: str = "",
                     session_id: str = "") -> int:
         """Record one vote (committed before returning); returns its row id.
@@ -266,6 +285,7 @@ class Store:
         return Verdict(id=int(r.id), catalog=r.catalog, candidate_id=r.candidate_id, verdict=r.verdict,
                        note=r.note or "", user=r.user or "", session_id=r.session_id or "", created_at=created)
 
+    @_db_errors
     def latest_verdicts(self, catalog: str) -> Dict[str, Verdict]:
         """Current verdict of every vetted candidate of ``catalog`` (its newest vote)."""
         catalog = _check_key(catalog, "catalog name")
@@ -276,6 +296,7 @@ class Store:
         with self._read() as conn:
             return {r.candidate_id: self._row(r) for r in conn.execute(q)}
 
+    @_db_errors
     def verdict_history(self, catalog: str, candidate_id: Optional[str] = None) -> List[Verdict]:
         """Every vote of ``catalog`` (or of one candidate), oldest first."""
         catalog = _check_key(catalog, "catalog name")
@@ -286,6 +307,7 @@ class Store:
         with self._read() as conn:
             return [self._row(r) for r in conn.execute(q.order_by(v.c.id))]
 
+    @_db_errors
     def count_verdicts(self, catalog: Optional[str] = None) -> int:
         """Number of stored votes (history rows), of one catalog or all."""
         q = sa.select(sa.func.count()).select_from(verdicts_table)
@@ -295,6 +317,7 @@ class Store:
             return int(conn.execute(q).scalar_one())
 
     # ----------------------------------------------------------------------------- quiz
+    @_db_errors
     def add_quiz_answer(self, *, session_id: str, chosen: int, fake_index: int, prompt: str = "",
                         user: str = "") -> bool:
         """Record one "spot the fake" answer; returns whether it was correct."""
@@ -313,6 +336,7 @@ class Store:
                                                     created_at=_now()))
         return correct
 
+    @_db_errors
     def quiz_summary(self, session_id: Optional[str] = None) -> Dict[str, Any]:
         """``{"answered": n, "correct": k, "accuracy": k/n or None}`` of a session or of everyone."""
         q = sa.select(sa.func.count(), sa.func.sum(sa.case((quiz_table.c.correct, 1), else_=0)))
@@ -324,6 +348,7 @@ class Store:
         return {"answered": n, "correct": k, "accuracy": (k / n) if n else None}
 
     # ----------------------------------------------------------------------------- health
+    @_db_errors
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check`` result (``"ok"`` when healthy); ``"ok"`` for non-SQLite stores."""
         if not self.is_sqlite:
@@ -332,6 +357,7 @@ class Store:
             rows = conn.exec_driver_sql("PRAGMA integrity_check").fetchall()
         return "\n".join(str(r[0]) for r in rows)
 
+    @_db_errors
     def journal_mode(self) -> Optional[str]:
         """SQLite journal mode (``"wal"``), None for other databases."""
         if not self.is_sqlite:

@@ -86,6 +86,7 @@ class DiffusionTrainConfig:
     max_grad_norm: float = 1.0
     min_snr_gamma: Optional[float] = 5.0
     caption_dropout: float = 0.1
+    tag_dropout: float = 0.15  # each tag after the prefix dropped alone (>= 1 kept): partial prompts work
     shuffle_tags: bool = True
     use_ema: bool = True
     ema_decay: float = 0.999
@@ -358,11 +359,23 @@ def _caption_batch(captions: Sequence[str], idx: torch.Tensor, rng: random.Rando
         if rng.random() < cfg.caption_dropout:
             parsed = ParsedPrompt(text="", words=(), weights=())
         else:
+            if cfg.tag_dropout:
+                text = drop_tags(text, cfg.tag_dropout, rng)
             if cfg.shuffle_tags:
                 text = shuffle_caption(text, rng)
             parsed = parse_prompt(text, strict=False)
         rows.append(tokenize_weighted(tokenizer, parsed, max_length, cache)[0])
     return torch.tensor(rows, dtype=torch.long)
+
+
+def drop_tags(caption: str, p: float, rng: random.Random) -> str:
+    """Drop each tag after the survey prefix with probability ``p``, keeping at least one tag."""
+    tags = [t.strip() for t in caption.split(",") if t.strip()]
+    head, rest = (tags[:1], tags[1:]) if tags and tags[0] == "sdss" else ([], tags)
+    if len(rest) <= 1:
+        return caption
+    kept = [t for t in rest if rng.random() >= p] or [rng.choice(rest)]
+    return ", ".join(head + kept)
 
 
 def _max_length(tokenizer, text_encoder) -> int:

@@ -200,3 +200,20 @@ def test_consistency_known_values():
 def test_consistency_checks_counts():
     with pytest.raises(GalaxySDValueError, match="one prompt per image"):
         consistency_from_probs(torch.zeros(3, 5), HEADS, ["sdss, smooth"] * 2)
+
+
+def test_classifier_embedding_wrapper_matches_precomputed_features():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
+    from galaxysd_core.metrics import ClassifierEmbedding
+
+    torch.manual_seed(0)
+    clf = MorphologyClassifier(ClassifierConfig(channels=[4, 8], image_size=16)).eval()
+    a, b = torch.rand(12, 3, 16, 16), torch.rand(12, 3, 16, 16) * 0.5
+    fid = FrechetInceptionDistance(feature=ClassifierEmbedding(clf), normalize=True)
+    fid.update(a, real=True)
+    fid.update(b, real=False)
+    expected = domain_fd(clf.embed_images(a).numpy(), clf.embed_images(b).numpy())
+    assert float(fid.compute()) == pytest.approx(expected, rel=1e-4)
+    assert not clf.training  # the wrapper keeps BatchNorm statistics frozen

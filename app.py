@@ -1,0 +1,51 @@
+"""GalaxySD Studio: a multipage Streamlit app over :mod:`galaxysd_core`.
+
+Run with ``streamlit run app.py``. Configuration comes from the environment:
+``GALAXYSD_MODEL_DIR`` (model folder; default ``assets/galaxysd-mini``), ``GALAXYSD_DATA_DIR``
+(real Galaxy Zoo images) and ``GALAXYSD_STORE_URL`` (verdict store; default SQLite under
+``~/.galaxysd``). Pages: Generate, Metrics, Real vs synthetic, Candidates, About.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # so the pages can import galaxysd_core and pages._ui
+    sys.path.insert(0, str(ROOT))
+
+from galaxysd_core import __version__, app_state  # noqa: E402
+
+st.set_page_config(page_title="GalaxySD Studio", page_icon=":material/blur_on:", layout="wide")
+
+status = app_state.model_status()
+pages = [
+    st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/auto_awesome:",
+            url_path="generate", default=status.ok),
+    st.Page(str(ROOT / "pages" / "metrics.py"), title="Metrics", icon=":material/monitoring:", url_path="metrics"),
+    st.Page(str(ROOT / "pages" / "real_vs_synthetic.py"), title="Real vs synthetic", icon=":material/compare:",
+            url_path="real-vs-synthetic"),
+    st.Page(str(ROOT / "pages" / "candidates.py"), title="Candidates", icon=":material/fact_check:",
+            url_path="candidates"),
+    st.Page(str(ROOT / "pages" / "about.py"), title="About" if status.ok else "Getting started",
+            icon=":material/info:", url_path="about", default=not status.ok),
+]
+page = st.navigation(pages)
+
+# Widget values under "keep." keys survive page switches: Streamlit drops the state of widgets that a
+# run does not draw, unless the key is re-assigned (the documented multipage pattern).
+for _key in [k for k in st.session_state.keys() if isinstance(k, str) and k.startswith("keep.")]:
+    st.session_state[_key] = st.session_state[_key]
+
+with st.sidebar:
+    if status.ok:
+        st.caption(f"Model: **{status.path.name}**")
+    else:
+        st.caption(":orange[No model found] — see *Getting started*.")
+    st.text_input("Your name (optional)", key="user_name", max_chars=100,
+                  help="Stored with your candidate verdicts and quiz answers.")
+    st.caption(f"GalaxySD Studio · galaxysd_core {__version__}")
+
+page.run()
