@@ -22,15 +22,12 @@ st.set_page_config(page_title="GalaxySD Studio", page_icon=":material/blur_on:",
 
 status = app_state.model_status()
 pages = [
-    st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/auto_awesome:",
-            url_path="generate", default=status.ok),
-    st.Page(str(ROOT / "pages" / "metrics.py"), title="Metrics", icon=":material/monitoring:", url_path="metrics"),
-    st.Page(str(ROOT / "pages" / "real_vs_synthetic.py"), title="Real vs synthetic", icon=":material/compare:",
-            url_path="real-vs-synthetic"),
-    st.Page(str(ROOT / "pages" / "candidates.py"), title="Candidates", icon=":material/fact_check:",
-            url_path="candidates"),
+    st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/auto_awesome:", default=status.ok),
+    st.Page(str(ROOT / "pages" / "metrics.py"), title="Metrics", icon=":material/monitoring:"),
+    st.Page(str(ROOT / "pages" / "real_vs_synthetic.py"), title="Real vs synthetic", icon=":material/compare:"),
+    st.Page(str(ROOT / "pages" / "candidates.py"), title="Candidates", icon=":material/fact_check:"),
     st.Page(str(ROOT / "pages" / "about.py"), title="About" if status.ok else "Getting started",
-            icon=":material/info:", url_path="about", default=not status.ok),
+            icon=":material/info:", default=not status.ok),
 ]
 page = st.navigation(pages)
 

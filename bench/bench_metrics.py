@@ -75,6 +75,12 @@ def main(argv=None) -> int:
         pool = PreparedDataset.load(args.cache).images
     print(f"classifier: {source}; images: {args.cache or 'synthetic blobs'}; torch threads {torch.get_num_threads()}")
     prompt = "sdss, features or disk-shaped, spiral galaxy"
+    # warm-up: imports (sklearn, torchmetrics, scipy) and first-call allocations are not timed
+    w = synthetic(16, 2)
+    fw = clf.embed_images(w).numpy()
+    prompt_consistency(clf, w, prompt)
+    distribution_metrics(fw, fw[::-1].copy(), k=3, kid_subsets=2)
+    compare_physical(physical_stats(w[:2]), physical_stats(w[2:4]))
     results = {}
     for n in args.sizes:
         if pool is not None:

@@ -182,8 +182,8 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
         The catalog; a folder means the ``candidates.ecsv`` or ``candidates.csv`` inside it. A
         file-like object (e.g. a Streamlit ``UploadedFile``) should have a ``name``.
     name : str, optional
-        Store key of the catalog; default the file stem (the folder name for a folder's
-        ``candidates.*``).
+        Store key of the catalog; default the file stem (the folder name for a file called
+        ``candidates.csv`` / ``candidates.ecsv``).
     images_dir : path, optional
         Folder relative ``image_path`` values refer to; default the catalog's folder (for bytes or
         uploads without one, relative paths cannot be resolved and ``image_exists`` is False).
@@ -219,7 +219,8 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
         data = path.read_bytes()
         label = str(path)
         base = Path(images_dir).expanduser() if images_dir is not None else path.parent
-        default_name = folder_name or path.stem
+        # a file called candidates.* is named after its folder (e.g. "demo_candidates")
+        default_name = folder_name or (path.parent.name if path.stem == "candidates" else path.stem)
     else:
         if isinstance(source, (bytes, bytearray, memoryview)):
             data, label = bytes(source), "uploaded catalog"

@@ -136,7 +136,11 @@ class ClassifierConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ClassifierConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kwargs = {k: v for k, v in data.items() if k in names}
+        # configs written before ``stem_stride`` existed describe the stride-1 + max-pool stem; the
+        # weights have the same shapes either way, so the default must not silently change the network
+        kwargs.setdefault("stem_stride", 1)
+        return cls(**kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -344,6 +348,7 @@ class MorphologyClassifier(nn.Module):
         (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt", "class": type(self).__name__})
+        _chmod_umask(out / WEIGHTS_NAME)  # safetensors writes 0600; give it the permissions of the other files
         (out / CARD_NAME).write_text(card if card is not None else _minimal_card(self))
         return out
 
@@ -393,6 +398,17 @@ class MorphologyClassifier(nn.Module):
                 f"the two files come from different models") from None
         model.training_info = raw.get("training", {})
         return model.eval()
+
+
+def _chmod_umask(path: Path) -> None:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(path, 0o666 & ~mask)
+    except OSError:  # pragma: no cover - e.g. a read-only or foreign file system
+        pass
 
 
 def _version() -> str:
@@ -823,8 +839,27 @@ def _card(model: MorphologyClassifier, report: Mapping[str, Any]) -> str:
         "",
         "Data: SDSS (acknowledge SDSS) and Galaxy Zoo 1/2 (Lintott et al. 2008, 2011; Willett et al. 2013).",
         "",
+        "## Reproduce",
+        "",
+        "```",
+        f"python train/train_classifier.py --cache {' '.join(report['caches'])} --epochs {s['epochs']} "
+        f"--batch-size {s['batch_size']} --lr {s['learning_rate']} --max-minutes {s['max_minutes']} --seed {s['seed']}",
+        "```",
+        "",
+        "With a wall-clock budget the number of steps depends on the machine's load.",
+        "",
     ]
     return "\n".join(lines)
+
+
+def rewrite_card(directory: Union[str, Path]) -> Path:
+    """Regenerate ``README.md`` of a trained classifier from its ``config.json`` (no retraining)."""
+    folder = Path(directory)
+    model = MorphologyClassifier.from_pretrained(folder)
+    if not model.training_info:
+        raise GalaxySDFileError(f"{str(folder / CONFIG_NAME)!r} has no training report to write a card from")
+    (folder / CARD_NAME).write_text(_card(model, model.training_info))
+    return folder / CARD_NAME
 
 
 def fit_from_caches(cache_dirs: Sequence[Union[str, Path]], out_dir: Union[str, Path], *,

@@ -6,6 +6,7 @@ Not a page itself (``app.py`` lists the pages explicitly with ``st.navigation``)
 from __future__ import annotations
 
 import os
+import runpy
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,28 @@ from PIL import Image
 
 from galaxysd_core import app_state, config
 from galaxysd_core.errors import GalaxySDError
+
+APP_PATH = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def ensure_app_navigation() -> None:
+    """Make sure the page runs under ``app.py``'s ``st.navigation``.
+
+    Streamlit treats an app with a ``pages/`` folder as a legacy (v1) multipage app until a run
+    calls ``st.navigation``; a first visitor opening e.g. ``/generate`` directly (and every
+    ``AppTest`` run, which resets that state) would then get this page without ``app.py`` (no page
+    config, no sidebar, pages listed by file name). Every page calls this first: in that case it
+    switches Streamlit to ``st.navigation`` mode, runs ``app.py`` in place (which draws the sidebar
+    and runs this same page through the navigation) and stops the legacy run. No rerun is
+    involved, so a button press that started the run is not lost.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(APP_PATH), run_name="__main__")
+        st.stop()
+
 
 #: Side (pixels) at which small images are shown, enlarged with nearest-neighbour sampling.
 THUMB_PX = 160
@@ -112,7 +135,7 @@ def data_dir_notice() -> None:
         "**No real-data folder configured.** Set the environment variable "
         f"`{config.DATA_DIR_ENV}` before starting the app (e.g. "
         f"`{config.DATA_DIR_ENV}=~/gz2 streamlit run app.py`) or type a folder in the sidebar.\n\n"
-        "Download the Galaxy Zoo 2 release (Hart et al. 2016 table + images, ~3.5 GB) with "
+        "Download the Galaxy Zoo 2 release (Hart et al. 2016 table + about 3.4 GB of images) with "
         "`python -m galaxysd_core data download --out ~/gz2 --extract` (the `galaxysd data download` command). "
         "A folder with a `labels.csv` and images (like the Galaxy Zoo 1 cutouts) works too.",
         icon=":material/folder_open:")
@@ -160,3 +183,7 @@ def _thumb(path: str, px: int, mtime: float) -> Optional[np.ndarray]:
         im.thumbnail((px, px), Image.Resampling.LANCZOS)
         return np.asarray(im)
     return enlarge(arr, px)
+
+
+if __name__ == "__main__":  # opened as a legacy page (/ui): hand over to app.py
+    ensure_app_navigation()

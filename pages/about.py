@@ -8,6 +8,8 @@ import streamlit as st
 from galaxysd_core import __version__, config
 from pages import _ui
 
+_ui.ensure_app_navigation()
+
 status = _ui.model_status()
 st.title("GalaxySD Studio" if status.ok else "Getting started with GalaxySD Studio")
 st.markdown(

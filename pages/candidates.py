@@ -11,6 +11,8 @@ from galaxysd_core import candidates as cands
 from galaxysd_core.errors import GalaxySDError
 from pages import _ui
 
+_ui.ensure_app_navigation()
+
 ss = st.session_state
 SOURCES = {"shipped": "Shipped catalog", "path": "Catalog file on the server", "upload": "Upload a catalog"}
 BADGE = {"yes": ":green[**yes**]", "no": ":red[**no**]", "unsure": ":orange[**unsure**]", None: ":gray[not vetted]"}
@@ -158,26 +160,25 @@ with main:
         note_key = f"cand.note.{catalog.name}.{row['id']}"
         ss.setdefault(note_key, row["note"] if isinstance(row["note"], str) else "")
         st.text_input("Note (saved with the verdict)", key=note_key, max_chars=2000)
-        v1, v2, v3 = st.columns(3)
-        args = lambda v: (catalog.name, row["id"], v, note_key, next_id)  # noqa: E731
-        v1.button("Yes", key="btn.cand.yes", on_click=vote, args=args("yes"), shortcut="Y", type="primary",
-                  use_container_width=True)
-        v2.button("No", key="btn.cand.no", on_click=vote, args=args("no"), shortcut="N", use_container_width=True)
-        v3.button("Unsure", key="btn.cand.unsure", on_click=vote, args=args("unsure"), shortcut="U",
-                  use_container_width=True)
-        n1, n2 = st.columns(2)
-        n1.button("Previous", key="btn.cand.prev", on_click=go_to, args=(catalog.name, ids[pos - 1]),
-                  shortcut="Left", disabled=pos == 0, use_container_width=True, icon=":material/arrow_back:")
-        n2.button("Next", key="btn.cand.next", on_click=go_to,
-                  args=(catalog.name, ids[pos + 1] if pos + 1 < len(ids) else None), shortcut="Right",
-                  disabled=pos + 1 >= len(ids), use_container_width=True, icon=":material/arrow_forward:")
-        st.caption(f"Keys: Y / N / U vote, ← / → move. {pos + 1} of {len(ids)} shown.")
-        history = store.verdict_history(catalog.name, row["id"])
-        if len(history) > 1:
-            with st.expander(f"History ({len(history)} votes)"):
-                for h in reversed(history):
-                    st.caption(f"{h.created_at:%Y-%m-%d %H:%M} · {h.verdict} · {h.user or 'anonymous'}"
-                               + (f" · {h.note}" if h.note else ""))
+    v1, v2, v3, n1, n2 = st.columns(5)
+    args = lambda v: (catalog.name, row["id"], v, note_key, next_id)  # noqa: E731
+    v1.button("Yes", key="btn.cand.yes", on_click=vote, args=args("yes"), shortcut="Y", type="primary",
+              width="stretch")
+    v2.button("No", key="btn.cand.no", on_click=vote, args=args("no"), shortcut="N", width="stretch")
+    v3.button("Unsure", key="btn.cand.unsure", on_click=vote, args=args("unsure"), shortcut="U", width="stretch")
+    n1.button("Previous", key="btn.cand.prev", on_click=go_to, args=(catalog.name, ids[pos - 1]),
+              shortcut="Left", disabled=pos == 0, width="stretch")
+    n2.button("Next", key="btn.cand.next", on_click=go_to,
+              args=(catalog.name, ids[pos + 1] if pos + 1 < len(ids) else None), shortcut="Right",
+              disabled=pos + 1 >= len(ids), width="stretch")
+    st.caption(f"Keys: Y / N / U vote (saved at once, then the next unvetted candidate opens), ← / → move. "
+               f"{pos + 1} of {len(ids)} shown.")
+    history = store.verdict_history(catalog.name, row["id"])
+    if len(history) > 1:
+        with st.expander(f"History ({len(history)} votes)"):
+            for h in reversed(history):
+                st.caption(f"{h.created_at:%Y-%m-%d %H:%M} · {h.verdict} · {h.user or 'anonymous'}"
+                           + (f" · {h.note}" if h.note else ""))
 
 with side:
     pages = max(1, -(-len(view) // PER_PAGE))
@@ -199,5 +200,5 @@ with side:
                 st.caption("(no image)")
             label = f"{'▶ ' if r.id == current else ''}{r.id}"
             st.button(label, key=f"btn.cand.open.{r.id}", on_click=go_to, args=(catalog.name, r.id),
-                      use_container_width=True, type="tertiary")
+                      width="stretch", type="tertiary")
             st.caption(f"{r.score:.3g} · {BADGE[r.verdict] if isinstance(r.verdict, str) else BADGE[None]}")

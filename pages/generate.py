@@ -11,6 +11,8 @@ from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.pipeline import MAX_GUIDANCE, SCHEDULERS
 from pages import _ui
 
+_ui.ensure_app_navigation()
+
 OFF = "off"
 DEFAULT_PROMPT = "sdss, smooth, completely round galaxy"
 CONTROLS = app_state.question_controls()

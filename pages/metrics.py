@@ -10,6 +10,9 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from galaxysd_core import app_state, config
+from pages import _ui
+
+_ui.ensure_app_navigation()
 
 st.title("Metrics")
 model_dir = config.model_dir()
@@ -188,7 +191,7 @@ if bundle.augmentation is None:
 else:
     aug = bundle.augmentation
     st.dataframe(aug, hide_index=True)
-    cat = [c for c in aug.columns if aug[c].dtype == object]
+    cat = [c for c in aug.columns if not pd.api.types.is_numeric_dtype(aug[c])]
     num = [c for c in aug.select_dtypes("number").columns]
     if cat and num:
         ycol = st.selectbox("Metric", num, key="metrics.aug_metric")

@@ -11,6 +11,8 @@ from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.metrics.physical import STAT_UNITS, STATS, compare_physical, physical_stats
 from pages import _ui
 
+_ui.ensure_app_navigation()
+
 ss = st.session_state
 CUSTOM = "(type a prompt)"
 

@@ -104,7 +104,7 @@ def test_masked_bce_ignores_unknown_targets():
     loss.backward()
     assert logits.grad[:, 1].abs().sum() == 0  # no gradient through unknown targets
     all_nan = masked_bce_with_logits(torch.zeros(2, 2, requires_grad=True), torch.full((2, 2), float("nan")))
-    assert float(all_nan) == 0.0
+    assert float(all_nan.detach()) == 0.0
     pw = masked_bce_with_logits(logits.detach(), targets, pos_weight=torch.tensor([3.0, 1.0]))
     assert float(pw) == pytest.approx((3 * math.log1p(math.exp(-2.0)) + math.log1p(math.exp(0.5))) / 2, rel=1e-6)
 
@@ -194,3 +194,10 @@ def test_shipped_classifier_card():
     assert (split["caption"] == "sdss, merger").sum() >= 5  # rare classes are in the held-out set
     metrics = pd.DataFrame(model.training_info["metrics"])
     assert (metrics["auc"] > 0.7).all()  # every head well above chance (0.5) on held-out images
+
+
+def test_legacy_config_without_stem_stride_keeps_its_architecture():
+    cfg = ClassifierConfig(**SMALL).to_dict()
+    assert cfg["stem_stride"] == 2
+    del cfg["stem_stride"]
+    assert ClassifierConfig.from_dict(cfg).stem_stride == 1

@@ -22,8 +22,8 @@ Per image (all lengths in pixels of the image as given):
     red (Lupton et al. 2004, PASP 116, 133), so this follows g-r, but the asinh stretch and JPEG
     compression make it a *proxy*, ordered like g-r, not a calibrated magnitude.
 
-Background level and noise come from the image border (outer 4 pixels): median and the normalised
-median absolute deviation.
+Background level and noise come from the image border (outer 4 pixels): 3-sigma clipped mean and
+standard deviation (iterated to convergence).
 
 Why not statmorph / photutils
     statmorph (Rodriguez-Gomez et al. 2019) needs a segmentation map, a PSF-aware noise model and
@@ -67,12 +67,20 @@ def _to_float_image(image) -> np.ndarray:
 
 
 def _background(channel: np.ndarray) -> tuple:
-    from scipy.stats import median_abs_deviation
-
     b = BORDER
     border = np.concatenate([channel[:b].ravel(), channel[-b:].ravel(), channel[b:-b, :b].ravel(),
                              channel[b:-b, -b:].ravel()])
-    return float(np.median(border)), float(median_abs_deviation(border, scale="normal"))
+    # 3-sigma clipped mean, not median: the asinh stretch and JPEG clipping at 0 skew the sky noise,
+    # and flux sums need its expectation (the median leaves a positive pedestal that inflates radii).
+    # Own 6-line loop: scipy.stats.sigmaclip can clip every pixel of a near-constant border.
+    kept = border
+    for _ in range(10):
+        m, s = kept.mean(), kept.std()
+        nxt = kept[np.abs(kept - m) <= 3.0 * s]
+        if nxt.size == kept.size or nxt.size < 10:
+            break
+        kept = nxt
+    return float(kept.mean()), float(kept.std())
 
 
 def _radius_fraction(r: np.ndarray, flux: np.ndarray, fractions: Sequence[float], total: float) -> List[float]:

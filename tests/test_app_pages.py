@@ -1,0 +1,539 @@
+"""Streamlit pages driven with AppTest (tiny random model, synthetic data folder, temporary store),
+plus the non-UI logic behind them (galaxysd_core.app_state)."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from galaxysd_core import app_state, config, image_io
+from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.store import Store
+
+torch.set_num_threads(1)
+pytest.importorskip("streamlit.testing.v1")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180
+UNSEEN = ("dust lane", "ring galaxy")
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random pipeline saved like a trained one (with training caption counts)."""
+    from galaxysd_core.gz2_schema import caption_phrases
+    from galaxysd_core.model_factory import build_tiny_pipeline
+
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-model"
+    build_tiny_pipeline(seed=0).save_pretrained(folder)
+    counts = {p: (0 if p in UNSEEN else 10) for p in caption_phrases()}
+    (folder / "training_captions.json").write_text(json.dumps({"feature_counts": counts}))
+    return folder
+
+
+def _blob(seed: int, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] - size / 2
+    light = np.exp(-(x ** 2 + (y / rng.uniform(0.5, 1)) ** 2) / (2 * rng.uniform(4, 8) ** 2))
+    img = np.stack([light, 0.9 * light, 0.8 * light], -1) + rng.normal(0, 0.02, (size, size, 3))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A tiny synthetic real-data folder in the layout of gz2_examples (labels.csv + images)."""
+    root = tmp_path_factory.mktemp("data")
+    src = root / "examples"
+    (src / "images").mkdir(parents=True)
+    rows = []
+    for i in range(10):
+        col = "t01_smooth_or_features_a01_smooth" if i < 6 else "t08_odd_feature_a38_dust_lane"
+        name = f"images/g{i}.png"
+        Image.fromarray(_blob(i)).save(src / name)
+        rows.append({"filename": name, "gz2_column": col})
+    pd.DataFrame(rows).to_csv(src / "labels.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, tiny_model):
+    """Environment of one app session: tiny model, fresh store, no data folder."""
+    monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(tiny_model))
+    monkeypatch.setenv("GALAXYSD_STORE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    monkeypatch.setenv("GALAXYSD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GALAXYSD_DATA_DIR", raising=False)
+    return tmp_path
+
+
+def run_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def plot_values(trace_values) -> list:
+    """Values of a plotly trace array from a chart spec (plain list or base64 typed array)."""
+    if isinstance(trace_values, dict) and "bdata" in trace_values:
+        import base64
+
+        return np.frombuffer(base64.b64decode(trace_values["bdata"]), dtype=trace_values["dtype"]).tolist()
+    return list(trace_values)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+# ----------------------------------------------------------------------------- generate page
+def test_generate_controls_write_the_prompt(env):
+    at = run_app()
+    assert at.title[0].value == "Generate galaxies"
+    assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy"
+    at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("dust lane").run()
+    assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy, dust lane"
+    at.slider(key="keep.gen.w.t08_odd_feature").set_value(1.5).run()
+    assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy, {dust lane:1.5}"
+    # switching an answer of the same question replaces it (answers exclude each other)
+    at.selectbox(key="keep.gen.q.t01_smooth_or_features").set_value("features or disk-shaped").run()
+    assert at.text_area(key="keep.gen.prompt").value.startswith("sdss, features or disk-shaped, completely round")
+    at.selectbox(key="keep.gen.q.t07_rounded").set_value("off").run()
+    assert at.text_area(key="keep.gen.prompt").value == "sdss, features or disk-shaped, {dust lane:1.5}"
+    assert at.slider(key="keep.gen.w.t07_rounded").disabled
+
+
+def test_generate_text_moves_the_controls(env):
+    at = run_app()
+    at.text_area(key="keep.gen.prompt").set_value(
+        "sdss, features or disk-shaped, {spiral galaxy:1.3}, 2 spiral arms").run()
+    assert at.selectbox(key="keep.gen.q.t01_smooth_or_features").value == "features or disk-shaped"
+    assert at.selectbox(key="keep.gen.q.t04_spiral").value == "spiral galaxy"
+    assert at.slider(key="keep.gen.w.t04_spiral").value == pytest.approx(1.3)
+    assert at.selectbox(key="keep.gen.q.t11_arms_number").value == "2 spiral arms"
+    assert at.selectbox(key="keep.gen.q.t07_rounded").value == "off"
+    assert not at.error
+
+
+@pytest.mark.parametrize("text,message", [
+    ("sdss, {smooth:1.3", "unclosed"),
+    ("sdss, smooth, purple galaxy", "unknown word 'purple'"),
+    ("sdss, smooth, features or disk-shaped", "exclude each other"),
+])
+def test_generate_invalid_text_shows_the_grammar_error(env, text, message):
+    at = run_app()
+    at.text_area(key="keep.gen.prompt").set_value(text).run()
+    assert message in texts(at.error)
+    assert at.selectbox(key="keep.gen.q.t07_rounded").value == "completely round galaxy"  # controls unchanged
+
+
+def test_generate_weight_beyond_slider_is_noted(env):
+    at = run_app()
+    at.text_area(key="keep.gen.prompt").set_value("sdss, smooth, {completely round galaxy:2.6}").run()
+    assert at.slider(key="keep.gen.w.t07_rounded").value == pytest.approx(2.0)
+    assert "text keeps 2.6" in texts(at.caption)
+
+
+def test_generate_button_makes_images(env):
+    at = run_app()
+    at.slider(key="keep.gen.n_images").set_value(2).run()
+    at.slider(key="keep.gen.steps").set_value(3).run()
+    at.number_input(key="keep.gen.seed").set_value(11).run()
+    n_before = len(at.image)
+    at.button(key="btn.gen.generate").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    gallery = at.session_state["gen.gallery"]
+    assert len(gallery) == 2 and [it.seed for it in gallery] == [11, 12]
+    assert gallery[0].image.shape == (32, 32, 3) and gallery[0].image.dtype == np.uint8
+    assert len(at.image) >= n_before + 2
+    assert "seed 11" in " ".join(c for im in at.image for c in im.captions)
+    assert "Gallery (2 images" in texts(at.subheader)
+    # a second press adds to the gallery, newest first
+    at.radio(key="keep.gen.seed_mode").set_value("random").run()
+    at.button(key="btn.gen.generate").click().run()
+    assert len(at.session_state["gen.gallery"]) == 4
+
+
+def test_generate_request_limit_message(env):
+    at = run_app()
+    at.slider(key="keep.gen.n_images").set_value(16).run()
+    at.slider(key="keep.gen.steps").set_value(100).run()
+    at.button(key="btn.gen.generate").click().run()
+    assert "image-steps" in texts(at.error)
+    assert at.session_state["gen.gallery"] == []
+
+
+def test_generate_unseen_features_are_marked(env):
+    at = run_app()
+    options = at.selectbox(key="keep.gen.q.t08_odd_feature").options
+    assert "dust lane (unseen in training)" in options and "merger" in options
+    at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("dust lane").run()
+    assert "never seen in training" in texts(at.warning)
+
+
+def test_load_settings_from_png_restores_every_control(env):
+    at = run_app()
+    params = dict(negative_prompt="merger", num_images_per_prompt=3, num_inference_steps=7, guidance_scale=4.5,
+                  scheduler="euler_a", height=32, width=32, strength=None, init_image=False, model_name="tiny")
+    png = image_io.png_bytes(_blob(0, 32), "sdss, features or disk-shaped, {ring galaxy:1.4}", 1234, params)
+    at.file_uploader(key="up.gen.settings_png").set_value(("settings.png", png, "image/png")).run()
+    assert not at.error, texts(at.error)
+    assert at.text_area(key="keep.gen.prompt").value == "sdss, features or disk-shaped, {ring galaxy:1.4}"
+    assert at.selectbox(key="keep.gen.q.t08_odd_feature").value == "ring galaxy"
+    assert at.slider(key="keep.gen.w.t08_odd_feature").value == pytest.approx(1.4)
+    assert at.selectbox(key="keep.gen.q.t07_rounded").value == "off"
+    assert at.text_input(key="keep.gen.negative").value == "merger"
+    assert at.slider(key="keep.gen.steps").value == 7
+    assert at.slider(key="keep.gen.guidance").value == pytest.approx(4.5)
+    assert at.selectbox(key="keep.gen.scheduler").value == "euler_a"
+    assert at.number_input(key="keep.gen.seed").value == 1234
+    assert at.radio(key="keep.gen.seed_mode").value == "fixed"
+    assert at.slider(key="keep.gen.n_images").value == 3
+
+
+def test_load_settings_rejects_a_non_png(env):
+    at = run_app()
+    at.file_uploader(key="up.gen.settings_png").set_value(("x.png", b"not a png at all", "image/png")).run()
+    assert "not a PNG" in texts(at.error)
+    assert not at.exception
+
+
+def test_generated_png_round_trips_into_the_controls(env):
+    """Generate, take the PNG a user would download, load it back: same settings."""
+    at = run_app()
+    at.slider(key="keep.gen.n_images").set_value(1).run()
+    at.slider(key="keep.gen.steps").set_value(2).run()
+    at.selectbox(key="keep.gen.scheduler").set_value("dpmpp").run()
+    at.button(key="btn.gen.generate").click().run()
+    item = at.session_state["gen.gallery"][0]
+    png = image_io.png_bytes(item.image, item.prompt, item.seed, item.parameters)
+    at.selectbox(key="keep.gen.scheduler").set_value("ddim").run()
+    at.slider(key="keep.gen.steps").set_value(30).run()
+    at.file_uploader(key="up.gen.settings_png").set_value(("g.png", png, "image/png")).run()
+    assert at.selectbox(key="keep.gen.scheduler").value == "dpmpp"
+    assert at.slider(key="keep.gen.steps").value == 2
+
+
+def test_extrapolation_sweep_grid(env):
+    at = run_app()
+    at.slider(key="keep.gen.steps").set_value(2).run()
+    at.selectbox(key="keep.sweep.phrase").set_value("merger").run()
+    at.slider(key="keep.sweep.range").set_value((0.8, 2.0)).run()
+    at.slider(key="keep.sweep.n_weights").set_value(3).run()
+    at.slider(key="keep.sweep.n_seeds").set_value(2).run()
+    at.button(key="btn.gen.sweep").click().run()
+    assert not at.error, texts(at.error)
+    result = at.session_state["gen.sweep"]
+    assert result.weights == [0.8, 1.4, 2.0] and result.seeds == [0, 1]
+    assert len(result.grid) == 2 and all(len(row) == 3 for row in result.grid)
+    assert result.grid[1][2].prompt.endswith("{merger:2}") and result.grid[1][2].seed == 1
+
+
+def test_generate_start_image_from_upload(env):
+    at = run_app()
+    at.radio(key="keep.gen.init_mode").set_value("upload").run()
+    buf = io.BytesIO()
+    Image.fromarray(_blob(3)).save(buf, format="PNG")
+    at.file_uploader(key="up.gen.init").set_value(("galaxy.png", buf.getvalue(), "image/png")).run()
+    at.slider(key="keep.gen.n_images").set_value(1).run()
+    at.slider(key="keep.gen.steps").set_value(4).run()
+    at.button(key="btn.gen.generate").click().run()
+    assert not at.error, texts(at.error)
+    item = at.session_state["gen.gallery"][0]
+    assert item.parameters["init_image"] is True and item.parameters["strength"] == pytest.approx(0.6)
+
+
+def test_without_model_generate_explains_and_about_is_default(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(tmp_path / "no-model"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.title[0].value == "Getting started with GalaxySD Studio"
+    assert "GALAXYSD_MODEL_DIR" in texts(at.warning) and "train_diffusion.py" in texts(at.warning)
+    at.switch_page("pages/generate.py").run()
+    assert "No model to generate with" in texts(at.info)
+    assert at.button(key="btn.gen.generate").disabled
+
+
+def test_settings_survive_a_page_switch(env):
+    at = run_app()
+    at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("merger").run()
+    at.slider(key="keep.gen.steps").set_value(9).run()
+    at.switch_page("pages/about.py").run()
+    at.switch_page("pages/generate.py").run()
+    assert at.selectbox(key="keep.gen.q.t08_odd_feature").value == "merger"
+    assert at.slider(key="keep.gen.steps").value == 9
+    assert "merger" in at.text_area(key="keep.gen.prompt").value
+
+
+# ----------------------------------------------------------------------------- metrics page
+def _write_metrics(model_dir: Path, assets: Path) -> None:
+    from galaxysd_core.morphology_stats import describe
+
+    m = model_dir / "metrics"
+    m.mkdir(parents=True)
+    steps = [0, 500, 1000]
+    rows = [{"step": s, "prompt": p, "consistency": 0.3 + 0.2 * i + 0.05 * j, "precision": 0.5, "recall": 0.4,
+             "density": 0.7, "coverage": 0.6, "domain_fd": 30 - 10 * i, "domain_kid": 0.1}
+            for i, s in enumerate(steps) for j, p in enumerate(["sdss, smooth", "sdss, merger"])]
+    pd.DataFrame(rows).to_csv(m / "training_metrics.csv", index=False)
+    (m / "real_benchmark.json").write_text(json.dumps({"consistency": 0.85, "paper_real_consistency": 0.895,
+                                                       "real_vs_real": {"domain_fd": 2.0}}))
+    pareto = [{"prompt": p, "sweep_variable": "weight:dust lane", "sweep_value": w, "realism": 0.8 - 0.2 * w,
+               "diversity": 0.3 + 0.1 * w, "consistency": 0.5} for p in ("a", "b") for w in (0.8, 1.3, 2.0)]
+    pd.DataFrame(pareto).to_csv(m / "pareto.csv", index=False)
+    describe(["sdss, smooth", "sdss, smooth, completely round galaxy", "sdss, merger"] * 3).save(
+        m / "morphology_distribution" / "gz1_sdss")
+    (assets / "classifier").mkdir(parents=True)
+    (assets / "classifier" / "README.md").write_text("# Test classifier card\n\nheads: smooth")
+    pd.DataFrame({"phrase": ["smooth", "merger"], "precision": [0.9, 0.2], "recall": [0.8, 0.5],
+                  "auc": [0.9, 0.7]}).to_csv(assets / "classifier" / "metrics.csv", index=False)
+    (assets / "augmentation").mkdir()
+    pd.DataFrame({"setting": ["real only", "real + generated"], "feature": ["merger", "merger"],
+                  "recall": [0.5, 0.6]}).to_csv(assets / "augmentation" / "results.csv", index=False)
+
+
+def test_metrics_page_plots_fixture_files(env, monkeypatch, tmp_path):
+    model = tmp_path / "model-with-metrics"
+    assets = tmp_path / "assets"
+    _write_metrics(model, assets)
+    monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(model))
+    monkeypatch.setattr(config, "ASSETS_DIR", assets)
+    at = run_app("metrics")
+    charts = at.get("plotly_chart")
+    # consistency, PRDC, distances, pareto, sweep consistency, feature bars, UpSet, classifier, augmentation
+    assert len(charts) >= 9, len(charts)
+    assert not at.info and not at.warning, texts(at.info) + texts(at.warning)
+    consistency = json.loads(charts[0].proto.spec)
+    assert [round(v, 3) for v in plot_values(consistency["data"][0]["y"])] == [0.325, 0.525, 0.725]  # mean
+    assert any("0.850" in str(a.get("text")) for a in consistency["layout"]["annotations"])
+    at.selectbox(key="metrics.train_prompt").set_value("sdss, merger").run()
+    consistency = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [round(v, 3) for v in plot_values(consistency["data"][0]["y"])] == [0.35, 0.55, 0.75]
+
+
+def test_metrics_page_without_files_explains_how_to_make_them(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(tmp_path / "empty-model"))
+    monkeypatch.setattr(config, "ASSETS_DIR", tmp_path / "no-assets")
+    at = run_app("metrics")
+    info = texts(at.info)
+    assert "galaxysd_core evaluate --checkpoints" in info and "--sweep" in info
+    assert "data describe" in info and "train_classifier.py" in info and "augmentation" in info
+    assert not at.get("plotly_chart")
+
+
+def test_metrics_page_reports_unreadable_files(env, monkeypatch, tmp_path):
+    m = tmp_path / "m" / "metrics"
+    m.mkdir(parents=True)
+    (m / "training_metrics.csv").write_text("consistency\n0.5\n")  # no step column
+    (m / "real_benchmark.json").write_text("{not json")
+    monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(tmp_path / "m"))
+    at = run_app("metrics")
+    assert "no 'step' column" in texts(at.warning) and "real_benchmark.json" in texts(at.warning)
+
+
+# ----------------------------------------------------------------------------- candidates page
+def test_candidates_vote_is_stored_and_advances(env):
+    at = run_app("candidates")
+    assert "0 / 12 vetted" in at.get("progress")[0].proto.text
+    assert "demo-00" in texts(at.subheader)
+    at.text_input(key="cand.note.demo_candidates.demo-00").set_value("clear ring").run()
+    at.button(key="btn.cand.yes").click().run()
+    assert not at.exception and not at.error
+    store = Store(f"sqlite:///{env / 'store.sqlite'}")
+    latest = store.latest_verdicts("demo_candidates")
+    assert latest["demo-00"].verdict == "yes" and latest["demo-00"].note == "clear ring"
+    assert "1 / 12 vetted" in at.get("progress")[0].proto.text and "1 yes" in at.get("progress")[0].proto.text
+    assert "demo-01" in texts(at.subheader)  # moved on to the next unvetted candidate
+    at.button(key="btn.cand.no").click().run()
+    at.button(key="btn.cand.unsure").click().run()
+    latest = store.latest_verdicts("demo_candidates")
+    assert (latest["demo-01"].verdict, latest["demo-02"].verdict) == ("no", "unsure")
+    # filter: only the 'yes'
+    at.get("button_group")[0].set_value("yes").run()
+    assert "1 candidates" in texts(at.markdown) and "demo-00" in texts(at.subheader)
+    # change a verdict: history keeps both, the latest counts
+    at.button(key="btn.cand.no").click().run()
+    assert store.latest_verdicts("demo_candidates")["demo-00"].verdict == "no"
+    assert [v.verdict for v in store.verdict_history("demo_candidates", "demo-00")] == ["yes", "no"]
+
+
+def test_candidates_navigation_and_export_buttons(env):
+    at = run_app("candidates")
+    at.button(key="btn.cand.next").click().run()
+    assert "demo-01" in texts(at.subheader)
+    at.button(key="btn.cand.open.demo-05").click().run()
+    assert "demo-05" in texts(at.subheader)
+    links = texts(at.markdown)
+    assert "skyserver.sdss.org" in links and "legacysurvey.org/viewer" in links
+    downloads = {d.proto.label: d for d in at.get("download_button")}
+    assert downloads["Export CSV"].proto.disabled  # nothing vetted yet
+    at.button(key="btn.cand.yes").click().run()
+    downloads = {d.proto.label: d for d in at.get("download_button")}
+    assert not downloads["Export CSV"].proto.disabled and not downloads["Export ECSV"].proto.disabled
+
+
+def test_candidates_bad_upload_shows_message(env):
+    at = run_app("candidates")
+    at.radio(key="keep.cand.source").set_value("upload").run()
+    at.file_uploader(key="up.cand.file").set_value(("bad.csv", b"id,image_path\na,x.png\n", "text/csv")).run()
+    assert "lacks column(s) ['score']" in texts(at.error)
+    assert not at.exception
+
+
+def test_candidates_catalog_from_path(env, tmp_path):
+    Image.fromarray(_blob(1)).save(tmp_path / "a.png")
+    (tmp_path / "mine.csv").write_text("id,score,image_path\nx,0.1,a.png\ny,0.9,a.png\n")
+    at = run_app("candidates")
+    at.radio(key="keep.cand.source").set_value("path").run()
+    at.text_input(key="keep.cand.path").set_value(str(tmp_path / "mine.csv")).run()
+    assert "y" in texts(at.subheader) and "0 / 2 vetted" in at.get("progress")[0].proto.text
+    assert "no coordinates" in texts(at.caption)
+
+
+# ----------------------------------------------------------------------------- real vs synthetic
+def test_real_vs_synthetic_without_data_explains_setup(env):
+    at = run_app("real_vs_synthetic")
+    info = texts(at.info)
+    assert "GALAXYSD_DATA_DIR" in info and "data download" in info
+
+
+def test_real_vs_synthetic_with_data_compare_and_quiz(env, monkeypatch, data_dir):
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(data_dir))
+    at = run_app("real_vs_synthetic")
+    assert not at.error and not at.warning, texts(at.error) + texts(at.warning)
+    assert at.selectbox(key="keep.rvs.caption").value == "sdss, smooth"  # most common caption first
+    at.slider(key="keep.rvs.n").set_value(4).run()
+    n_real = len(at.image)
+    assert n_real == 4
+    at.button(key="btn.rvs.generate").click().run()
+    assert not at.error, texts(at.error)
+    assert len(at.image) == 8
+    assert at.get("plotly_chart"), "light-profile histograms missing"
+    at.button(key="btn.rvs.quiz_new").click().run()
+    quiz = at.session_state["rvs.quiz"]
+    assert len(quiz.images) == 4 and 0 <= quiz.fake_index < 4
+    at.button(key=f"btn.rvs.quiz_pick.{quiz.fake_index}").click().run()
+    assert "Right, that one was generated" in texts(at.success)
+    summary = Store(f"sqlite:///{env / 'store.sqlite'}").quiz_summary()
+    assert summary == {"answered": 1, "correct": 1, "accuracy": 1.0}
+    assert "Your score: 1/1" in texts(at.caption)
+
+
+def test_real_vs_synthetic_sidebar_path_and_bad_folder(env, tmp_path):
+    at = run_app("real_vs_synthetic")
+    at.sidebar.text_input(key="data_dir").set_value(str(tmp_path / "missing")).run()
+    assert "does not exist" in texts(at.error)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    at.sidebar.text_input(key="data_dir").set_value(str(empty)).run()
+    assert "No galaxies with images" in texts(at.warning)
+
+
+# ----------------------------------------------------------------------------- app_state logic
+def test_check_request_limits():
+    app_state.check_request(16, 50)
+    with pytest.raises(GalaxySDValueError, match="image-steps"):
+        app_state.check_request(16, 51)
+    with pytest.raises(GalaxySDValueError, match="at most 16"):
+        app_state.check_request(17, 1)
+    with pytest.raises(GalaxySDValueError):
+        app_state.check_request(0, 10)
+
+
+def test_generation_gate_serialises_and_times_out():
+    gate = app_state.GenerationGate(1)
+    running, peak = [0], [0]
+    lock = threading.Lock()
+
+    def work():
+        with gate.slot(timeout=30):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.02)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1
+    with gate.slot(timeout=1):
+        with pytest.raises(app_state.ServerBusyError, match="busy"):
+            with gate.slot(timeout=0.05):
+                pass
+    assert gate.running == 0 and gate.waiting == 0
+
+
+def test_controls_round_trip_every_feature():
+    for control in app_state.question_controls():
+        for phrase in control.phrases:
+            for w in (0.5, 1.0, 1.35, 2.0):
+                state, notes = app_state.controls_from_features({phrase: w})
+                assert state[control.stem] == (phrase, w) and notes == []
+                text = app_state.prompt_from_controls(state)
+                assert app_state.controls_from_prompt(text)[0] == state
+    stems = [c.stem for c in app_state.question_controls()]
+    assert stems[0] == "t01_smooth_or_features" and "t06_odd" not in stems  # t06 has no captioned answer
+
+
+def test_settings_from_png_clamps_and_notes():
+    settings, notes = app_state.settings_from_png({"prompt": "sdss, smooth", "num_inference_steps": 500,
+                                                   "guidance_scale": 7, "scheduler": "unipc", "seed": 2**40,
+                                                   "init_image": True, "strength": 0.3})
+    assert settings["steps"] == app_state.MAX_UI_STEPS and settings["seed"] == app_state.MAX_UI_SEED
+    assert settings["strength"] == 0.3 and "scheduler" not in settings
+    assert any("unipc" in n for n in notes) and any("img2img" in n for n in notes)
+    with pytest.raises(GalaxySDValueError):
+        app_state.settings_from_png({"seed": 1})
+
+
+def test_real_index_and_matches(data_dir):
+    index, problems = app_state.load_real_index(data_dir)
+    assert problems == [] and len(index) == 10
+    rows, match = app_state.real_matches(index, "sdss, {dust lane:1.5}", 10)
+    assert match == "same caption" and len(rows) == 4
+    rows, match = app_state.real_matches(index, "sdss, merger", 10)
+    assert match == "none" and len(rows) == 0
+    images, ids = app_state.load_real_images(rows.head(0), 32)
+    assert images.shape == (0, 32, 32, 3) and ids == []
+    images, ids = app_state.load_real_images(index.head(3), 32)
+    assert images.shape == (3, 32, 32, 3) and len(ids) == 3
+
+
+def test_quiz_round_places_one_fake():
+    real = np.zeros((5, 16, 16, 3), np.uint8)
+    fake = np.full((32, 32, 3), 255, np.uint8)
+    q = app_state.new_quiz_round(real, [f"r{i}" for i in range(5)], fake, "p", 9, rng=np.random.default_rng(1))
+    assert len(q.images) == 4 and q.images[q.fake_index].mean() == 255 and q.images[q.fake_index].shape == (16, 16, 3)
+    assert sum(int(im.mean() == 255) for im in q.images) == 1
+    with pytest.raises(GalaxySDValueError, match="needs 3 real"):
+        app_state.new_quiz_round(real[:2], ["a", "b"], fake, "p", 1)
+
+
+def test_read_metrics_accepts_evaluation_csv_names(tmp_path):
+    m = tmp_path / "metrics"
+    m.mkdir()
+    pd.DataFrame({"base_prompt": ["a", "a"], "sweep_variable": ["guidance"] * 2, "sweep_value": [1, 6.5],
+                  "precision": [0.2, 0.6], "recall": [0.5, 0.3], "consistency": [0.1, 0.4]}).to_csv(
+        m / "evaluation.csv", index=False)
+    (m / "real_benchmark.json").write_text(json.dumps({"consistency_on_real": {"consistency": 0.8},
+                                                       "paper_real_consistency": 0.895}))
+    b = app_state.read_metrics(tmp_path, tmp_path / "assets")
+    assert b.pareto is not None and b.training is None and b.problems == []
+    cols = app_state.pareto_columns(b.pareto)
+    assert (cols["realism"], cols["diversity"], cols["prompt"]) == ("precision", "recall", "base_prompt")
+    assert app_state.benchmark_consistency(b.benchmark) == [("real images (our classifier)", 0.8),
+                                                           ("real images (GalaxySD paper)", 0.895)]

@@ -1,0 +1,210 @@
+"""Tests of galaxysd_core.augmentation: focal loss, oversampling, labels, training, synthetic cache, experiment."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from galaxysd_core import augmentation as aug
+from galaxysd_core.dataset_cache import ANSWER_COLUMNS
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
+
+torch.set_num_threads(1)
+TINY = dict(channels=(4, 8), image_size=16, steps=8, batch_size=8)
+
+
+# ------------------------------------------------------------------------------------ focal loss
+def test_focal_loss_equals_bce_when_gamma_zero():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, generator=g) * 3
+    targets = (torch.rand(50, generator=g) > 0.7).float()
+    bce = F.binary_cross_entropy_with_logits(logits, targets)
+    assert torch.allclose(aug.focal_loss_with_logits(logits, targets, gamma=0.0), bce, atol=1e-7)
+    per = aug.focal_loss_with_logits(logits, targets, gamma=0.0, reduction="none")
+    assert torch.allclose(per, F.binary_cross_entropy_with_logits(logits, targets, reduction="none"))
+
+
+def test_focal_loss_down_weights_easy_examples_and_alpha():
+    logits = torch.tensor([4.0, 0.0])  # an easy positive, an uncertain positive
+    t = torch.ones(2)
+    ce = aug.focal_loss_with_logits(logits, t, gamma=0.0, reduction="none")
+    fl = aug.focal_loss_with_logits(logits, t, gamma=2.0, reduction="none")
+    assert fl[0] / ce[0] < 1e-3 and fl[1] / ce[1] == pytest.approx(0.25)  # (1 - 0.5)^2
+    fa = aug.focal_loss_with_logits(logits, torch.tensor([1.0, 0.0]), gamma=0.0, alpha=0.25, reduction="none")
+    plain = aug.focal_loss_with_logits(logits, torch.tensor([1.0, 0.0]), gamma=0.0, reduction="none")
+    assert torch.allclose(fa, plain * torch.tensor([0.25, 0.75]))
+    with pytest.raises(GalaxySDValueError):
+        aug.focal_loss_with_logits(logits, t, gamma=-1)
+    with pytest.raises(GalaxySDValueError):
+        aug.focal_loss_with_logits(logits, t, alpha=1.5)
+
+
+# ------------------------------------------------------------------------------------ sampling
+def test_oversampling_balances_classes():
+    labels = np.array([1] * 3 + [0] * 97)
+    sched = aug.batch_schedule(labels, steps=40, batch_size=16, rng=np.random.default_rng(0), balanced=True)
+    assert sched.shape == (40, 16)
+    assert np.all(labels[sched].sum(axis=1) == 8)  # every batch exactly half positives
+    counts = np.bincount(sched.ravel(), minlength=100)
+    assert counts[:3].min() >= counts[:3].max() - 1  # positives repeat about equally
+    assert set(np.flatnonzero(counts[3:]) + 3) == set(range(3, 100))  # every negative used
+
+
+def test_natural_schedule_keeps_proportions():
+    labels = np.array([1] * 10 + [0] * 90)
+    sched = aug.batch_schedule(labels, steps=25, batch_size=20, rng=np.random.default_rng(1))
+    counts = np.bincount(sched.ravel(), minlength=100)
+    assert np.all(counts == 5)  # 5 full epochs, each example once per epoch
+    with pytest.raises(GalaxySDValueError):
+        aug.batch_schedule(np.zeros(5), 2, 2, np.random.default_rng(0), balanced=True)
+
+
+# ------------------------------------------------------------------------------------ labels
+def _index(n_smooth=6, n_spiral=4, n_merger=3, n_edge=3, n_unknown=2):
+    rows = []
+    kinds = ["smooth"] * n_smooth + ["spiral"] * n_spiral + ["merger"] * n_merger + ["edge"] * n_edge \
+        + ["unknown"] * n_unknown
+    for i, k in enumerate(kinds):
+        r = {c: np.nan for c in ANSWER_COLUMNS}
+        r.update(id=f"x{i}", caption=k, source="gz1_sdss", image_path=f"/nowhere/x{i}.jpg")
+        if k != "unknown":
+            r["t01_smooth_or_features_a01_smooth"] = float(k == "smooth")
+            r["t08_odd_feature_a24_merger"] = float(k == "merger")
+            r["t02_edgeon_a04_yes"] = float(k == "edge")
+            r["t04_spiral_a08_spiral"] = float(k == "spiral")
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def test_task_labels():
+    idx = _index()
+    m = aug.task_labels(idx, aug.TASKS["merger"])
+    assert np.nansum(m) == 3 and np.sum(m == 0) == 13 and np.isnan(m).sum() == 2
+    s = aug.task_labels(idx, aug.TASKS["spiral"])
+    assert np.nansum(s) == 4 and np.sum(s == 0) == 6  # negatives are smooth galaxies only
+    assert np.isnan(s[idx["caption"].isin(["merger", "edge", "unknown"])]).all()
+    with pytest.raises(GalaxySDDataError):
+        aug.task_labels(idx.drop(columns=["t04_spiral_a08_spiral"]), aug.TASKS["spiral"])
+
+
+# ------------------------------------------------------------------------------------ training + metrics
+def _images(labels, size=16, seed=0):
+    """Positives bright, negatives dark: trivially separable."""
+    rng = np.random.default_rng(seed)
+    base = np.where(np.asarray(labels)[:, None, None, None] == 1, 200, 30)
+    return np.clip(base + rng.normal(0, 10, (len(labels), size, size, 3)), 0, 255).astype(np.uint8)
+
+
+def test_train_binary_learns_a_separable_task_and_metrics():
+    y = np.array([1] * 10 + [0] * 30)
+    st = aug.BinaryTrainSettings(**{**TINY, "steps": 30}, balanced=True, augment=True, learning_rate=1e-2)
+    model, hist = aug.train_binary(_images(y), y, st, column="t08_odd_feature_a24_merger")
+    assert model.feature_columns == ["t08_odd_feature_a24_merger"] and not model.training
+    assert hist["n_pos"] == 10 and len(hist["loss"]) >= 2
+    scores = aug.predict_scores(model, _images(y, seed=1))
+    m = aug.binary_metrics(y, scores)
+    assert m["auc"] > 0.95 and m["n_pos"] == 10 and m["n_neg"] == 30
+    none = aug.binary_metrics(y, np.zeros(len(y)))
+    assert none["precision"] == 0 and none["f1"] == 0 and none["n_pred"] == 0
+    with pytest.raises(GalaxySDValueError):
+        aug.train_binary(_images(y), y[:-1], st)
+    with pytest.raises(GalaxySDValueError):
+        aug.BinaryTrainSettings(loss="hinge")
+
+
+# ------------------------------------------------------------------------------------ synthetic cache
+def test_generate_cached_is_reproducible_and_cached(tmp_path):
+    from galaxysd_core.model_factory import build_tiny_pipeline
+
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return build_tiny_pipeline()
+
+    kw = dict(seed=5, guidance_scale=3.0, num_inference_steps=2, cache_dir=tmp_path, model_id="tiny")
+    a, info = aug.generate_cached(factory, "sdss, merger", 3, max_per_call=2, **kw)
+    assert a.shape[0] == 3 and a.dtype == np.uint8 and not info["cached"] and len(calls) == 1
+    b, info2 = aug.generate_cached(factory, "sdss, merger", 3, **kw)
+    assert info2["cached"] and len(calls) == 1 and np.array_equal(a, b)
+    c, _ = aug.generate_cached(factory, "sdss, merger", 3, max_per_call=3, **{**kw, "cache_dir": None})
+    assert np.array_equal(a, c)  # per-image seeds: batching does not change the images
+    assert aug.resize_images(a, 64).shape == (3, 64, 64, 3)
+
+
+# ------------------------------------------------------------------------------------ experiment
+def _experiment_data():
+    idx = _index(n_smooth=24, n_spiral=12, n_merger=10, n_edge=10, n_unknown=2)
+    y = aug.task_labels(idx, aug.TASKS["merger"])
+    images = _images(np.nan_to_num(y), seed=3)
+    images[:, 0, 0, 0] = np.arange(len(images))  # a unique marker per real image
+    test_ids = idx["id"].iloc[::4].tolist()
+    return images, idx, test_ids
+
+
+def test_experiment_never_trains_on_held_out_test_images(monkeypatch, tmp_path):
+    images, idx, test_ids = _experiment_data()
+    seen = []
+    real_train = aug.train_binary
+
+    def spy(x, labels, settings=None, column=aug.DUST_LANE_COLUMN, progress=False):
+        seen.append((x.copy(), labels.copy(), settings))
+        return real_train(x, labels, settings, column)
+
+    monkeypatch.setattr(aug, "train_binary", spy)
+    cfg = aug.ExperimentConfig(tasks=["merger", "spiral"], shots=[2, 0], seeds=[0, 1], n_negatives=8, n_synthetic=3,
+                               num_inference_steps=2, arms=["real", "synthetic", "classic", "focal"],
+                               train=aug.BinaryTrainSettings(**TINY))
+    from galaxysd_core.model_factory import build_tiny_pipeline
+
+    res = aug.run_experiment([], test_ids, cfg, pipe_factory=build_tiny_pipeline, model_id="tiny",
+                             synthetic_cache=tmp_path / "syn", log=None, data=(images, idx))
+    runs = res["runs"]
+    assert len(runs) == 2 * 2 * 2 * 4 == len(seen)
+    # every real training image is identified by its marker pixel: none is a test galaxy
+    for (x, labels, st), (_, row) in zip(seen, runs.iterrows()):
+        n_real = row["n_real_pos"] + row["n_real_neg"]
+        real_x = x[:n_real]
+        for im in real_x:
+            match = np.flatnonzero((images == im).all(axis=(1, 2, 3)))
+            assert len(match) == 1 and idx["id"].iloc[match[0]] not in test_ids
+        assert len(x) == n_real + row["n_synthetic"]
+        assert st.loss == ("focal" if row["arm"] == "focal" else "bce")
+        assert st.balanced == st.augment == (row["arm"] == "classic")
+    assert set(runs.loc[runs["arm"] == "synthetic", "n_synthetic"]) == {3}
+    merger_all = runs[(runs["task"] == "merger") & (runs["shots"] == "all")]
+    assert set(merger_all["n_real_pos"]) == {int(((aug.task_labels(idx, aug.TASKS["merger"]) == 1)
+                                                  & ~idx["id"].isin(test_ids)).sum())}
+    summ = res["summary"]
+    assert set(summ["n_seeds"]) == {2} and {"f1_mean", "f1_std", "precision_mean", "recall_mean"} <= set(summ.columns)
+    files = aug.write_results(res, tmp_path / "out", cfg, extra={"model": "tiny", "caches": []})
+    aug.write_readme(res, tmp_path / "out", cfg, {"model": "tiny", "caches": []})
+    meta = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert meta["config"]["seeds"] == [0, 1] and "torch" in meta["versions"]
+    assert (tmp_path / "out" / "augmentation_f1.png").stat().st_size > 1000
+    assert "plotly_f1" in files and "± " in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_readme_keeps_hand_written_notes(tmp_path):
+    runs = pd.DataFrame([{"task": "merger", "shots": 10, "arm": a, "seed": s, "n_real_pos": 10, "n_synthetic": 0,
+                          "precision": 0.5, "recall": 0.5, "f1": 0.5 + 0.1 * (a == "synthetic"), "ap": 0.4,
+                          "auc": 0.8} for a in ("real", "synthetic") for s in (0, 1)])
+    res = {"runs": runs, "summary": aug.summarize(runs), "info": {"tasks": {}}}
+    cfg = aug.ExperimentConfig(arms=["real", "synthetic"])
+    path = aug.write_readme(res, tmp_path, cfg, {})
+    path.write_text(path.read_text().replace("(to be written after inspecting the numbers)", "MY NOTES"))
+    aug.write_readme(res, tmp_path, cfg, {})
+    text = path.read_text()
+    assert "MY NOTES" in text and "+0.100 (better)" in text
+
+
+def test_config_validation():
+    with pytest.raises(GalaxySDValueError, match="unknown tasks"):
+        aug.ExperimentConfig(tasks=["bars"])
+    with pytest.raises(GalaxySDValueError, match="unknown arms"):
+        aug.ExperimentConfig(arms=["mixup"])
+    assert aug.ExperimentConfig(train={"steps": 3}).train.steps == 3

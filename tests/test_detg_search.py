@@ -1,0 +1,132 @@
+"""Tests of galaxysd_core.detg_search: prompts, ranks, held-out protocol, catalog (with a tiny pipeline)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from galaxysd_core import detg_search as ds
+from galaxysd_core.augmentation import BinaryTrainSettings
+from galaxysd_core.candidates import read_candidates
+from galaxysd_core.dataset_cache import ANSWER_COLUMNS
+from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.prompt_grammar import parse_prompt
+
+torch.set_num_threads(1)
+
+
+def test_prompts_parse_with_the_requested_weights():
+    cfg = ds.SearchConfig(dust_weights=[1.0, 1.5, 2.0])
+    prompts = ds.detg_prompts(cfg)
+    assert len(prompts) == 2 * 3
+    shape, w, text = prompts[1]
+    assert text == "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.5}"
+    parsed = parse_prompt(text, strict=True)
+    weights = dict(zip(parsed.words, parsed.weights))
+    assert weights["dust"] == weights["lane"] == 1.5 and weights["round"] == 1.3 and weights["smooth"] == 1.0
+    with pytest.raises(GalaxySDValueError):
+        ds.SearchConfig(dust_weights=[4.0])
+
+
+def test_rank_among_excludes_training_rows_and_counts_ties_against_target():
+    s = np.array([0.9, 0.8, 0.7, 0.7, 0.1])
+    assert ds.rank_among(s, 2) == 4  # tie with row 3 counts against it
+    assert ds.rank_among(s, 2, exclude=[0, 1]) == 2
+    assert ds.rank_among(np.zeros(5), 0) == 5
+    assert ds.relative_image_path("/data/root/gz1/a.jpg", "/data/root") == "gz1/a.jpg"
+    assert ds.relative_image_path("/elsewhere/a.jpg", "/data/root") == "/elsewhere/a.jpg"
+
+
+def _fake_real(tmp_path, n_smooth=30, n_other=10):
+    """Tiny real set written as JPEGs: smooth blobs, a few discs, two 'dust-lane' examples."""
+    rows, imgs = [], []
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:48] - 24
+    kinds = ["smooth"] * n_smooth + ["disk"] * n_other + ["dust", "dust"]
+    (tmp_path / "data" / "imgs").mkdir(parents=True)
+    for i, k in enumerate(kinds):
+        q = 1.0 if k == "smooth" else 0.3
+        g = np.exp(-0.5 * ((x / 6) ** 2 + (y / (6 * q)) ** 2))[..., None] * np.array([1.0, 0.8, 0.6])
+        if k == "dust":
+            g[22:26] *= 0.2
+        arr = np.clip(230 * g + rng.normal(8, 3, g.shape), 0, 255).astype(np.uint8)
+        path = tmp_path / "data" / "imgs" / f"r{i}.jpg"
+        Image.fromarray(arr).save(path, quality=95)
+        r = {c: np.nan for c in ANSWER_COLUMNS}
+        r.update(id=f"r{i}", caption=k, source="gz2_examples", image_path=str(path))
+        r["t01_smooth_or_features_a01_smooth"] = float(k == "smooth")
+        r[ds.DUST_LANE_COLUMN] = 1.0 if k == "dust" else np.nan
+        rows.append(r)
+        from galaxysd_core.dataset_cache import load_image
+        imgs.append(load_image(path, 32, 0.5))
+    return np.stack(imgs), pd.DataFrame(rows)
+
+
+def test_heldout_examples_never_enter_training(tmp_path, monkeypatch):
+    images, index = _fake_real(tmp_path)
+    images, index = ds.real_pool([], data=(images, index))
+    assert index["is_dust_lane"].sum() == 2 and index["is_etg"].sum() == 30
+    synth = np.full((4, 32, 32, 3), 77, dtype=np.uint8)
+    trained = []
+    real_train = ds._train
+
+    def spy(pos, neg, st):
+        trained.append((pos.copy(), neg.copy()))
+        return real_train(pos, neg, st)
+
+    monkeypatch.setattr(ds, "_train", spy)
+    cfg = ds.SearchConfig(n_negatives=10, heldout_seeds=[0],
+                          detector=BinaryTrainSettings(steps=4, batch_size=8, channels=(4, 8), image_size=32,
+                                                       balanced=True, augment=True))
+    held = ds.heldout_evaluation(images, index, synth, cfg)
+    # per seed: 2 x (synthetic+real, real only) + 1 synthetic only
+    assert len(trained) == 5
+    assert list(held["detector"]) == ["synthetic+real", "real only", "synthetic+real", "real only",
+                                      "synthetic only", "synthetic only"]
+    dust_ids = index["id"][index["is_dust_lane"]].tolist()
+    id_of = {images[i].tobytes(): index["id"].iloc[i] for i in range(len(images))}
+    for (pos, neg), (_, row) in zip([trained[0], trained[1], trained[2], trained[3], trained[4], trained[4]],
+                                    held.iterrows()):
+        pos_ids = {id_of.get(p.tobytes()) for p in pos} - {None}
+        assert row["heldout_id"] not in pos_ids  # the held-out example never trains its detector
+        assert row["heldout_id"] not in {id_of.get(p.tobytes()) for p in neg}
+        assert row["train_pos_synthetic"] == (4 if row["detector"] != "real only" else 0)
+        assert row["train_pos_real"] == (0 if row["detector"] == "synthetic only" else 1)
+        assert 1 <= row["rank"] <= row["n_ranked"]
+    assert set(held["heldout_id"]) == set(dust_ids)
+    summary = ds.summarize_heldout(held)
+    assert {"rank_median", "rank_best", "rank_worst"} <= set(summary.columns)
+
+
+def test_run_search_writes_a_valid_sorted_catalog(tmp_path):
+    from galaxysd_core.model_factory import build_tiny_pipeline
+
+    images, index = _fake_real(tmp_path)
+    cfg = ds.SearchConfig(dust_weights=[1.0, 2.0], shapes=["completely round galaxy"], n_per_prompt=2,
+                          num_inference_steps=2, n_negatives=12, heldout_seeds=[0], top_n=15,
+                          detector=BinaryTrainSettings(steps=4, batch_size=8, channels=(4, 8), image_size=32,
+                                                       balanced=True, augment=True))
+    out = tmp_path / "out"
+    res = ds.run_search([], cfg, pipe_factory=build_tiny_pipeline, model_id="tiny", model_path="tiny",
+                        synthetic_cache=tmp_path / "syn", out_dir=out, data_dir=tmp_path / "data",
+                        scan_kwargs={"batch_size": 8, "workers": 0}, log=lambda m: None,
+                        data=(images, index))
+    cat = pd.read_csv(out / "candidates.csv", dtype={"id": str})
+    assert {"id", "score", "image_path", "rank"} <= set(cat.columns)
+    assert list(cat["score"]) == sorted(cat["score"], reverse=True) and list(cat["rank"]) == list(range(1, len(cat) + 1))
+    assert len(cat) == 15
+    # training members (the 12 negatives and both real positives) are not candidates
+    assert not set(cat["id"]) & set(res["provenance"]["detector"]["real_positive_ids"])
+    assert res["scan"]["used_in_training"].sum() == 14
+    assert all(p.startswith("imgs/") for p in cat["image_path"])  # relative to the data folder
+    # the Candidates page reads both files, resolving images against the data folder
+    for name in ("candidates.csv", "candidates.ecsv"):
+        c = read_candidates(out / name, images_dir=tmp_path / "data")
+        assert len(c) == 15 and c.table["image_exists"].all()
+    ecsv = read_candidates(out / "candidates.ecsv")
+    assert ecsv.meta["generator"]["dust_weights"] == [1.0, 2.0]
+    assert ecsv.meta["generator"]["prompts"][1].endswith("{dust lane:2}")
+    assert (out / "detector" / "model.safetensors").is_file() and (out / "heldout_ranks.csv").is_file()
+    assert (out / "synthetic_detgs.png").is_file() and (out / "provenance.json").is_file()

@@ -1,0 +1,153 @@
+"""Tests of galaxysd_core.scan: decoding, scoring, skipped files, and engine equivalence (local/dask/ray)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
+from galaxysd_core.dataset_cache import GZ1_CROP_FRACTION, GZ2_CROP_FRACTION, load_image
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
+from galaxysd_core.scan import (ENGINES, decode_images, model_from_bytes, model_to_bytes, records_from_index, scan,
+                                score_chunk)
+
+torch.set_num_threads(1)
+RES = 16
+
+
+def _blob_jpeg(path, seed: int, size: int = 96) -> None:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] - size / 2
+    s = rng.uniform(4, 15)
+    g = np.exp(-0.5 * ((x / s) ** 2 + (y / (s * rng.uniform(0.3, 1))) ** 2))[..., None] * rng.uniform(0.4, 1, 3)
+    arr = np.clip(255 * g + rng.normal(10, 5, g.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(arr).save(path, quality=90)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scan")
+    (root / "imgs").mkdir()
+    rows = []
+    for i in range(7):
+        _blob_jpeg(root / "imgs" / f"g{i}.jpg", i)
+        rows.append({"id": f"g{i}", "image_path": f"imgs/g{i}.jpg", "source": "gz1_sdss" if i % 2 else "gz2"})
+    (root / "imgs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    rows.append({"id": "broken", "image_path": "imgs/broken.jpg", "source": "gz2"})
+    rows.append({"id": "missing", "image_path": "imgs/nope.jpg", "source": "gz2"})
+    return root, pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return MorphologyClassifier(ClassifierConfig(feature_columns=["t08_odd_feature_a38_dust_lane"],
+                                                 channels=[4, 8], image_size=RES)).eval()
+
+
+def test_records_crop_and_paths(files):
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    assert list(rec["crop_fraction"][:2]) == [GZ2_CROP_FRACTION, GZ1_CROP_FRACTION]
+    assert rec["file"][0] == str(root / "imgs/g0.jpg")
+    assert records_from_index(index, crop_fraction=0.7)["crop_fraction"].eq(0.7).all()
+    with pytest.raises(GalaxySDDataError, match="image_path"):
+        records_from_index(index[["id"]])
+
+
+def test_model_bytes_roundtrip(model):
+    blob = model_to_bytes(model)
+    again = model_from_bytes(blob)
+    x = torch.rand(3, 3, RES, RES)
+    with torch.no_grad():
+        assert torch.allclose(model(x), again(x), atol=1e-6)
+    assert again.config.feature_columns == model.config.feature_columns
+
+
+def test_local_scan_matches_direct_inference_and_skips_bad_files(files, model):
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    res = scan(rec, model, batch_size=3, workers=0)
+    t = res.table
+    assert list(t["id"]) == list(index["id"])  # input order kept
+    assert res.n_skipped == 2
+    assert np.isnan(t.set_index("id").loc[["broken", "missing"], "score"]).all()
+    assert "not found" in t.set_index("id").loc["missing", "skip_reason"]
+    good = t[t["skip_reason"] == ""]
+    imgs = np.stack([load_image(f, RES, c) for f, c in zip(good["file"], good["crop_fraction"])])
+    direct = model.predict_proba(imgs)[:, 0].numpy()
+    np.testing.assert_allclose(good["score"].to_numpy(), direct, atol=1e-6)
+    assert res.rate > 0 and res.info["resolution"] == RES
+
+
+def test_local_workers_and_batches_agree(files, model):
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    a = scan(rec, model, batch_size=2, workers=0).table["score"].to_numpy()
+    b = scan(rec, model, batch_size=5, workers=2).table["score"].to_numpy()
+    np.testing.assert_allclose(a, b, atol=1e-6, equal_nan=True)
+
+
+def test_score_chunk_and_decode(files, model):
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    imgs, reasons = decode_images(rec["file"], rec["crop_fraction"], RES)
+    assert imgs.shape == (len(rec), RES, RES, 3) and sum(bool(r) for r in reasons) == 2
+    out = score_chunk(model_to_bytes(model), rec["file"].tolist(), rec["crop_fraction"].tolist(), RES)
+    assert out["scores"].shape == (len(rec),) and np.isnan(out["scores"]).sum() == 2
+
+
+def test_bad_engine_and_settings(files, model):
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    with pytest.raises(GalaxySDValueError, match="engine"):
+        scan(rec, model, engine="spark")
+    with pytest.raises(GalaxySDValueError, match="positive"):
+        scan(rec, model, batch_size=0)
+    with pytest.raises(GalaxySDValueError, match="records_from_index"):
+        scan(index, model)
+    assert ENGINES == ("local", "dask", "ray")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask[distributed] not installed")
+def test_dask_engine_gives_local_scores(files, model):
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    local = scan(rec, model, batch_size=4).table["score"].to_numpy()
+    res = scan(rec, model, engine="dask", n_workers=1, chunk_size=3, batch_size=4)
+    np.testing.assert_allclose(res.table["score"].to_numpy(), local, atol=1e-6, equal_nan=True)
+    assert res.info["chunks"] == 3 and res.n_skipped == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
+def test_ray_engine_gives_local_scores(files, model):
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    local = scan(rec, model, batch_size=4).table["score"].to_numpy()
+    res = scan(rec, model, engine="ray", n_workers=1, chunk_size=4, batch_size=4)
+    np.testing.assert_allclose(res.table["score"].to_numpy(), local, atol=1e-6, equal_nan=True)
+    assert res.info["chunks"] == 3 and list(res.table["skip_reason"] != "") == list(local != local)
+
+
+def test_scan_of_real_jpegs_equals_prepared_cache(shared_data):
+    """The scan's decode is pixel-identical to the prepared cache (so cache-trained detectors transfer)."""
+    from galaxysd_core.dataset_cache import PreparedDataset
+
+    from tests.conftest import REPO_ROOT
+
+    cache = REPO_ROOT / "cache" / "gz1_64"
+    if not (cache / "index.csv").is_file():
+        pytest.skip("cache/gz1_64 not prepared")
+    shared_data("gz1_sdss/labels.csv")
+    ds = PreparedDataset.load(cache)
+    rec = records_from_index(ds.index.iloc[:5])
+    if not all(os.path.isfile(f) for f in rec["file"]):
+        pytest.skip("cache image paths do not point at this machine's data")
+    imgs, reasons = decode_images(rec["file"], rec["crop_fraction"], ds.resolution)
+    assert not any(reasons)
+    np.testing.assert_array_equal(imgs, ds.images[:5])

@@ -1,0 +1,152 @@
+"""D-ETG search: synthetic dusty early types -> detector -> scan of every real galaxy -> catalog (thin wrapper).
+
+Generates synthetic D-ETGs with feature-weighted prompts (dust-lane weight sweep), trains a
+detector on them + the real dust-lane examples against real early types, scans every real galaxy
+image with the chosen engine and writes ``candidates.csv`` / ``candidates.ecsv`` (provenance in
+the ECSV metadata and ``provenance.json``), ``heldout_ranks.csv`` and the detector to ``--out``.
+All logic lives in :mod:`galaxysd_core.detg_search` and :mod:`galaxysd_core.scan`.
+
+Examples::
+
+    OMP_NUM_THREADS=1 python train/search_detg.py --model assets/galaxysd-mini \\
+        --caches cache/gz1_64 cache/gz2_examples_64 --data-dir ../shared/data --out assets/detg_candidates
+    python train/search_detg.py ... --engine dask --n-workers 2      # or --engine ray
+    # re-scan with a saved detector (e.g. the full GZ2 release), no generation or training:
+    python train/search_detg.py --scan-only assets/detg_candidates/detector --caches cache/gz2_full_64 ...
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from galaxysd_core import config as gconfig  # noqa: E402
+from galaxysd_core import detg_search as ds  # noqa: E402
+from galaxysd_core.augmentation import BinaryTrainSettings, model_fingerprint  # noqa: E402
+from galaxysd_core.errors import GalaxySDError  # noqa: E402
+from galaxysd_core.scan import ENGINES  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="GalaxySD model folder (default: $GALAXYSD_MODEL_DIR or "
+                                                 "assets/galaxysd-mini); 'tiny' = random tiny pipeline")
+    p.add_argument("--caches", nargs="+", default=[str(ROOT / "cache/gz1_64"), str(ROOT / "cache/gz2_examples_64")],
+                   help="prepared caches of the real galaxies (their index gives the image files to scan)")
+    p.add_argument("--data-dir", default=None, help="real-data folder; catalog image paths are written relative "
+                                                    "to it (default: $GALAXYSD_DATA_DIR)")
+    p.add_argument("--out", default=str(ROOT / "assets/detg_candidates"))
+    p.add_argument("--synthetic-cache", default=str(ROOT / "cache/synthetic"))
+    p.add_argument("--classifier", default=str(gconfig.DEFAULT_CLASSIFIER_DIR),
+                   help="shipped classifier, judges the synthetic images (smooth? edge-on?)")
+    p.add_argument("--engine", choices=ENGINES, default="local", help="scan engine")
+    p.add_argument("--n-workers", type=int, default=2, help="dask workers / ray CPUs")
+    p.add_argument("--workers", type=int, default=1, help="local engine: decode threads")
+    p.add_argument("--batch-size", type=int, default=256, help="inference batch")
+    p.add_argument("--chunk-size", type=int, default=1024, help="files per dask/ray task")
+    p.add_argument("--address", default=None, help="dask scheduler or ray cluster address")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="dust-lane weight sweep")
+    p.add_argument("--shapes", nargs="+", default=None, help="roundness phrases of the prompts")
+    p.add_argument("--n-per-prompt", type=int, default=None)
+    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--steps", type=int, default=None, help="detector training steps")
+    p.add_argument("--n-negatives", type=int, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="detector seeds of the held-out test")
+    p.add_argument("--top", type=int, default=None, help="catalog rows")
+    p.add_argument("--no-heldout", action="store_true", help="skip the leave-one-out evaluation")
+    p.add_argument("--scan-only", metavar="DETECTOR_DIR", default=None,
+                   help="only scan with a saved detector and write the catalog (no generation/training)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="tiny run to check the set-up")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data_dir = gconfig.data_dir(args.data_dir)
+    scan_kwargs = dict(batch_size=args.batch_size, workers=args.workers, threads=args.threads,
+                       chunk_size=args.chunk_size, n_workers=args.n_workers, address=args.address)
+    try:
+        if args.scan_only:
+            return _scan_only(args, data_dir, scan_kwargs)
+        cfg = ds.SearchConfig()
+        if args.quick:
+            cfg = ds.SearchConfig(dust_weights=[1.0, 2.0], shapes=["completely round galaxy"], n_per_prompt=8,
+                                  n_negatives=200, heldout_seeds=[0], top_n=50,
+                                  detector=BinaryTrainSettings(steps=20, balanced=True, augment=True))
+        for flag, attr in (("weights", "dust_weights"), ("shapes", "shapes"), ("n_per_prompt", "n_per_prompt"),
+                           ("guidance", "guidance_scale"), ("n_negatives", "n_negatives"),
+                           ("seeds", "heldout_seeds"), ("top", "top_n")):
+            if getattr(args, flag) is not None:
+                setattr(cfg, attr, getattr(args, flag))
+        if args.steps is not None:
+            cfg.detector.steps = args.steps
+        cfg.__post_init__()
+        if args.model == "tiny":
+            from galaxysd_core.model_factory import build_tiny_pipeline
+
+            pipe_factory, model_id, model_path = build_tiny_pipeline, "tiny-random", "tiny"
+        else:
+            from galaxysd_core.pipeline import GalaxySDPipeline
+
+            model_path = str(gconfig.model_dir(args.model))
+            model_id = f"{Path(model_path).name}:{model_fingerprint(model_path)}"
+
+            def pipe_factory():
+                pipe = GalaxySDPipeline.from_pretrained(model_path)
+                pipe.set_progress_bar_config(disable=True)
+                return pipe
+        judge = None
+        if Path(args.classifier).is_dir():
+            from galaxysd_core.classifier import MorphologyClassifier
+            judge = MorphologyClassifier.from_pretrained(args.classifier)
+        t = time.perf_counter()
+        res = ds.run_search(args.caches, cfg, pipe_factory=pipe_factory, model_id=model_id, model_path=model_path,
+                            synthetic_cache=args.synthetic_cache, out_dir=args.out, data_dir=data_dir,
+                            engine=args.engine, scan_kwargs=scan_kwargs, heldout=not args.no_heldout, judge=judge,
+                            log=lambda m: print(m, flush=True))
+    except GalaxySDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    prov = res["provenance"]
+    print(f"\nscan: {prov['scan']['n_scanned']} galaxies, {prov['scan']['galaxies_per_s']:.0f} galaxies/s "
+          f"({args.engine})")
+    print(res["catalog"].head(10).to_string(index=False))
+    if res["heldout"] is not None:
+        print("\nheld-out ranks (lower is better):")
+        print(ds.summarize_heldout(res["heldout"]).to_string(index=False))
+    print(f"\nwrote {', '.join(res['files'].values())} in {time.perf_counter() - t:.0f} s")
+    return 0
+
+
+def _scan_only(args, data_dir, scan_kwargs) -> int:
+    from galaxysd_core.classifier import MorphologyClassifier
+    from galaxysd_core.dataset_cache import PreparedDataset
+    from galaxysd_core.scan import records_from_index, scan
+
+    import pandas as pd
+
+    det = MorphologyClassifier.from_pretrained(args.scan_only)
+    index = pd.concat([PreparedDataset.load(c).index for c in args.caches], ignore_index=True)
+    res = scan(records_from_index(index), det, engine=args.engine, progress=True, **scan_kwargs)
+    t = res.table[res.table["skip_reason"] == ""].copy()
+    t["image_path"] = [ds.relative_image_path(p, data_dir) for p in t["file"]]
+    t = t.sort_values("score", ascending=False).head(args.top or 300)
+    t["rank"] = range(1, len(t) + 1)
+    prov = {"detector": str(args.scan_only), "scan": {"engine": args.engine, **res.info, "galaxies_per_s": res.rate},
+            "note": "scan-only run with a saved detector"}
+    files = ds.write_catalog(t[["id", "score", "rank", "image_path", "source"]], args.out, prov)
+    print(f"scanned {len(res.table)} galaxies at {res.rate:.0f}/s; wrote {files}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
