@@ -8,7 +8,7 @@ import streamlit as st
 
 from galaxysd_core import app_state, image_io
 from galaxysd_core.errors import GalaxySDError
-from galaxysd_core.pipeline import MAX_GUIDANCE, SCHEDULERS
+from galaxysd_core.pipeline import SCHEDULERS
 from pages import _ui
 
 _ui.ensure_app_navigation()

@@ -53,7 +53,8 @@ else:
                                    name="generated", line=dict(color=PALETTE[0])))
         for i, (label, value) in enumerate(app_state.benchmark_consistency(bundle.benchmark)):
             fig.add_hline(y=value, line_dash="dash" if i == 0 else "dot", line_color="gray",
-                          annotation_text=f"{label}: {value:.3f}", annotation_position="bottom right")
+                          annotation_text=f"{label}: {value:.3f}",
+                          annotation_position="bottom right" if i == 0 else "top left")
         fig.update_layout(title="Prompt consistency", xaxis_title="training step", yaxis_title="consistency",
                           yaxis_range=[0, 1.02], height=360, margin=dict(t=50, b=40))
         c1.plotly_chart(fig, key="metrics.consistency")
@@ -119,7 +120,7 @@ else:
     if cols["consistency"] and cols["sweep_value"]:
         fig = px.line(sub.sort_values(cols["sweep_value"]), x=cols["sweep_value"], y=cols["consistency"],
                       color=cols["prompt"], markers=True, height=360, title="Prompt consistency along the sweep")
-        fig.update_layout(legend=dict(orientation="h", y=-0.3))
+        fig.update_layout(legend=dict(orientation="h", y=-0.3), yaxis_range=[0, 1.02])
         st.plotly_chart(fig, key="metrics.sweep_consistency")
 
 # ----------------------------------------------------------------------------- morphology

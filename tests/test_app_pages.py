@@ -253,6 +253,35 @@ def test_generate_start_image_from_upload(env):
     assert item.parameters["init_image"] is True and item.parameters["strength"] == pytest.approx(0.6)
 
 
+def test_generate_start_image_from_data_folder(env, monkeypatch, data_dir):
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(data_dir))
+    at = run_app()
+    at.text_area(key="keep.gen.prompt").set_value("sdss, dust lane").run()
+    at.radio(key="keep.gen.init_mode").set_value("data").run()
+    pick = at.selectbox(key="keep.gen.real_pick")
+    assert len(pick.options) == 4 and all("dust lane" in o for o in pick.options)  # same caption first
+    at.slider(key="keep.gen.n_images").set_value(1).run()
+    at.slider(key="keep.gen.steps").set_value(4).run()
+    at.button(key="btn.gen.generate").click().run()
+    assert not at.error, texts(at.error)
+    assert at.session_state["gen.gallery"][0].parameters["init_image"] is True
+
+
+def test_reuse_restores_an_images_settings(env):
+    at = run_app()
+    at.slider(key="keep.gen.n_images").set_value(1).run()
+    at.slider(key="keep.gen.steps").set_value(3).run()
+    at.number_input(key="keep.gen.seed").set_value(77).run()
+    at.button(key="btn.gen.generate").click().run()
+    uid = at.session_state["gen.gallery"][0].uid
+    at.text_area(key="keep.gen.prompt").set_value("sdss, merger").run()
+    at.slider(key="keep.gen.steps").set_value(40).run()
+    at.number_input(key="keep.gen.seed").set_value(5).run()
+    at.button(key=f"btn.gen.use.{uid}").click().run()
+    assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy"
+    assert at.slider(key="keep.gen.steps").value == 3 and at.number_input(key="keep.gen.seed").value == 77
+
+
 def test_without_model_generate_explains_and_about_is_default(env, monkeypatch, tmp_path):
     monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(tmp_path / "no-model"))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
@@ -537,3 +566,25 @@ def test_read_metrics_accepts_evaluation_csv_names(tmp_path):
     assert (cols["realism"], cols["diversity"], cols["prompt"]) == ("precision", "recall", "base_prompt")
     assert app_state.benchmark_consistency(b.benchmark) == [("real images (our classifier)", 0.8),
                                                            ("real images (GalaxySD paper)", 0.895)]
+
+
+def test_concurrent_sessions_get_the_same_images_as_sequential_ones(tiny_model):
+    """Two sessions generating at once (through the gate) get exactly what each gets alone:
+    no scheduler or generator state is shared between requests."""
+    pipe = app_state.load_pipeline(tiny_model)
+    reqs = [app_state.GenerationRequest(prompt="sdss, smooth", n_images=2, steps=4, seed=3, scheduler="euler_a"),
+            app_state.GenerationRequest(prompt="sdss, merger", n_images=2, steps=6, seed=8, scheduler="dpmpp")]
+    alone = [[it.image for it in app_state.generate(pipe, r)] for r in reqs]
+    results = [None, None]
+    gate = app_state.GenerationGate(2)  # let both into the pipeline; its own lock must keep them apart
+
+    def run(i):
+        results[i] = [it.image for it in app_state.generate(pipe, reqs[i], gate=gate)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, expected in zip(results, alone):
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
