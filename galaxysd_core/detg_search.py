@@ -183,6 +183,7 @@ def _train(images_pos: np.ndarray, images_neg: np.ndarray, settings: BinaryTrain
 
 
 def heldout_evaluation(images: np.ndarray, index: pd.DataFrame, synth: np.ndarray, config: SearchConfig, *,
+                       p_smooth: Optional[np.ndarray] = None,
                        log: Callable[[str], None] = lambda m: None) -> pd.DataFrame:
     """Leave-one-out ranks of the real dust-lane examples, with and without synthetic positives.
 
@@ -194,12 +195,14 @@ def heldout_evaluation(images: np.ndarray, index: pd.DataFrame, synth: np.ndarra
     and once per seed ``synthetic only`` (every real example held out). Scores come from the
     prepared cache arrays, pixel-identical to scanning the files (see ``tests/test_scan.py``).
     Ranks are among all galaxies *not used to train that detector* (its negatives excluded).
+    With ``p_smooth`` (the shipped classifier's smooth probability per image) the rank by the
+    catalog's D-ETG score ``p_dust_lane * p_smooth`` is reported too (``rank_detg``).
 
     Returns
     -------
     pandas.DataFrame
-        ``seed, detector, heldout_id, rank, n_ranked, score, percentile, train_pos_real,
-        train_pos_synthetic, train_neg``.
+        ``seed, detector, heldout_id, rank, n_ranked, score, percentile, [rank_detg],
+        train_pos_real, train_pos_synthetic, train_neg``.
     """
     dust_idx = np.flatnonzero(index["is_dust_lane"].to_numpy())
     etg_idx = np.flatnonzero(index["is_etg"].to_numpy())
@@ -228,9 +231,12 @@ def heldout_evaluation(images: np.ndarray, index: pd.DataFrame, synth: np.ndarra
             for h in heldout:
                 r = rank_among(scores, int(h), exclude)
                 n_ranked = len(scores) - len(exclude)
+                extra = {}
+                if p_smooth is not None:
+                    extra["rank_detg"] = rank_among(scores * p_smooth, int(h), exclude)
                 rows.append({"seed": int(seed), "detector": name, "heldout_id": ids[h], "rank": r,
                              "n_ranked": int(n_ranked), "score": float(scores[h]),
-                             "percentile": 100.0 * (1 - (r - 1) / max(1, n_ranked - 1)),
+                             "percentile": 100.0 * (1 - (r - 1) / max(1, n_ranked - 1)), **extra,
                              "train_pos_real": int(len(pos_real)),
                              "train_pos_synthetic": int(len(synth)) if with_synth else 0,
                              "train_neg": int(len(neg)), "train_s": hist["wall_time_s"]})
@@ -352,19 +358,33 @@ def run_search(cache_dirs: Sequence[Union[str, Path]], config: SearchConfig, *,
     full["used_in_training"] = train_members
     full["known_caption"] = index["caption"].to_numpy()
     full["image_path"] = [relative_image_path(p, data_dir) for p in full["file"]]
+    # D-ETG score: the detector's dust-lane probability times the shipped morphology classifier's
+    # probability that the galaxy is smooth (early type), so dusty discs and spirals (dust lanes are
+    # common there and the detector never saw them as negatives) do not crowd the list. The smooth
+    # probability comes from the prepared cache images, pixel-identical to the scanned ones.
+    full["p_dust_lane"] = full["score"]
+    p_smooth = None
+    if judge is not None and judge.head_index(SMOOTH_COLUMN) is not None:
+        p_smooth = judge.predict_proba(images)[:, judge.head_index(SMOOTH_COLUMN)].numpy().astype(float)
+        full["p_smooth"] = p_smooth
+        full["score"] = full["p_dust_lane"] * p_smooth
+        score_definition = "p_dust_lane (detector) * p_smooth (shipped morphology classifier)"
+    else:
+        score_definition = "p_dust_lane (detector)"
     ok = (full["skip_reason"] == "") & ~full["used_in_training"]
     cand = full[ok].sort_values(["score", "id"], ascending=[False, True], kind="stable").head(config.top_n)
     cand = cand.assign(rank=np.arange(1, len(cand) + 1))
     for col in ("ra", "dec"):
         if col in index.columns:
             cand[col] = index.set_index("id").loc[cand["id"], col].to_numpy()
-    catalog = cand[["id", "score", "rank", "image_path", "source", "known_caption"]
+    catalog = cand[["id", "score", "rank", "image_path", "p_dust_lane"]
+                   + (["p_smooth"] if p_smooth is not None else []) + ["source", "known_caption"]
                    + [c for c in ("ra", "dec") if c in cand.columns]].reset_index(drop=True)
 
     held = None
     if heldout:
         log("held-out evaluation (leave one real dust-lane example out; with vs without synthetic data)")
-        held = heldout_evaluation(images, index, synth, config, log=log)
+        held = heldout_evaluation(images, index, synth, config, p_smooth=p_smooth, log=log)
 
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     provenance = {
@@ -384,6 +404,7 @@ def run_search(cache_dirs: Sequence[Union[str, Path]], config: SearchConfig, *,
                  "galaxies_per_s": res.rate, "seconds": res.seconds,
                  **{k: v for k, v in res.info.items() if k not in ("engine",)}},
         "catalog": {"rows": int(len(catalog)), "excluded": "galaxies used to train the detector",
+                    "score": score_definition,
                     "image_paths": "relative to $GALAXYSD_DATA_DIR (the real-data folder)"},
         "search_config": config.to_dict(),
         "caches": [str(c) for c in cache_dirs],
@@ -412,9 +433,13 @@ def run_search(cache_dirs: Sequence[Union[str, Path]], config: SearchConfig, *,
 def summarize_heldout(held: pd.DataFrame) -> pd.DataFrame:
     """Median / mean / std / best / worst rank per detector and held-out example, over seeds."""
     g = held.groupby(["detector", "heldout_id"], sort=False)
-    return g.agg(n_seeds=("seed", "nunique"), rank_median=("rank", "median"), rank_mean=("rank", "mean"),
-                 rank_std=("rank", "std"), rank_best=("rank", "min"), rank_worst=("rank", "max"),
-                 n_ranked=("n_ranked", "first"), score_mean=("score", "mean")).reset_index()
+    aggs = dict(n_seeds=("seed", "nunique"), rank_median=("rank", "median"), rank_mean=("rank", "mean"),
+                rank_std=("rank", "std"), rank_best=("rank", "min"), rank_worst=("rank", "max"),
+                n_ranked=("n_ranked", "first"), score_mean=("score", "mean"))
+    if "rank_detg" in held.columns:
+        aggs.update(rank_detg_median=("rank_detg", "median"), rank_detg_best=("rank_detg", "min"),
+                    rank_detg_worst=("rank_detg", "max"))
+    return g.agg(**aggs).reset_index()
 
 
 def _detector_card(prov: Mapping[str, Any]) -> str:

@@ -109,12 +109,19 @@ def test_run_search_writes_a_valid_sorted_catalog(tmp_path):
                           detector=BinaryTrainSettings(steps=4, batch_size=8, channels=(4, 8), image_size=32,
                                                        balanced=True, augment=True))
     out = tmp_path / "out"
+    from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
+
+    torch.manual_seed(0)
+    judge = MorphologyClassifier(ClassifierConfig(feature_columns=[ds.SMOOTH_COLUMN], channels=[4, 8],
+                                                  image_size=16)).eval()
     res = ds.run_search([], cfg, pipe_factory=build_tiny_pipeline, model_id="tiny", model_path="tiny",
                         synthetic_cache=tmp_path / "syn", out_dir=out, data_dir=tmp_path / "data",
                         scan_kwargs={"batch_size": 8, "workers": 0}, log=lambda m: None,
-                        data=(images, index))
+                        data=(images, index), judge=judge)
     cat = pd.read_csv(out / "candidates.csv", dtype={"id": str})
-    assert {"id", "score", "image_path", "rank"} <= set(cat.columns)
+    assert {"id", "score", "image_path", "rank", "p_dust_lane", "p_smooth"} <= set(cat.columns)
+    np.testing.assert_allclose(cat["score"], cat["p_dust_lane"] * cat["p_smooth"], rtol=1e-4)
+    assert "rank_detg" in res["heldout"].columns
     assert list(cat["score"]) == sorted(cat["score"], reverse=True) and list(cat["rank"]) == list(range(1, len(cat) + 1))
     assert len(cat) == 15
     # training members (the 12 negatives and both real positives) are not candidates
