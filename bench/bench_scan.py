@@ -11,7 +11,8 @@ Usage::
     OMP_NUM_THREADS=1 python bench/bench_scan.py --data-dir ../shared/data [--sizes 1000 10000]
         [--engines local dask ray] [--batch-sizes 64 256] [--workers 0 1 2] [--json out.json]
 
-The detector is ``assets/detg_candidates/detector`` when present (speed does not depend on the
+The detector is the shipped D-ETG detector (``assets/detg_candidates/detector`` or
+``assets/detg_search_preliminary/detector``) when present (speed does not depend on the
 weights), else a randomly initialised one of the same architecture.
 """
 from __future__ import annotations
@@ -74,7 +75,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="local torch threads to try")
     p.add_argument("--n-workers", type=int, default=2, help="dask workers / ray CPUs")
     p.add_argument("--chunk-size", type=int, default=500)
-    p.add_argument("--detector", default=str(ROOT / "assets/detg_candidates/detector"))
+    default_det = next((str(d) for d in (ROOT / "assets/detg_candidates/detector",
+                                         ROOT / "assets/detg_search_preliminary/detector")
+                        if (d / "model.safetensors").is_file()), "")
+    p.add_argument("--detector", default=default_det, help="saved detector folder (default: the shipped one)")
     p.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128, 128],
                    help="architecture of the random detector when none is saved")
     p.add_argument("--json", default=None, help="write the results here")
@@ -167,6 +171,7 @@ def main(argv=None) -> int:
           f"{core_h_per_million:.2f} core-hours per million galaxies; full GZ2 in "
           f"{fastest['gz2_projection_min']:.1f} min")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")
         print(f"wrote {args.json}")
     return 0

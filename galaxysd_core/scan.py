@@ -166,7 +166,7 @@ def _infer(model, images: np.ndarray, head: int, batch_size: int) -> np.ndarray:
 
 
 def score_chunk(blob: bytes, files: Sequence[str], crop_fractions: Sequence[float], resolution: int = 64,
-                head: int = 0, batch_size: int = 256, threads: int = 1) -> Dict[str, Any]:
+                head: int = 0, batch_size: int = 64, threads: int = 1) -> Dict[str, Any]:
     """Worker function of every engine: decode ``files`` and score them with the detector ``blob``.
 
     Returns
@@ -230,7 +230,7 @@ def _check(records: pd.DataFrame, batch_size: int, chunk_size: int) -> None:
 
 
 def scan_local(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: int = 0,
-               batch_size: int = 256, workers: int = 1, threads: int = 1, progress: bool = False
+               batch_size: int = 64, workers: int = 2, threads: int = 1, progress: bool = False
                ) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
     """Scan in this process: ``workers`` decode threads feeding inference on ``threads`` torch threads.
 
@@ -309,7 +309,7 @@ def _bounded_map(pool, fn, items, ahead: int):
 
 
 def scan_dask(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: int = 0,
-              batch_size: int = 256, chunk_size: int = 1024, n_workers: int = 2, client=None,
+              batch_size: int = 64, chunk_size: int = 1024, n_workers: int = 2, client=None,
               address: Optional[str] = None) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
     """Scan with :mod:`dask.distributed` (``LocalCluster`` of single-threaded worker processes).
 
@@ -358,7 +358,7 @@ def scan_dask(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head:
 
 
 def scan_ray(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: int = 0,
-             batch_size: int = 256, chunk_size: int = 1024, num_cpus: int = 2,
+             batch_size: int = 64, chunk_size: int = 1024, num_cpus: int = 2,
              address: Optional[str] = None) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
     """Scan with Ray tasks (one CPU each) on a local Ray instance or the cluster at ``address``.
 
@@ -419,7 +419,7 @@ def _stage_sums(results: Sequence[Dict[str, Any]]) -> Dict[str, float]:
 
 
 def scan(records: pd.DataFrame, model, *, engine: str = "local", head: int = 0, resolution: Optional[int] = None,
-         batch_size: int = 256, workers: int = 1, threads: int = 1, chunk_size: int = 1024, n_workers: int = 2,
+         batch_size: int = 64, workers: int = 2, threads: int = 1, chunk_size: int = 1024, n_workers: int = 2,
          address: Optional[str] = None, client=None, progress: bool = False) -> ScanResult:
     """Score every record with ``model`` (a MorphologyClassifier or its :func:`model_to_bytes` blob).
 

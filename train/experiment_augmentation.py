@@ -31,6 +31,14 @@ from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR, model_dir  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
 
 
+def _rel(path: str) -> str:
+    """Path relative to the repository when inside it (results never record machine-specific roots)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,8 +109,9 @@ def main(argv=None) -> int:
         result = aug.run_experiment(args.caches, test_ids, cfg, pipe_factory=pipe_factory, model_id=model_id,
                                     synthetic_cache=args.synthetic_cache, judge=judge,
                                     log=None if args.quiet else lambda m: print(m, flush=True))
-        extra = {"model": model_path, "caches": args.caches, "classifier": args.classifier,
-                 "command": " ".join(sys.argv), "wall_time_total_s": time.perf_counter() - t}
+        extra = {"model": _rel(model_path), "caches": [_rel(c) for c in args.caches],
+                 "classifier": _rel(args.classifier),
+                 "command": "python " + " ".join(_rel(a) for a in sys.argv), "wall_time_total_s": time.perf_counter() - t}
         files = aug.write_results(result, args.out, cfg, extra=extra)
         aug.write_readme(result, args.out, cfg, extra)
     except GalaxySDError as exc:
