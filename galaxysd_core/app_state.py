@@ -321,6 +321,7 @@ class GenerationRequest:
 
     prompt: str
     negative_prompt: str = ""
+    tree_negatives: bool = True
     n_images: int = 4
     steps: int = 20
     guidance: float = 6.5
@@ -342,8 +343,11 @@ class GenerationRequest:
 def _items(out, label: str = "") -> List[GalleryItem]:
     images = out.images
     arrays = [np.asarray(im.convert("RGB") if hasattr(im, "convert") else im, dtype=np.uint8) for im in images]
-    return [GalleryItem(image=a, prompt=p, seed=int(s), parameters=dict(out.parameters), label=label)
-            for a, p, s in zip(arrays, out.prompts, out.seeds)]
+    negs = list(getattr(out, "negative_prompts", None) or [out.parameters.get("negative_prompt") or ""] * len(arrays))
+    # each image records the negative prompt it was made with (automatic ones differ per prompt)
+    return [GalleryItem(image=a, prompt=p, seed=int(s), parameters={**out.parameters, "negative_prompt": n},
+                        label=label)
+            for a, p, s, n in zip(arrays, out.prompts, out.seeds, negs)]
 
 
 def generate(pipe, request: GenerationRequest, callback: Optional[Callable[[int, int], None]] = None,
@@ -375,7 +379,7 @@ def generate(pipe, request: GenerationRequest, callback: Optional[Callable[[int,
                    num_images_per_prompt=int(request.n_images), seed=request.seed,
                    num_inference_steps=int(request.steps), guidance_scale=float(request.guidance),
                    scheduler=request.scheduler, image=request.init_image, strength=float(request.strength),
-                   output_type="np", callback=callback)
+                   output_type="np", callback=callback, tree_negatives=bool(request.tree_negatives))
     return _items(out)
 
 
@@ -400,7 +404,8 @@ class SweepResult:
 
 
 def run_sweep(pipe, base_prompt: str, phrase: str, weights: Sequence[float], seeds: Sequence[int], *,
-              negative_prompt: str = "", steps: int = 20, guidance: float = 6.5, scheduler: str = "ddim",
+              negative_prompt: str = "", tree_negatives: bool = True, steps: int = 20, guidance: float = 6.5,
+              scheduler: str = "ddim",
               callback: Optional[Callable[[int, int], None]] = None, gate: Optional[GenerationGate] = None,
               timeout: Optional[float] = None) -> SweepResult:
     """One feature's weight x seeds grid in a single pipeline call (the same seeds at every weight).
@@ -429,7 +434,8 @@ def run_sweep(pipe, base_prompt: str, phrase: str, weights: Sequence[float], see
     with (gate or GATE).slot(timeout):
         out = pipe(prompts, negative_prompt=negative_prompt or None, num_images_per_prompt=len(seeds),
                    seed=[s for _ in weights for s in seeds], num_inference_steps=int(steps),
-                   guidance_scale=float(guidance), scheduler=scheduler, output_type="np", callback=callback)
+                   guidance_scale=float(guidance), scheduler=scheduler, output_type="np", callback=callback,
+                   tree_negatives=bool(tree_negatives))
     items = _items(out)
     for it, (w, s) in zip(items, [(w, s) for w in weights for s in seeds]):
         it.label = f"{phrase} {w:g} / seed {s}"
@@ -461,7 +467,7 @@ def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str
     Returns
     -------
     settings : dict
-        ``prompt``, ``negative_prompt`` and, when stored, ``steps``, ``guidance``, ``scheduler``,
+        ``prompt``, ``negative_prompt``, ``tree_negatives`` and, when stored, ``steps``, ``guidance``, ``scheduler``,
         ``seed``, ``n_images``, ``strength``, clamped to the ranges the controls offer.
     notes : list of str
         What was clamped or could not be restored (e.g. an unknown sampler, the start image).
@@ -476,7 +482,10 @@ def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str
     prompt = info.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise GalaxySDValueError("the PNG's settings have no prompt")
-    out: Dict[str, Any] = {"prompt": prompt.strip(), "negative_prompt": str(info.get("negative_prompt") or "")}
+    out: Dict[str, Any] = {"prompt": prompt.strip(), "negative_prompt": str(info.get("negative_prompt") or ""),
+                           # the recorded negative prompt is the one used; only a GalaxySD Studio image that
+                           # used the automatic one says so (others: exactly what was recorded, nothing added)
+                           "tree_negatives": bool(info.get("tree_negatives", False))}
     notes: List[str] = []
 
     def clamp(name: str, value: Any, lo: float, hi: float, kind: type) -> None:

@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
+from . import config as _config
 from .errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
 
 __all__ = ["CandidateCatalog", "read_candidates", "default_catalog_path", "merge_verdicts", "progress",
@@ -84,6 +85,9 @@ class CandidateCatalog:
         Folder relative image paths were resolved against.
     meta : dict
         ECSV metadata (empty for CSV).
+    image_root : str
+        The catalog's ``image_root`` metadata: ``"$GALAXYSD_DATA_DIR"`` when its image paths are
+        relative to the real-data folder (catalogs of real galaxies never ship the images), else ``""``.
     """
 
     name: str
@@ -91,6 +95,12 @@ class CandidateCatalog:
     source: str
     images_dir: Optional[Path]
     meta: Dict[str, Any] = field(default_factory=dict)
+    image_root: str = ""
+
+    @property
+    def needs_data_dir(self) -> bool:
+        """True when the image paths refer to the real-data folder and none is configured."""
+        return self.image_root == _config.DATA_DIR_IMAGE_ROOT and self.images_dir is None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -185,8 +195,10 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
         Store key of the catalog; default the file stem (the folder name for a file called
         ``candidates.csv`` / ``candidates.ecsv``).
     images_dir : path, optional
-        Folder relative ``image_path`` values refer to; default the catalog's folder (for bytes or
-        uploads without one, relative paths cannot be resolved and ``image_exists`` is False).
+        Folder relative ``image_path`` values refer to. Default: the real-data folder
+        (``$GALAXYSD_DATA_DIR``) when the ECSV metadata says ``image_root: $GALAXYSD_DATA_DIR`` (as
+        the D-ETG search writes), else the catalog's folder (for bytes or uploads without one,
+        relative paths cannot be resolved and ``image_exists`` is False).
     max_bytes, max_rows : int
         Limits on file size and row count.
 
@@ -218,7 +230,7 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
             raise GalaxySDDataError(f"catalog {path.name!r} has {size / 1e6:.1f} MB; at most {max_bytes / 1e6:.0f} MB")
         data = path.read_bytes()
         label = str(path)
-        base = Path(images_dir).expanduser() if images_dir is not None else path.parent
+        base = path.parent
         # a file called candidates.* is named after its folder (e.g. "demo_candidates")
         default_name = folder_name or (path.parent.name if path.stem == "candidates" else path.stem)
     else:
@@ -233,12 +245,17 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
             raise GalaxySDValueError(f"cannot read a catalog from {type(source).__name__}; give a path or a file")
         if len(data) > max_bytes:
             raise GalaxySDDataError(f"catalog {label!r} is larger than {max_bytes / 1e6:.0f} MB")
-        base = Path(images_dir).expanduser() if images_dir is not None else None
+        base = None
         default_name = Path(label).stem
     if not data.strip():
         raise GalaxySDDataError(f"candidate catalog {label!r} is empty")
 
     df, meta = _read_table(data, label)
+    image_root = str(meta.get("image_root", "") or "")
+    if images_dir is not None and str(images_dir).strip():
+        base = Path(images_dir).expanduser()
+    elif image_root == _config.DATA_DIR_IMAGE_ROOT:
+        base = _config.data_dir()
     df = _canonical_columns(df, label)
     if len(df) == 0:
         raise GalaxySDDataError(f"candidate catalog {label!r} has no rows")
@@ -286,7 +303,7 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
 
     df = df.sort_values(["score", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     return CandidateCatalog(name=str(name or default_name or "catalog"), table=df, source=label,
-                            images_dir=base, meta=meta)
+                            images_dir=base, meta=meta, image_root=image_root)
 
 
 def _resolve_image(value: str, base: Optional[Path]) -> Optional[Path]:
@@ -301,8 +318,28 @@ def _resolve_image(value: str, base: Optional[Path]) -> Optional[Path]:
 
 
 def default_catalog_path() -> Optional[Path]:
-    """The catalog the Candidates page opens first: ``assets/detg_candidates`` when it holds a
-    catalog, else the demo catalog ``assets/demo_candidates`` (None if neither exists)."""
+    """The catalog the Candidates page opens first.
+
+    ``$GALAXYSD_CANDIDATES`` (a catalog file or a folder holding one) when set, else the shipped
+    D-ETG catalog ``assets/detg_candidates``, else the demo catalog ``assets/demo_candidates``
+    (None if neither exists).
+
+    Raises
+    ------
+    GalaxySDFileError
+        ``$GALAXYSD_CANDIDATES`` is set but names nothing readable.
+    """
+    chosen = _config.candidates_path()
+    if chosen is not None:
+        if chosen.is_dir():
+            found = next((chosen / n for n in ("candidates.ecsv", "candidates.csv") if (chosen / n).is_file()), None)
+            if found is None:
+                raise GalaxySDFileError(f"${_config.CANDIDATES_ENV} names folder {str(chosen)!r}, which has no "
+                                        f"candidates.ecsv or candidates.csv")
+            return found
+        if not chosen.is_file():
+            raise GalaxySDFileError(f"${_config.CANDIDATES_ENV} names {str(chosen)!r}, which does not exist")
+        return chosen
     for folder in (DETG_CATALOG_DIR, DEMO_CATALOG_DIR):
         for n in ("candidates.ecsv", "candidates.csv"):
             if (folder / n).is_file():

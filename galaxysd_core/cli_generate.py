@@ -23,7 +23,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     p.add_argument("--guidance", type=float, default=6.5, help="classifier-free guidance scale (default 6.5)")
     p.add_argument("--sampler", default="ddim", help="ddim, euler_a, euler or dpmpp (default ddim)")
-    p.add_argument("--negative", default=None, help="negative prompt")
+    p.add_argument("--negative", default=None,
+                   help="negative prompt (default: the automatic GZ2-tree one, e.g. 'sdss, smooth, star or artifact, "
+                        "edge-on galaxy' for a spiral; give '' for none)")
+    p.add_argument("--no-tree-negatives", action="store_true",
+                   help="without --negative: plain unconditional guidance (as GalaxySD samples)")
     p.add_argument("--init-image", default=None, help="start from this real galaxy image (img2img)")
     p.add_argument("--strength", type=float, default=0.6, help="img2img strength in (0, 1] (default 0.6)")
     p.add_argument("--model", default=None, help="model folder (default $GALAXYSD_MODEL_DIR or the shipped model)")
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = pipe(args.prompt, negative_prompt=args.negative, num_images_per_prompt=args.num_images, seed=args.seed,
                num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.sampler,
-               image=init, strength=args.strength, callback=progress)
+               image=init, strength=args.strength, callback=progress, tree_negatives=not args.no_tree_negatives)
     bar.close()
     target = Path(args.out)
     target.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,11 @@ DATA_DIR_ENV = "GALAXYSD_DATA_DIR"
 MODEL_DIR_ENV = "GALAXYSD_MODEL_DIR"
 #: Environment variable naming the SQL store URL (default: SQLite file under ~/.galaxysd).
 STORE_URL_ENV = "GALAXYSD_STORE_URL"
+#: Environment variable naming the candidate catalog (file or folder) the Candidates page opens first
+#: (default: the shipped D-ETG catalog ``assets/detg_candidates``, else the demo catalog).
+CANDIDATES_ENV = "GALAXYSD_CANDIDATES"
+#: Value of a catalog's ``image_root`` metadata meaning "image paths are relative to the real-data folder".
+DATA_DIR_IMAGE_ROOT = "$" + DATA_DIR_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
@@ -24,6 +29,12 @@ DEFAULT_CLASSIFIER_DIR = ASSETS_DIR / "classifier"
 def data_dir(override: Optional[str | os.PathLike] = None) -> Optional[Path]:
     """Configured real-data folder (flag value first, then ``$GALAXYSD_DATA_DIR``), or None."""
     value = override or os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def candidates_path() -> Optional[Path]:
+    """Catalog named by ``$GALAXYSD_CANDIDATES`` (file or folder), or None when unset."""
+    value = os.environ.get(CANDIDATES_ENV, "").strip()
     return Path(value).expanduser() if value else None
 
 

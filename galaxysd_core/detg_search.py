@@ -39,6 +39,7 @@ import pandas as pd
 
 from .augmentation import (DUST_LANE_COLUMN, BinaryTrainSettings, generate_cached, predict_scores, resize_images,
                            train_binary, versions)
+from .config import DATA_DIR_IMAGE_ROOT
 from .errors import GalaxySDDataError, GalaxySDValueError
 
 __all__ = ["SearchConfig", "detg_prompt", "detg_prompts", "real_pool", "rank_among", "run_search", "write_catalog",
@@ -276,6 +277,7 @@ def write_catalog(table: pd.DataFrame, out_dir: Union[str, Path], provenance: Ma
     t.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     at = Table.from_pandas(t)
     at.meta.update(json.loads(json.dumps(_jsonable(dict(provenance)), default=str)))  # plain types for YAML
+    at.meta["image_root"] = DATA_DIR_IMAGE_ROOT  # read_candidates resolves image_path against $GALAXYSD_DATA_DIR
     at.meta["comments"] = ["GalaxySD D-ETG candidates: score = detector probability of a dust lane in an "
                            "early-type galaxy; image_path is relative to $GALAXYSD_DATA_DIR."]
     at.write(out / f"{name}.ecsv", format="ascii.ecsv", overwrite=True)

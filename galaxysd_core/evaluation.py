@@ -61,6 +61,11 @@ class EvaluationConfig:
     scheduler : str
         Scheduler name of :class:`~galaxysd_core.pipeline.GalaxySDPipeline`.
     negative_prompt : str, optional
+        Fixed negative prompt; None = the pipeline's automatic GZ2-tree negative prompt when
+        ``tree_negatives`` is True, else none (plain unconditional guidance, as in GalaxySD).
+    tree_negatives : bool
+        Let the pipeline derive each prompt's negative prompt from the GZ2 tree (the default the app
+        and CLI use).
     k : int
         Neighbourhood size of precision/recall/density/coverage (Naeem et al. 2020: 5).
     kid_subsets : int
@@ -79,6 +84,7 @@ class EvaluationConfig:
     guidance: float = 6.5
     scheduler: str = "ddim"
     negative_prompt: Optional[str] = None
+    tree_negatives: bool = True
     k: int = 5
     kid_subsets: int = 50
     threshold: float = 0.5
@@ -289,15 +295,27 @@ def model_name(pipe, model=None) -> str:
     return Path(src).name if src else type(pipe).__name__
 
 
+def _negative_used(pipe, prompt: str, config: "EvaluationConfig", guidance: float) -> str:
+    """The negative prompt a run used (for the tables): given, automatic GZ2-tree one, or ""."""
+    if float(guidance) <= 1.0:
+        return ""
+    if config.negative_prompt is not None:
+        return str(config.negative_prompt)
+    if config.tree_negatives and hasattr(pipe, "tree_negative_prompt"):
+        return pipe.tree_negative_prompt(prompt)
+    return ""
+
+
 def generate(pipe, prompt: str, n: int, seed: int, steps: int, guidance: float, scheduler: str = "ddim",
-             negative_prompt: Optional[str] = None) -> np.ndarray:
+             negative_prompt: Optional[str] = None, tree_negatives: bool = True) -> np.ndarray:
     """``n`` uint8 images ``(n, H, W, 3)`` of one prompt with seeds ``seed .. seed+n-1`` (chunked)."""
     out = []
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
         res = pipe(prompt=prompt, negative_prompt=negative_prompt, num_images_per_prompt=m,
                    seed=[seed + start + i for i in range(m)], num_inference_steps=int(steps),
-                   guidance_scale=float(guidance), scheduler=scheduler, output_type="np")
+                   guidance_scale=float(guidance), scheduler=scheduler, output_type="np",
+                   tree_negatives=tree_negatives)
         out.append(np.asarray(res.images))
     return np.concatenate(out)
 
@@ -512,11 +530,12 @@ def evaluate(model, prompts: Sequence[str], *, config: Optional[EvaluationConfig
                 sweep.apply(base_prompt, config, value)
             t0 = time.perf_counter()
             images = generate(pipe, prompt, config.n, config.seed, steps, guidance, config.scheduler,
-                              config.negative_prompt)
+                              config.negative_prompt, config.tree_negatives)
             gen_s = time.perf_counter() - t0
             row = {"model": name, **(extra_columns or {}), "prompt": prompt, "base_prompt": base_prompt,
                    "sweep_variable": variable, "sweep_value": value, "guidance": guidance, "steps": steps,
-                   "scheduler": config.scheduler, "n": int(len(images)), "seed": config.seed}
+                   "scheduler": config.scheduler, "n": int(len(images)), "seed": config.seed,
+                   "negative_prompt": _negative_used(pipe, prompt, config, guidance)}
             row.update(measure(images, prompt, clf, config, real))
             row["gen_seconds"] = gen_s
             rows.append(row)
@@ -536,13 +555,14 @@ def evaluate(model, prompts: Sequence[str], *, config: Optional[EvaluationConfig
 
 
 def write_results(result: EvaluationResult, out_dir: Union[str, Path], name: str = TABLE_NAME) -> Dict[str, Path]:
-    """Write ``<name>.csv``, ``<name>.json``, ``real_benchmark.json`` and ``evaluation_config.json``.
+    """Write ``<name>.csv``, ``<name>.json``, ``real_benchmark.json`` and the run's settings
+    (``evaluation_config.json`` for the main table, ``<name>_config.json`` for any other name).
 
     The JSON table is ``{"columns": [...], "rows": [{...}, ...]}`` with NaN written as null.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / f"{name}.csv", "json": out / f"{name}.json", "config": out / CONFIG_NAME}
+    paths = {"csv": out / f"{name}.csv", "json": out / f"{name}.json", "config": out / (CONFIG_NAME if name == TABLE_NAME else f"{name}_config.json")}
     result.table.to_csv(paths["csv"], index=False)
     records = _clean(result.table.to_dict("records"))
     paths["json"].write_text(json.dumps({"columns": list(result.table.columns), "rows": records}, indent=1) + "\n")

@@ -22,6 +22,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from .errors import GalaxySDFileError, GalaxySDValueError
+from .gz2_schema import SURVEY_PREFIX
 from .prompt_grammar import ParsedPrompt, known_phrases, parse_prompt
 from .prompt_weighting import encode_weighted_prompts
 from .tokenization import is_word_level
@@ -56,12 +57,15 @@ class GalaxySDPipelineOutput(BaseOutput):
         Prompt (with weights) of each image.
     parameters : dict
         Every setting of the call (negative prompt, steps, guidance, scheduler, sizes, strength, model).
+    negative_prompts : list of str
+        Negative prompt of each image as used (given, or the automatic GZ2-tree one; "" = none).
     """
 
     images: Union[List[Image.Image], np.ndarray]
     seeds: List[int]
     prompts: List[str]
     parameters: Dict[str, Any] = field(default_factory=dict)
+    negative_prompts: List[str] = field(default_factory=list)
 
 
 class GalaxySDPipeline(DiffusionPipeline):
@@ -177,6 +181,19 @@ class GalaxySDPipeline(DiffusionPipeline):
             return []
         return [p for p in phrases if self.trained_features.get(p, 0) == 0]
 
+    def tree_negative_prompt(self, prompt: str) -> str:
+        """Automatic negative prompt of ``prompt``: the other morphologies at the GZ2 tree's branch
+        points it passes through (:func:`galaxysd_core.gz2_schema.tree_exclusions`), e.g.
+        ``"sdss, smooth, star or artifact, edge-on galaxy"`` for ``"sdss, features or disk-shaped,
+        spiral galaxy"``; ``""`` when the tree rules nothing out. Phrases weighted 0 do not count."""
+        from .gz2_schema import tree_exclusions
+
+        tags = [t for t, w in self.parse(prompt).phrase_weights().items() if w > 0]
+        excluded = tree_exclusions(tags)
+        if not excluded:
+            return ""
+        return ", ".join(([SURVEY_PREFIX] if SURVEY_PREFIX in tags else []) + excluded)
+
     def make_scheduler(self, name: Optional[str] = None):
         """A fresh scheduler instance (never the shared one, so concurrent calls cannot corrupt state)."""
         if name is None:
@@ -277,7 +294,7 @@ class GalaxySDPipeline(DiffusionPipeline):
                  eta: float = 0.0, height: Optional[int] = None, width: Optional[int] = None,
                  image: Optional[Union[Image.Image, np.ndarray]] = None, strength: float = 0.6,
                  output_type: str = "pil", callback: Optional[Callable[[int, int], None]] = None,
-                 return_dict: bool = True) -> GalaxySDPipelineOutput:
+                 return_dict: bool = True, tree_negatives: bool = True) -> GalaxySDPipelineOutput:
         """Generate galaxies.
 
         Parameters
@@ -285,7 +302,9 @@ class GalaxySDPipeline(DiffusionPipeline):
         prompt : str or list of str
             GalaxySD prompt(s), e.g. ``"sdss, smooth, {completely round:1.3} galaxy, {dust lane:1.3}"``.
         negative_prompt : str or list of str, optional
-            Prompt to steer away from (weighted the same way); empty = unconditional.
+            Prompt to steer away from (weighted the same way); ``""`` = unconditional. When None and
+            ``tree_negatives`` is True, each prompt gets its automatic GZ2-tree negative prompt
+            (:meth:`tree_negative_prompt`).
         num_images_per_prompt : int
         seed : int or list of int, optional
             One seed (image ``i`` uses ``seed + i``) or one per image; random when None.
@@ -304,14 +323,18 @@ class GalaxySDPipeline(DiffusionPipeline):
         output_type : {"pil", "np", "latent"}
         callback : callable, optional
             ``callback(step, total_steps)`` after every denoising step.
+        tree_negatives : bool
+            Use the automatic GZ2-tree negative prompt when ``negative_prompt`` is None (GalaxySD
+            itself uses plain unconditional guidance: pass False to reproduce that).
         """
         with self._call_lock:
             return self._generate(prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
                                   guidance_scale, scheduler, eta, height, width, image, strength, output_type,
-                                  callback, return_dict)
+                                  callback, return_dict, tree_negatives)
 
     def _generate(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps, guidance_scale,
-                  scheduler_name, eta, height, width, image, strength, output_type, callback, return_dict):
+                  scheduler_name, eta, height, width, image, strength, output_type, callback, return_dict,
+                  tree_negatives=True):
         # 1. Check inputs
         prompts = self.check_inputs(prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
                                     guidance_scale, scheduler_name, height, width, image, strength, output_type)
@@ -334,10 +357,15 @@ class GalaxySDPipeline(DiffusionPipeline):
         parsed = [self.parse(p) for p in prompts]
         cond = encode_weighted_prompts(self.text_encoder, self.tokenizer, parsed, max_length, device)
         cond = cond.repeat_interleave(num_images_per_prompt, dim=0)
-        if do_cfg:
+        automatic = negative_prompt is None and bool(tree_negatives)
+        if automatic:
+            negs = [self.tree_negative_prompt(p) for p in prompts]
+        else:
             negs = negative_prompt if isinstance(negative_prompt, (list, tuple)) else [negative_prompt] * len(prompts)
             if len(negs) == 1:
                 negs = negs * len(prompts)
+        negs = ["" if n is None else str(n) for n in negs]
+        if do_cfg:
             uncond = encode_weighted_prompts(self.text_encoder, self.tokenizer,
                                              [self._parse_negative(n) for n in negs], max_length, device)
             uncond = uncond.repeat_interleave(num_images_per_prompt, dim=0)
@@ -392,8 +420,10 @@ class GalaxySDPipeline(DiffusionPipeline):
                     callback(i + 1, n_steps)
 
         # 6. Decode
+        used_negs = negs if do_cfg else [""] * len(prompts)  # without guidance no negative prompt acts
         parameters = dict(
-            negative_prompt=negative_prompt, num_images_per_prompt=num_images_per_prompt,
+            negative_prompt=used_negs[0] if len(set(used_negs)) == 1 else list(used_negs),
+            tree_negatives=bool(automatic and do_cfg), num_images_per_prompt=num_images_per_prompt,
             num_inference_steps=num_inference_steps, guidance_scale=float(guidance_scale),
             scheduler=(scheduler_name or "ddim"), eta=float(eta), height=height, width=width,
             strength=float(strength) if image is not None else None, init_image=image is not None,
@@ -409,5 +439,6 @@ class GalaxySDPipeline(DiffusionPipeline):
             images = arr if output_type == "np" else [Image.fromarray(a) for a in arr]
 
         # 7. Output
-        out = GalaxySDPipelineOutput(images=images, seeds=seeds, prompts=all_prompts, parameters=parameters)
+        out = GalaxySDPipelineOutput(images=images, seeds=seeds, prompts=all_prompts, parameters=parameters,
+                                     negative_prompts=[n for n in used_negs for _ in range(num_images_per_prompt)])
         return out if return_dict else (images,)

@@ -8,6 +8,7 @@ from typing import List, Optional
 import streamlit as st
 
 from galaxysd_core import candidates as cands
+from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from pages import _ui
 
@@ -20,7 +21,8 @@ PER_PAGE = 12
 
 
 @st.cache_data(show_spinner="Reading the catalog ...", max_entries=8)
-def _read_path(path: str, images: str, mtime: float) -> cands.CandidateCatalog:
+def _read_path(path: str, images: str, mtime: float, data_dir: str) -> cands.CandidateCatalog:
+    # data_dir is part of the cache key: catalogs of real galaxies resolve images against it
     return cands.read_candidates(path, images_dir=images or None)
 
 
@@ -42,7 +44,7 @@ def load_catalog() -> Optional[cands.CandidateCatalog]:
                 c2.info("No shipped catalog (assets/detg_candidates or assets/demo_candidates).")
                 return None
             c2.caption(f"`{path}`" + (" (synthetic demo galaxies)" if "demo_candidates" in str(path) else ""))
-            return _read_path(str(path), "", path.stat().st_mtime)
+            return _read_path(str(path), "", path.stat().st_mtime, str(config.data_dir() or ""))
         images = c2.text_input("Image folder (default: the catalog's folder)", key="keep.cand.images")
         if source == "path":
             text = c2.text_input("Catalog file (CSV or ECSV with id, score, image_path; ra, dec optional)",
@@ -51,7 +53,7 @@ def load_catalog() -> Optional[cands.CandidateCatalog]:
                 return None
             p = Path(text.strip()).expanduser()
             mtime = p.stat().st_mtime if p.exists() else 0.0
-            return _read_path(str(p), images.strip(), mtime)
+            return _read_path(str(p), images.strip(), mtime, str(config.data_dir() or ""))
         up = c2.file_uploader("Catalog (CSV or ECSV)", type=["csv", "ecsv"], key="up.cand.file")
         if up is None:
             return None
@@ -91,6 +93,11 @@ st.title("Candidates")
 catalog = load_catalog()
 if catalog is None:
     st.stop()
+if catalog.needs_data_dir:
+    st.info(f"The images of catalog `{catalog.name}` are real survey cutouts, which are not shipped: their "
+            f"paths are relative to the real-data folder. Set `{config.DATA_DIR_ENV}` before starting the app "
+            f"(e.g. `{config.DATA_DIR_ENV}=../shared/data streamlit run app.py`) to see them; vetting works "
+            "without images too.", icon=":material/folder_open:")
 store = _ui.get_store()
 try:
     latest = store.latest_verdicts(catalog.name)

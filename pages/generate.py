@@ -24,6 +24,7 @@ ss = st.session_state
 
 # Keys starting with "keep." survive page switches (app.py re-assigns them every run).
 K_PROMPT, K_NEG = "keep.gen.prompt", "keep.gen.negative"
+K_TREE_NEG = "keep.gen.tree_negatives"
 K_STEPS, K_GUID, K_SCHED = "keep.gen.steps", "keep.gen.guidance", "keep.gen.scheduler"
 K_SEEDMODE, K_SEED, K_N = "keep.gen.seed_mode", "keep.gen.seed", "keep.gen.n_images"
 K_INIT, K_STRENGTH, K_REAL = "keep.gen.init_mode", "keep.gen.strength", "keep.gen.real_pick"
@@ -72,6 +73,7 @@ def apply_settings(settings: Dict, notes: List[str]) -> None:
     ss[K_PROMPT] = settings["prompt"]
     on_text_change()
     ss[K_NEG] = settings.get("negative_prompt", "")
+    ss[K_TREE_NEG] = bool(settings.get("tree_negatives", ss.get(K_TREE_NEG, True)))
     for key, name in ((K_STEPS, "steps"), (K_GUID, "guidance"), (K_SCHED, "scheduler"), (K_SEED, "seed"),
                       (K_N, "n_images"), (K_STRENGTH, "strength")):
         if name in settings:
@@ -108,7 +110,7 @@ def on_use_item(uid: str) -> None:
 
 
 def init_state() -> None:
-    defaults = {K_NEG: "", K_STEPS: 20, K_GUID: 6.5, K_SCHED: "ddim", K_SEEDMODE: "fixed", K_SEED: 0, K_N: 4,
+    defaults = {K_NEG: "", K_TREE_NEG: True, K_STEPS: 20, K_GUID: 6.5, K_SCHED: "ddim", K_SEEDMODE: "fixed", K_SEED: 0, K_N: 4,
                 K_INIT: "noise", K_STRENGTH: 0.6, K_SW_PHRASE: "dust lane", K_SW_RANGE: (0.8, 2.0), K_SW_N: 4,
                 K_SW_SEEDS: 2}
     for k, v in defaults.items():
@@ -158,6 +160,18 @@ with right:
                    f"from related captions.", icon=":material/explore:")
     st.text_input("Negative prompt (steer away from; optional)", key=K_NEG, max_chars=1000,
                   placeholder="e.g. merger, star or artifact")
+    if not str(ss[K_NEG]).strip():
+        st.checkbox("Empty: exclude the other morphologies of the GZ2 tree", key=K_TREE_NEG,
+                    help="With an empty negative prompt, steer away from the answers the Galaxy Zoo 2 decision "
+                         "tree rules out for this prompt (e.g. 'smooth' and 'edge-on galaxy' for a spiral). "
+                         "Off: plain unconditional guidance, as GalaxySD samples.")
+        if ss[K_TREE_NEG] and pipe is not None and not ss.get("gen.prompt_error"):
+            try:
+                auto = pipe.tree_negative_prompt(ss[K_PROMPT])
+            except GalaxySDError:
+                auto = ""
+            st.caption(f"automatic negative prompt: `{auto}`" if auto else
+                       "automatic negative prompt: none (the tree rules nothing out for this prompt)")
 
     st.subheader("Sampling")
     c1, c2 = st.columns(2)
@@ -220,7 +234,8 @@ with right:
         else:
             seed = app_state.random_seed() if ss[K_SEEDMODE] == "random" else int(ss[K_SEED])
             request = app_state.GenerationRequest(
-                prompt=ss[K_PROMPT], negative_prompt=ss[K_NEG], n_images=int(ss[K_N]), steps=int(ss[K_STEPS]),
+                prompt=ss[K_PROMPT], negative_prompt=ss[K_NEG], tree_negatives=bool(ss[K_TREE_NEG]),
+                n_images=int(ss[K_N]), steps=int(ss[K_STEPS]),
                 guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED], seed=seed,
                 init_image=init_image if ss[K_INIT] != "noise" else None, strength=float(ss[K_STRENGTH]))
             busy = app_state.GATE.running > 0
@@ -303,6 +318,7 @@ with st.expander("Extrapolation sweep: one feature's weight x seeds", expanded=b
         try:
             ss["gen.sweep"] = app_state.run_sweep(
                 pipe, ss[K_PROMPT], ss[K_SW_PHRASE], weights, seeds, negative_prompt=ss[K_NEG],
+                tree_negatives=bool(ss[K_TREE_NEG]),
                 steps=int(ss[K_STEPS]), guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED],
                 callback=lambda s, t: bar.progress(s / t, text=f"Denoising step {s}/{t}"))
         except GalaxySDError as exc:

@@ -23,6 +23,7 @@ pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
+DEMO_CATALOG = Path(__file__).resolve().parents[1] / "assets" / "demo_candidates"
 TIMEOUT = 180
 UNSEEN = ("dust lane", "ring galaxy")
 
@@ -67,8 +68,9 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def env(monkeypatch, tmp_path, tiny_model):
-    """Environment of one app session: tiny model, fresh store, no data folder."""
+    """Environment of one app session: tiny model, fresh store, no data folder, the demo catalog."""
     monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(tiny_model))
+    monkeypatch.setenv("GALAXYSD_CANDIDATES", str(DEMO_CATALOG))
     monkeypatch.setenv("GALAXYSD_STORE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
     monkeypatch.setenv("GALAXYSD_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("GALAXYSD_DATA_DIR", raising=False)
@@ -142,6 +144,26 @@ def test_generate_weight_beyond_slider_is_noted(env):
     at.text_area(key="keep.gen.prompt").set_value("sdss, smooth, {completely round galaxy:2.6}").run()
     assert at.slider(key="keep.gen.w.t07_rounded").value == pytest.approx(2.0)
     assert "text keeps 2.6" in texts(at.caption)
+
+
+def test_generate_automatic_negative_prompt_shown_used_and_switchable(env):
+    at = run_app()
+    at.slider(key="keep.gen.n_images").set_value(1).run()
+    at.slider(key="keep.gen.steps").set_value(2).run()
+    at.text_area(key="keep.gen.prompt").set_value("sdss, features or disk-shaped, spiral galaxy").run()
+    assert "automatic negative prompt: `sdss, smooth, star or artifact, edge-on galaxy`" in texts(at.caption)
+    at.button(key="btn.gen.generate").click().run()
+    item = at.session_state["gen.gallery"][0]
+    assert item.parameters["negative_prompt"] == "sdss, smooth, star or artifact, edge-on galaxy"
+    assert item.parameters["tree_negatives"] is True
+    at.checkbox(key="keep.gen.tree_negatives").uncheck().run()
+    assert "automatic negative prompt" not in texts(at.caption)
+    at.button(key="btn.gen.generate").click().run()
+    item = at.session_state["gen.gallery"][0]
+    assert item.parameters["negative_prompt"] == "" and item.parameters["tree_negatives"] is False
+    # a typed negative prompt replaces the automatic one (the checkbox disappears)
+    at.text_input(key="keep.gen.negative").set_value("sdss, merger").run()
+    assert not [c for c in at.checkbox if c.key == "keep.gen.tree_negatives"]
 
 
 def test_generate_button_makes_images(env):
@@ -427,6 +449,28 @@ def test_candidates_catalog_from_path(env, tmp_path):
     at.text_input(key="keep.cand.path").set_value(str(tmp_path / "mine.csv")).run()
     assert "y" in texts(at.subheader) and "0 / 2 vetted" in at.get("progress")[0].proto.text
     assert "no coordinates" in texts(at.caption)
+
+
+def test_candidates_default_is_the_real_catalog_with_images_from_the_data_folder(env, monkeypatch, tmp_path):
+    from galaxysd_core import candidates as cands
+
+    detg = tmp_path / "detg_candidates"
+    (tmp_path / "data" / "imgs").mkdir(parents=True)
+    Image.fromarray(_blob(2)).save(tmp_path / "data" / "imgs" / "g.png")
+    detg.mkdir()
+    (detg / "candidates.ecsv").write_text(
+        "# %ECSV 1.0\n# ---\n# datatype:\n# - {name: id, datatype: string}\n# - {name: score, datatype: float64}\n"
+        "# - {name: image_path, datatype: string}\n# meta: {image_root: $GALAXYSD_DATA_DIR}\n"
+        "id score image_path\ng1 0.9 imgs/g.png\ng2 0.4 imgs/g.png\n")
+    monkeypatch.setattr(cands, "DETG_CATALOG_DIR", detg)
+    monkeypatch.delenv("GALAXYSD_CANDIDATES")
+    at = run_app("candidates")
+    assert "0 / 2 vetted" in at.get("progress")[0].proto.text and "detg_candidates" in at.get("progress")[0].proto.text
+    assert "GALAXYSD_DATA_DIR" in texts(at.info) and "Image not found" in texts(at.warning)
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(tmp_path / "data"))
+    at = run_app("candidates")
+    assert "GALAXYSD_DATA_DIR" not in texts(at.info) and "Image not found" not in texts(at.warning)
+    assert len(at.image) >= 1 and not at.exception
 
 
 # ----------------------------------------------------------------------------- real vs synthetic

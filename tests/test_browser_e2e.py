@@ -58,7 +58,7 @@ def server(tiny_model, tmp_path_factory):
     """``streamlit run app.py`` on a free port; yields the base URL; the process is stopped afterwards."""
     state = tmp_path_factory.mktemp("e2e_state")
     port = _free_port()
-    env = {**os.environ, "GALAXYSD_MODEL_DIR": str(tiny_model),
+    env = {**os.environ, "GALAXYSD_MODEL_DIR": str(tiny_model), "GALAXYSD_CANDIDATES": str(REPO / "assets" / "demo_candidates"),
            "GALAXYSD_STORE_URL": f"sqlite:///{state / 'store.sqlite'}", "GALAXYSD_HOME": str(state / "home"),
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     env.pop("GALAXYSD_DATA_DIR", None)

@@ -47,6 +47,46 @@ def test_demo_catalog_is_shipped_and_valid():
     assert cands.default_catalog_path() is not None
 
 
+def test_default_catalog_follows_environment_then_shipped(monkeypatch, tmp_path):
+    from galaxysd_core import config
+
+    monkeypatch.setenv(config.CANDIDATES_ENV, str(DEMO))
+    assert cands.default_catalog_path() == DEMO / "candidates.csv"
+    monkeypatch.setenv(config.CANDIDATES_ENV, str(DEMO / "candidates.csv"))
+    assert cands.default_catalog_path() == DEMO / "candidates.csv"
+    monkeypatch.setenv(config.CANDIDATES_ENV, str(tmp_path / "nothing.csv"))
+    with pytest.raises(GalaxySDFileError, match="GALAXYSD_CANDIDATES"):
+        cands.default_catalog_path()
+    monkeypatch.setenv(config.CANDIDATES_ENV, str(tmp_path))
+    with pytest.raises(GalaxySDFileError, match="no candidates.ecsv"):
+        cands.default_catalog_path()
+    monkeypatch.delenv(config.CANDIDATES_ENV)
+    # unset: the shipped D-ETG catalog wins over the demo when it exists
+    detg = tmp_path / "detg_candidates"
+    monkeypatch.setattr(cands, "DETG_CATALOG_DIR", detg)
+    assert cands.default_catalog_path() == DEMO / "candidates.csv"
+    detg.mkdir()
+    (detg / "candidates.csv").write_text("id,score,image_path\na,0.5,x.png\n")
+    assert cands.default_catalog_path() == detg / "candidates.csv"
+
+
+def test_shipped_detg_catalog_is_valid_and_points_into_the_data_folder(monkeypatch):
+    path = cands.DETG_CATALOG_DIR / "candidates.ecsv"
+    if not path.is_file():
+        pytest.skip("assets/detg_candidates is not shipped in this checkout")
+    monkeypatch.delenv("GALAXYSD_DATA_DIR", raising=False)
+    cat = cands.read_candidates(path)
+    assert cat.needs_data_dir and len(cat) >= 100
+    assert list(cat.table["score"]) == sorted(cat.table["score"], reverse=True)
+    assert not any(Path(p).is_absolute() for p in cat.table["image_path"])  # no machine-specific paths
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not data.is_dir():
+        pytest.skip("../shared/data is absent: cannot check that the catalog's images resolve")
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(data))
+    cat = cands.read_candidates(path)
+    assert cat.table["image_exists"].all()
+
+
 def test_read_csv_sorts_and_resolves(catalog_dir):
     cat = cands.read_candidates(catalog_dir / "cands.csv")
     t = cat.table

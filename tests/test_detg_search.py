@@ -100,7 +100,7 @@ def test_heldout_examples_never_enter_training(tmp_path, monkeypatch):
     assert {"rank_median", "rank_best", "rank_worst"} <= set(summary.columns)
 
 
-def test_run_search_writes_a_valid_sorted_catalog(tmp_path):
+def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
     from galaxysd_core.model_factory import build_tiny_pipeline
 
     images, index = _fake_real(tmp_path)
@@ -132,7 +132,13 @@ def test_run_search_writes_a_valid_sorted_catalog(tmp_path):
     for name in ("candidates.csv", "candidates.ecsv"):
         c = read_candidates(out / name, images_dir=tmp_path / "data")
         assert len(c) == 15 and c.table["image_exists"].all()
+    # the ECSV says its images live under $GALAXYSD_DATA_DIR: resolved from the environment by default
+    monkeypatch.delenv("GALAXYSD_DATA_DIR", raising=False)
     ecsv = read_candidates(out / "candidates.ecsv")
+    assert ecsv.needs_data_dir and not ecsv.table["image_exists"].any()
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(tmp_path / "data"))
+    ecsv = read_candidates(out / "candidates.ecsv")
+    assert not ecsv.needs_data_dir and ecsv.table["image_exists"].all()
     assert ecsv.meta["generator"]["dust_weights"] == [1.0, 2.0]
     assert ecsv.meta["generator"]["prompts"][1].endswith("{dust lane:2}")
     assert (out / "detector" / "model.safetensors").is_file() and (out / "heldout_ranks.csv").is_file()

@@ -81,3 +81,17 @@ def test_columns_match_stripe82_header(shared_data):
             assert a.column + suffix in header, a.column + suffix
     answer_stems = {c.rsplit("_", 1)[0] for c in header if c.endswith("_count")}
     assert answer_stems == {a.column for a in s.ANSWERS}
+
+
+def test_tree_exclusions_are_other_morphologies_at_branch_points():
+    from galaxysd_core.gz2_schema import tree_exclusions
+
+    # spiral implies features + not edge-on: the alternatives at those branch points
+    assert tree_exclusions(["features or disk-shaped", "spiral galaxy"]) == ["smooth", "star or artifact", "edge-on galaxy"]
+    assert tree_exclusions(["2 spiral arms"]) == ["smooth", "star or artifact", "edge-on galaxy"]
+    assert tree_exclusions(["edge-on galaxy"]) == ["smooth", "star or artifact"]
+    # roundness alternatives lead to the same next question: degrees of the property, not excluded
+    assert tree_exclusions(["smooth", "cigar shaped galaxy"]) == ["features or disk-shaped", "star or artifact"]
+    assert tree_exclusions(["merger"]) == [] and tree_exclusions(["sdss"]) == [] and tree_exclusions([]) == []
+    # contradictory descriptions (no path through the tree holds both) rule nothing out
+    assert tree_exclusions(["smooth", "spiral galaxy"]) == []

@@ -161,3 +161,25 @@ def test_concurrent_calls_are_serialised(pipe):
     for t in threads:
         t.join()
     assert np.array_equal(results[1], _gen(pipe, seed=1, scheduler="euler_a").images)
+
+
+def test_automatic_gz2_tree_negative_prompt(pipe):
+    spiral = "sdss, features or disk-shaped, {spiral galaxy:1.2}"
+    assert pipe.tree_negative_prompt(spiral) == "sdss, smooth, star or artifact, edge-on galaxy"
+    assert pipe.tree_negative_prompt("sdss, merger") == ""  # the tree rules nothing out
+    args = dict(num_images_per_prompt=2, seed=3, num_inference_steps=3, output_type="np", guidance_scale=5.0)
+    auto = pipe([spiral, "sdss, merger"], **args)
+    assert auto.parameters["tree_negatives"] is True
+    assert auto.negative_prompts == ["sdss, smooth, star or artifact, edge-on galaxy"] * 2 + [""] * 2
+    assert auto.parameters["negative_prompt"] == ["sdss, smooth, star or artifact, edge-on galaxy", ""]
+    # the automatic negative is exactly the explicit one, and differs from plain guidance
+    explicit = pipe([spiral, "sdss, merger"], negative_prompt=["sdss, smooth, star or artifact, edge-on galaxy", ""],
+                    **args)
+    assert np.array_equal(auto.images, explicit.images) and explicit.parameters["tree_negatives"] is False
+    plain = pipe([spiral, "sdss, merger"], tree_negatives=False, **args)
+    assert plain.negative_prompts == [""] * 4
+    assert not np.array_equal(plain.images[:2], auto.images[:2])
+    assert np.array_equal(plain.images[2:], auto.images[2:])  # merger: no negative either way
+    # an explicit empty negative prompt switches it off too; without guidance nothing is recorded
+    assert pipe(spiral, negative_prompt="", **args).negative_prompts == ["", ""]
+    assert pipe(spiral, **{**args, "guidance_scale": 1.0}).parameters["tree_negatives"] is False

@@ -70,6 +70,11 @@ def main() -> int:
     prompts = list(QUALITY_BAR) + EXTRA_PROMPTS
     cfg = EvaluationConfig(n=args.n, seed=0, steps=20, guidance=6.5)
     res = evaluate(out, prompts, config=cfg, sweeps=["guidance=1,3,6.5"], real=args.caches, out_dir=metrics)
+    # the same prompts with plain unconditional guidance (no negative prompt), as GalaxySD samples
+    plain = evaluate(out, prompts, config=EvaluationConfig(n=args.n, seed=0, steps=20, guidance=6.5,
+                                                           tree_negatives=False),
+                     sweeps=["guidance=1,3,6.5"], real=args.caches, benchmark=False)
+    write_results(plain, metrics, name="evaluation_plain")
     weight = evaluate(out, [DETG_PROMPT], config=EvaluationConfig(n=args.n // 2, seed=0, steps=20, guidance=6.5),
                       sweeps=["weight:dust lane=0.8,1.0,1.3,1.6,2.0"], real=args.caches, benchmark=False)
     write_results(weight, metrics, name="weight_sweep")

@@ -1,0 +1,36 @@
+"""Model card helpers: wall time over resumed processes, consistency gap, quality bar rows."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from galaxysd_core.model_card import consistency_gap, quality_bar_table, training_wall_time
+
+
+def test_wall_time_sums_processes_including_killed_ones():
+    log = [
+        {"event": "data"}, {"stage": "vae", "step": 200, "wall_s": 100.0}, {"stage": "vae", "step": 400, "wall_s": 250.0},
+        # killed; a second process resumes the VAE and trains the UNet
+        {"event": "data"}, {"stage": "vae", "step": 600, "wall_s": 90.0}, {"event": "train", "step": 50, "wall_s": 400.0},
+        # a third process continues the UNet and finishes
+        {"event": "data"}, {"event": "resume", "step": 50}, {"event": "train", "step": 100, "wall_s": 70.0},
+        {"event": "done", "step": 100, "wall_s": 75.0},
+    ]
+    w = training_wall_time(log)
+    assert w["total_s"] == pytest.approx(250 + 400 + 75)
+    assert w["unet_s"] == pytest.approx(400 + 75)
+    assert w["processes"] == 3
+    assert training_wall_time([])["total_s"] == 0
+
+
+def test_consistency_gap_and_quality_bar():
+    table = pd.DataFrame({
+        "base_prompt": ["sdss, smooth, completely round galaxy", "sdss, features or disk-shaped, spiral galaxy"] * 2,
+        "guidance": [3.0, 3.0, 6.5, 6.5], "n": 64, "consistency": [0.9, 0.5, 1.0, 0.7],
+        "seen:smooth": [0.9, 0.1, 0.95, 0.0], "seen:spiral galaxy": [0.0, 0.5, 0.0, 0.72]})
+    gap = consistency_gap(table, 0.85).set_index("guidance")
+    assert gap.loc[3.0, "consistency"] == pytest.approx(0.7) and not gap.loc[3.0, "passes"]
+    assert gap.loc[6.5, "gap"] == pytest.approx(0.0) and gap.loc[6.5, "passes"]
+    qb = quality_bar_table(table, 6.5).set_index("head")
+    assert qb.loc["smooth", "passes"] and qb.loc["spiral galaxy", "passes"]
+    assert not quality_bar_table(table, 3.0).set_index("head").loc["spiral galaxy", "passes"]
