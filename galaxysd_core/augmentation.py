@@ -385,7 +385,8 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
 
 def generate_cached(pipe_factory: Callable[[], Any], prompt: str, n: int, *, seed: int, guidance_scale: float,
                     num_inference_steps: int, cache_dir: Optional[Union[str, Path]], model_id: str,
-                    max_per_call: int = 64, progress: bool = False) -> Tuple[np.ndarray, Dict[str, Any]]:
+                    max_per_call: int = 64, progress: bool = False,
+                    tree_negatives: bool = True) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Generate ``n`` images for ``prompt`` once and cache them (safetensors + JSON settings).
 
     Parameters
@@ -398,6 +399,8 @@ def generate_cached(pipe_factory: Callable[[], Any], prompt: str, n: int, *, see
         Folder of the cache (None: no caching).
     model_id : str
         Identity of the model (e.g. :func:`model_fingerprint`), part of the cache key.
+    tree_negatives : bool
+        Use the pipeline's automatic GZ2-tree negative prompt (its default); part of the cache key.
 
     Returns
     -------
@@ -411,7 +414,8 @@ def generate_cached(pipe_factory: Callable[[], Any], prompt: str, n: int, *, see
     if n < 1:
         raise GalaxySDValueError(f"number of synthetic images must be >= 1, got {n}")
     settings = {"prompt": prompt, "n": int(n), "seed": int(seed), "guidance_scale": float(guidance_scale),
-                "num_inference_steps": int(num_inference_steps), "scheduler": "ddim", "model_id": model_id}
+                "num_inference_steps": int(num_inference_steps), "scheduler": "ddim", "model_id": model_id,
+                "tree_negatives": bool(tree_negatives)}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"{key}.safetensors" if cache_dir else None
     if path is not None and path.is_file():
@@ -428,8 +432,10 @@ def generate_cached(pipe_factory: Callable[[], Any], prompt: str, n: int, *, see
     while done < n:
         k = min(max_per_call, n - done)
         out = pipe(prompt, num_images_per_prompt=k, seed=[seed + done + i for i in range(k)],
-                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="np")
+                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="np",
+                   tree_negatives=tree_negatives)
         chunks.append(np.asarray(out.images, dtype=np.uint8))
+        settings["negative_prompt_used"] = (getattr(out, "negative_prompts", None) or [""])[0]
         done += k
         if progress:
             print(f"  generated {done}/{n} for {prompt!r}", flush=True)
@@ -877,7 +883,9 @@ def write_readme(result: Mapping[str, Any], out_dir: Union[str, Path], config: E
         f"- generator: `{extra.get('model', '?')}` (`{info.get('model_id', '?')}`); synthetic positives: "
         f"{config.n_synthetic} per class from the class caption, seeds {config.synthetic_seed}..."
         f"{config.synthetic_seed + config.n_synthetic - 1}, {config.num_inference_steps} DDIM steps, guidance "
-        f"{config.guidance_scale}; generated once and cached (`cache/synthetic/`, git-ignored)",
+        f"{config.guidance_scale}, with the pipeline's automatic GZ2-tree negative prompt (e.g. `sdss, smooth, "
+        "star or artifact, edge-on galaxy` for spirals, none for mergers); generated once and cached "
+        "(`cache/synthetic/`, git-ignored)",
         f"- real data: {', '.join(f'`{c}`' for c in extra.get('caches', []))}; held-out test set = the fixed "
         f"split of the shipped classifier (`assets/classifier/split_test_ids.csv`, {info.get('n_test_total')} "
         "galaxies), never used for training; Galaxy Zoo 1 single-class labels completed with implied negatives",

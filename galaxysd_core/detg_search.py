@@ -43,11 +43,14 @@ from .config import DATA_DIR_IMAGE_ROOT
 from .errors import GalaxySDDataError, GalaxySDValueError
 
 __all__ = ["SearchConfig", "detg_prompt", "detg_prompts", "real_pool", "rank_among", "run_search", "write_catalog",
-           "CATALOG_COLUMNS", "SMOOTH_COLUMN"]
+           "CATALOG_COLUMNS", "SMOOTH_COLUMN", "ARTIFACT_COLUMN"]
 
 #: Required columns of the catalog read by the Candidates page (ra/dec optional).
 CATALOG_COLUMNS = ("id", "score", "image_path")
 SMOOTH_COLUMN = "t01_smooth_or_features_a01_smooth"
+#: Star-or-artifact answer: bright stars, satellite trails and blank cutouts are not galaxies, and the
+#: detector (which never saw them) can score them high.
+ARTIFACT_COLUMN = "t01_smooth_or_features_a03_star_or_artifact"
 
 
 def detg_prompt(shape: str, dust_weight: float, shape_weight: float = 1.3) -> str:
@@ -196,8 +199,9 @@ def heldout_evaluation(images: np.ndarray, index: pd.DataFrame, synth: np.ndarra
     and once per seed ``synthetic only`` (every real example held out). Scores come from the
     prepared cache arrays, pixel-identical to scanning the files (see ``tests/test_scan.py``).
     Ranks are among all galaxies *not used to train that detector* (its negatives excluded).
-    With ``p_smooth`` (the shipped classifier's smooth probability per image) the rank by the
-    catalog's D-ETG score ``p_dust_lane * p_smooth`` is reported too (``rank_detg``).
+    With ``p_smooth`` (the shipped classifier's early-type probability per image: smooth and not a
+    star or artifact) the rank by the catalog's D-ETG score ``p_dust_lane * p_smooth`` is reported
+    too (``rank_detg``).
 
     Returns
     -------
@@ -365,12 +369,19 @@ def run_search(cache_dirs: Sequence[Union[str, Path]], config: SearchConfig, *,
     # common there and the detector never saw them as negatives) do not crowd the list. The smooth
     # probability comes from the prepared cache images, pixel-identical to the scanned ones.
     full["p_dust_lane"] = full["score"]
-    p_smooth = None
+    p_smooth = p_etg = None
     if judge is not None and judge.head_index(SMOOTH_COLUMN) is not None:
-        p_smooth = judge.predict_proba(images)[:, judge.head_index(SMOOTH_COLUMN)].numpy().astype(float)
+        probs = judge.predict_proba(images).numpy().astype(float)
+        p_smooth = probs[:, judge.head_index(SMOOTH_COLUMN)]
         full["p_smooth"] = p_smooth
-        full["score"] = full["p_dust_lane"] * p_smooth
+        p_etg = p_smooth
         score_definition = "p_dust_lane (detector) * p_smooth (shipped morphology classifier)"
+        if judge.head_index(ARTIFACT_COLUMN) is not None:
+            p_artifact = probs[:, judge.head_index(ARTIFACT_COLUMN)]
+            full["p_artifact"] = p_artifact
+            p_etg = p_smooth * (1.0 - p_artifact)
+            score_definition += " * (1 - p_artifact) (its star-or-artifact head)"
+        full["score"] = full["p_dust_lane"] * p_etg
     else:
         score_definition = "p_dust_lane (detector)"
     ok = (full["skip_reason"] == "") & ~full["used_in_training"]
@@ -380,13 +391,13 @@ def run_search(cache_dirs: Sequence[Union[str, Path]], config: SearchConfig, *,
         if col in index.columns:
             cand[col] = index.set_index("id").loc[cand["id"], col].to_numpy()
     catalog = cand[["id", "score", "rank", "image_path", "p_dust_lane"]
-                   + (["p_smooth"] if p_smooth is not None else []) + ["source", "known_caption"]
+                   + [c for c in ("p_smooth", "p_artifact") if c in full.columns] + ["source", "known_caption"]
                    + [c for c in ("ra", "dec") if c in cand.columns]].reset_index(drop=True)
 
     held = None
     if heldout:
         log("held-out evaluation (leave one real dust-lane example out; with vs without synthetic data)")
-        held = heldout_evaluation(images, index, synth, config, p_smooth=p_smooth, log=log)
+        held = heldout_evaluation(images, index, synth, config, p_smooth=p_etg, log=log)
 
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     provenance = {

@@ -177,7 +177,8 @@ with right:
     c1, c2 = st.columns(2)
     c1.slider("Steps", 1, app_state.MAX_UI_STEPS, key=K_STEPS)
     c2.slider("Guidance scale", 0.0, 15.0, step=0.5, key=K_GUID,
-              help="Classifier-free guidance; 1 or below disables it.")
+              help="Classifier-free guidance; 1 or below disables it. Higher = more of the prompted class, "
+                   "less variety: for GalaxySD-mini 5 is the best balance (model card, assets/galaxysd-mini).")
     c1.selectbox("Sampler", list(SCHEDULERS), key=K_SCHED, format_func=lambda s: SCHEDULER_LABELS.get(s, s))
     c2.slider("Number of images", 1, app_state.MAX_REQUEST_IMAGES, key=K_N)
     c1.radio("Seed", ["fixed", "random"], key=K_SEEDMODE, horizontal=True,

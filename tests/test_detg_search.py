@@ -112,15 +112,17 @@ def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
     from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
 
     torch.manual_seed(0)
-    judge = MorphologyClassifier(ClassifierConfig(feature_columns=[ds.SMOOTH_COLUMN], channels=[4, 8],
+    judge = MorphologyClassifier(ClassifierConfig(feature_columns=[ds.SMOOTH_COLUMN, ds.ARTIFACT_COLUMN], channels=[4, 8],
                                                   image_size=16)).eval()
     res = ds.run_search([], cfg, pipe_factory=build_tiny_pipeline, model_id="tiny", model_path="tiny",
                         synthetic_cache=tmp_path / "syn", out_dir=out, data_dir=tmp_path / "data",
                         scan_kwargs={"batch_size": 8, "workers": 0}, log=lambda m: None,
                         data=(images, index), judge=judge)
     cat = pd.read_csv(out / "candidates.csv", dtype={"id": str})
-    assert {"id", "score", "image_path", "rank", "p_dust_lane", "p_smooth"} <= set(cat.columns)
-    np.testing.assert_allclose(cat["score"], cat["p_dust_lane"] * cat["p_smooth"], rtol=1e-4)
+    assert {"id", "score", "image_path", "rank", "p_dust_lane", "p_smooth", "p_artifact"} <= set(cat.columns)
+    # D-ETG score: dust lane x early type (smooth and not a star or artifact)
+    np.testing.assert_allclose(cat["score"], cat["p_dust_lane"] * cat["p_smooth"] * (1 - cat["p_artifact"]),
+                               rtol=1e-4, atol=1e-6)
     assert "rank_detg" in res["heldout"].columns
     assert list(cat["score"]) == sorted(cat["score"], reverse=True) and list(cat["rank"]) == list(range(1, len(cat) + 1))
     assert len(cat) == 15

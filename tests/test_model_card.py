@@ -29,8 +29,21 @@ def test_consistency_gap_and_quality_bar():
         "guidance": [3.0, 3.0, 6.5, 6.5], "n": 64, "consistency": [0.9, 0.5, 1.0, 0.7],
         "seen:smooth": [0.9, 0.1, 0.95, 0.0], "seen:spiral galaxy": [0.0, 0.5, 0.0, 0.72]})
     gap = consistency_gap(table, 0.85).set_index("guidance")
-    assert gap.loc[3.0, "consistency"] == pytest.approx(0.7) and not gap.loc[3.0, "passes"]
-    assert gap.loc[6.5, "gap"] == pytest.approx(0.0) and gap.loc[6.5, "passes"]
+    assert gap.loc[3.0, "consistency"] == pytest.approx(0.7) and not gap.loc[3.0, "within_0.1"]
+    assert gap.loc[6.5, "gap"] == pytest.approx(0.0) and gap.loc[6.5, "within_0.1"]
+    more = consistency_gap(table.assign(consistency=1.0), 0.85).iloc[0]  # more consistent than real by 0.15
+    assert not more["within_0.1"] and more["not_worse_by_0.1"]
     qb = quality_bar_table(table, 6.5).set_index("head")
     assert qb.loc["smooth", "passes"] and qb.loc["spiral galaxy", "passes"]
     assert not quality_bar_table(table, 3.0).set_index("head").loc["spiral galaxy", "passes"]
+
+
+def test_quality_bar_status_lines():
+    from galaxysd_core.model_card import quality_bar_status
+
+    table = pd.DataFrame({
+        "base_prompt": ["sdss, smooth, completely round galaxy", "sdss, features or disk-shaped, spiral galaxy",
+                        "sdss, edge-on galaxy"], "guidance": 5.0, "n": 64, "consistency": [1.0, 0.8, 0.9],
+        "seen:smooth": [0.99, 0.0, 0.0], "seen:spiral galaxy": [0.0, 0.65, 0.0], "seen:edge-on galaxy": [0, 0, 0.9]})
+    (line,) = quality_bar_status(table, 0.85, "plain")
+    assert "FAILS" in line and "spiral galaxy 0.65 (< 0.70)" in line and "gap -0.050: within 0.1" in line
