@@ -11,9 +11,8 @@ Usage::
     OMP_NUM_THREADS=1 python bench/bench_scan.py --data-dir ../shared/data [--sizes 1000 10000]
         [--engines local dask ray] [--batch-sizes 64 256] [--workers 0 1 2] [--json out.json]
 
-The detector is the shipped D-ETG detector (``assets/detg_candidates/detector`` or
-``assets/detg_search_preliminary/detector``) when present (speed does not depend on the
-weights), else a randomly initialised one of the same architecture.
+The detector is the shipped D-ETG detector (``assets/detg_candidates/detector``) when present
+(speed does not depend on the weights), else a randomly initialised one of the same architecture.
 """
 from __future__ import annotations
 
@@ -75,8 +74,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="local torch threads to try")
     p.add_argument("--n-workers", type=int, default=2, help="dask workers / ray CPUs")
     p.add_argument("--chunk-size", type=int, default=500)
-    default_det = next((str(d) for d in (ROOT / "assets/detg_candidates/detector",
-                                         ROOT / "assets/detg_search_preliminary/detector")
+    default_det = next((str(d) for d in (ROOT / "assets/detg_candidates/detector",)
                         if (d / "model.safetensors").is_file()), "")
     p.add_argument("--detector", default=default_det, help="saved detector folder (default: the shipped one)")
     p.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128, 128],
