@@ -134,16 +134,15 @@ def test_ray_engine_gives_local_scores(files, model):
     assert res.info["chunks"] == 3 and list(res.table["skip_reason"] != "") == list(local != local)
 
 
-def test_scan_of_real_jpegs_equals_prepared_cache(shared_data):
+def test_scan_of_real_jpegs_equals_prepared_cache(shared_data, tmp_path):
     """The scan's decode is pixel-identical to the prepared cache (so cache-trained detectors transfer)."""
+    from galaxysd_core.cli import main as cli_main
     from galaxysd_core.dataset_cache import PreparedDataset
 
-    from tests.conftest import REPO_ROOT
-
-    cache = REPO_ROOT / "cache" / "gz1_64"
-    if not (cache / "index.csv").is_file():
-        pytest.skip("cache/gz1_64 not prepared")
-    shared_data("gz1_sdss/labels.csv")
+    labels = shared_data("gz1_sdss/labels.csv")
+    cache = tmp_path / "gz1_64"
+    assert cli_main(["data", "prepare", "--source", "catalog", "--catalog", str(labels), "--limit", "5",
+                     "--out", str(cache), "--resolution", "64", "--quiet"]) == 0
     ds = PreparedDataset.load(cache)
     rec = records_from_index(ds.index.iloc[:5])
     if not all(os.path.isfile(f) for f in rec["file"]):
