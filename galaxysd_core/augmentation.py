@@ -53,7 +53,7 @@ from .errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
 
 __all__ = ["BinaryTask", "TASKS", "ARMS", "BinaryTrainSettings", "ExperimentConfig", "focal_loss_with_logits",
            "batch_schedule", "train_binary", "binary_metrics", "task_labels", "generate_cached",
-           "model_fingerprint", "resize_images", "run_experiment", "summarize", "plot_results",
+           "model_fingerprint", "generator_factory", "resize_images", "run_experiment", "summarize", "plot_results",
            "write_results", "versions"]
 
 #: Column of the dust-lane answer (used as the head name of binary detectors by default).
@@ -370,6 +370,31 @@ def model_fingerprint(model_dir: Union[str, Path]) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()[:16]
+
+
+def generator_factory(model: Optional[str]) -> Tuple[Callable[[], Any], str, str]:
+    """``(pipe_factory, model_id, model_path)`` of the generator the experiment scripts use.
+
+    ``model`` is a model folder (None: ``$GALAXYSD_MODEL_DIR`` or the shipped model) or ``"tiny"``
+    for a random tiny pipeline (smoke tests). The factory loads the pipeline only when called (on a
+    synthetic-cache miss); ``model_id`` (folder name + weights fingerprint) keys the caches.
+    """
+    if model == "tiny":
+        from .model_factory import build_tiny_pipeline
+
+        return build_tiny_pipeline, "tiny-random", "tiny"
+    from .config import model_dir
+    from .pipeline import GalaxySDPipeline
+
+    model_path = str(model_dir(model))
+    model_id = f"{Path(model_path).name}:{model_fingerprint(model_path)}"
+
+    def pipe_factory():
+        pipe = GalaxySDPipeline.from_pretrained(model_path)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    return pipe_factory, model_id, model_path
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:

@@ -295,20 +295,13 @@ def model_name(pipe, model=None) -> str:
     return Path(src).name if src else type(pipe).__name__
 
 
-def _negative_used(pipe, prompt: str, config: "EvaluationConfig", guidance: float) -> str:
-    """The negative prompt a run used (for the tables): given, automatic GZ2-tree one, or ""."""
-    if float(guidance) <= 1.0:
-        return ""
-    if config.negative_prompt is not None:
-        return str(config.negative_prompt)
-    if config.tree_negatives and hasattr(pipe, "tree_negative_prompt"):
-        return pipe.tree_negative_prompt(prompt)
-    return ""
-
-
 def generate(pipe, prompt: str, n: int, seed: int, steps: int, guidance: float, scheduler: str = "ddim",
-             negative_prompt: Optional[str] = None, tree_negatives: bool = True) -> np.ndarray:
-    """``n`` uint8 images ``(n, H, W, 3)`` of one prompt with seeds ``seed .. seed+n-1`` (chunked)."""
+             negative_prompt: Optional[str] = None, tree_negatives: bool = True,
+             used_negative: Optional[List[str]] = None) -> np.ndarray:
+    """``n`` uint8 images ``(n, H, W, 3)`` of one prompt with seeds ``seed .. seed+n-1`` (chunked).
+
+    ``used_negative``, when given, receives the negative prompt the pipeline actually used.
+    """
     out = []
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
@@ -317,6 +310,8 @@ def generate(pipe, prompt: str, n: int, seed: int, steps: int, guidance: float, 
                    guidance_scale=float(guidance), scheduler=scheduler, output_type="np",
                    tree_negatives=tree_negatives)
         out.append(np.asarray(res.images))
+        if used_negative is not None and start == 0:
+            used_negative.append((getattr(res, "negative_prompts", None) or [""])[0])
     return np.concatenate(out)
 
 
@@ -529,13 +524,14 @@ def evaluate(model, prompts: Sequence[str], *, config: Optional[EvaluationConfig
             prompt, guidance, steps = (base_prompt, config.guidance, config.steps) if sweep is None else \
                 sweep.apply(base_prompt, config, value)
             t0 = time.perf_counter()
+            used_negative: List[str] = []
             images = generate(pipe, prompt, config.n, config.seed, steps, guidance, config.scheduler,
-                              config.negative_prompt, config.tree_negatives)
+                              config.negative_prompt, config.tree_negatives, used_negative)
             gen_s = time.perf_counter() - t0
             row = {"model": name, **(extra_columns or {}), "prompt": prompt, "base_prompt": base_prompt,
                    "sweep_variable": variable, "sweep_value": value, "guidance": guidance, "steps": steps,
                    "scheduler": config.scheduler, "n": int(len(images)), "seed": config.seed,
-                   "negative_prompt": _negative_used(pipe, prompt, config, guidance)}
+                   "negative_prompt": used_negative[0] if used_negative else ""}
             row.update(measure(images, prompt, clf, config, real))
             row["gen_seconds"] = gen_s
             rows.append(row)

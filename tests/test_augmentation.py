@@ -208,3 +208,15 @@ def test_config_validation():
     with pytest.raises(GalaxySDValueError, match="unknown arms"):
         aug.ExperimentConfig(arms=["mixup"])
     assert aug.ExperimentConfig(train={"steps": 3}).train.steps == 3
+
+
+def test_generator_factory_tiny_and_folder(tmp_path):
+    from galaxysd_core.augmentation import generator_factory, model_fingerprint
+    from galaxysd_core.model_factory import build_tiny_pipeline
+
+    factory, model_id, path = generator_factory("tiny")
+    assert factory is build_tiny_pipeline and (model_id, path) == ("tiny-random", "tiny")
+    build_tiny_pipeline(seed=0).save_pretrained(tmp_path / "m")
+    factory, model_id, path = generator_factory(str(tmp_path / "m"))
+    assert model_id == f"m:{model_fingerprint(tmp_path / 'm')}" and path == str(tmp_path / "m")
+    assert factory().default_size == 32  # loads lazily, from the folder

@@ -111,6 +111,8 @@ def test_cli_evaluate_writes_tidy_tables(tiny):
     table = pd.read_csv(out / "evaluation.csv")
     assert len(table) == 2 and table["sweep_value"].tolist() == [1.0, 6.5]
     assert table["guidance"].tolist() == [1.0, 6.5] and (table["steps"] == 2).all() and (table["n"] == 3).all()
+    # the negative prompt the pipeline used: none without guidance, the automatic GZ2-tree one with it
+    assert table["negative_prompt"].fillna("").tolist() == ["", "sdss, features or disk-shaped, star or artifact"]
     for col in ("model", "prompt", "sweep_variable", "consistency", "precision", "recall", "density", "coverage",
                 "domain_fd", "domain_kid", "wasserstein_r50", "wasserstein_concentration", "wasserstein_asymmetry",
                 "wasserstein_ellipticity", "wasserstein_colour_gr", "seen:smooth", "reference", "n_real"):

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from galaxysd_core import augmentation as aug  # noqa: E402
-from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR, model_dir  # noqa: E402
+from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
 
 
@@ -91,20 +91,7 @@ def main(argv=None) -> int:
 
         test_ids = load_test_ids(args.classifier)
         judge = MorphologyClassifier.from_pretrained(args.classifier)
-        if args.model == "tiny":
-            from galaxysd_core.model_factory import build_tiny_pipeline
-
-            pipe_factory, model_id, model_path = build_tiny_pipeline, "tiny-random", "tiny"
-        else:
-            from galaxysd_core.pipeline import GalaxySDPipeline
-
-            model_path = str(model_dir(args.model))
-            model_id = f"{Path(model_path).name}:{aug.model_fingerprint(model_path)}"
-
-            def pipe_factory():
-                pipe = GalaxySDPipeline.from_pretrained(model_path)
-                pipe.set_progress_bar_config(disable=True)
-                return pipe
+        pipe_factory, model_id, model_path = aug.generator_factory(args.model)
         t = time.perf_counter()
         result = aug.run_experiment(args.caches, test_ids, cfg, pipe_factory=pipe_factory, model_id=model_id,
                                     synthetic_cache=args.synthetic_cache, judge=judge,

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from galaxysd_core import config as gconfig  # noqa: E402
 from galaxysd_core import detg_search as ds  # noqa: E402
-from galaxysd_core.augmentation import BinaryTrainSettings, model_fingerprint  # noqa: E402
+from galaxysd_core.augmentation import BinaryTrainSettings, generator_factory  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
 from galaxysd_core.scan import ENGINES  # noqa: E402
 
@@ -90,20 +90,7 @@ def main(argv=None) -> int:
         if args.steps is not None:
             cfg.detector.steps = args.steps
         cfg.__post_init__()
-        if args.model == "tiny":
-            from galaxysd_core.model_factory import build_tiny_pipeline
-
-            pipe_factory, model_id, model_path = build_tiny_pipeline, "tiny-random", "tiny"
-        else:
-            from galaxysd_core.pipeline import GalaxySDPipeline
-
-            model_path = str(gconfig.model_dir(args.model))
-            model_id = f"{Path(model_path).name}:{model_fingerprint(model_path)}"
-
-            def pipe_factory():
-                pipe = GalaxySDPipeline.from_pretrained(model_path)
-                pipe.set_progress_bar_config(disable=True)
-                return pipe
+        pipe_factory, model_id, model_path = generator_factory(args.model)
         judge = None
         if Path(args.classifier).is_dir():
             from galaxysd_core.classifier import MorphologyClassifier
