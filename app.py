@@ -7,16 +7,13 @@ Run with ``streamlit run app.py``. Configuration comes from the environment:
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # so the pages can import galaxysd_core and pages._ui
-    sys.path.insert(0, str(ROOT))
-
-from galaxysd_core import __version__, app_state  # noqa: E402
+from galaxysd_core import __version__  # noqa: E402
+from galaxysd_core.studio import app_state  # noqa: E402
 
 st.set_page_config(page_title="GalaxySD Studio", page_icon=":material/blur_on:", layout="wide")
 

@@ -36,7 +36,6 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
@@ -63,8 +62,8 @@ def main(argv=None) -> int:
     kind = "given"
     tmp = None
     if args.random_mini:
-        from galaxysd_core.model_factory import build_mini_components
-        from galaxysd_core.pipeline import GalaxySDPipeline
+        from galaxysd_core.models.mini import build_mini_components
+        from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
 
         tmp = tempfile.TemporaryDirectory()
         model, kind = str(Path(tmp.name) / "mini"), "untrained GalaxySD-mini architecture (timing only)"
@@ -73,7 +72,7 @@ def main(argv=None) -> int:
         if (config.DEFAULT_MODEL_DIR / "model_index.json").is_file():
             model, kind = str(config.DEFAULT_MODEL_DIR), "shipped"
         else:
-            from galaxysd_core.model_factory import build_tiny_pipeline
+            from galaxysd_core.models.mini import build_tiny_pipeline
 
             tmp = tempfile.TemporaryDirectory()
             model, kind = str(Path(tmp.name) / "tiny"), "tiny random test model (no trained model found)"
@@ -106,7 +105,7 @@ def main(argv=None) -> int:
         at.button(key="btn.gen.generate").click().run()
         warm.append(time.perf_counter() - t)
 
-    from galaxysd_core.app_state import load_pipeline
+    from galaxysd_core.studio.app_state import load_pipeline
 
     pipe = load_pipeline(model)
     direct = []

@@ -14,14 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from galaxysd_core.config import model_dir  # noqa: E402
-from galaxysd_core.pipeline import GalaxySDPipeline  # noqa: E402
+from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline  # noqa: E402
 
 PROMPT = "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.3}"
 

@@ -6,7 +6,7 @@ from a prepared cache with ``--cache``):
 * classifier inference (``predict_proba``) alone;
 * each metric component: consistency, embeddings, PRDC, domain FD, domain KID, light-profile
   statistics with Wasserstein distances;
-* the full set (what :func:`galaxysd_core.evaluation.measure` does for one table row).
+* the full set (what :func:`galaxysd_core.evaluation.runner.measure` does for one table row).
 
 PRDC needs an N x N distance matrix and KID subsets of up to 1000, so their cost grows faster
 than linearly; the table shows by how much from 256 to 2048.
@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from galaxysd_core.classifier import MorphologyClassifier  # noqa: E402
+from galaxysd_core.models.classifier import MorphologyClassifier  # noqa: E402
 from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR  # noqa: E402
-from galaxysd_core.metrics import (compare_physical, distribution_metrics, domain_fd, domain_kid,  # noqa: E402
+from galaxysd_core.evaluation.metrics import (compare_physical, distribution_metrics, domain_fd, domain_kid,  # noqa: E402
                                    physical_stats, prdc, prompt_consistency)
 
 
@@ -70,7 +69,7 @@ def main(argv=None) -> int:
         clf, source = MorphologyClassifier().eval(), "random weights"
     pool = None
     if args.cache:
-        from galaxysd_core.dataset_cache import PreparedDataset
+        from galaxysd_core.data.cache import PreparedDataset
 
         pool = PreparedDataset.load(args.cache).images
     print(f"classifier: {source}; images: {args.cache or 'synthetic blobs'}; torch threads {torch.get_num_threads()}")

@@ -27,17 +27,16 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from galaxysd_core import config as gconfig  # noqa: E402
-from galaxysd_core.scan import GZ2_FULL_RELEASE_SIZE, decode_images, model_from_bytes, model_to_bytes, scan  # noqa: E402
+from galaxysd_core.science.scan import GZ2_FULL_RELEASE_SIZE, decode_images, model_from_bytes, model_to_bytes, scan  # noqa: E402
 
 
 def load_detector(path: str, channels):
-    from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
+    from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
 
     if path and Path(path, "model.safetensors").is_file():
         return MorphologyClassifier.from_pretrained(path), path
@@ -46,7 +45,7 @@ def load_detector(path: str, channels):
 
 
 def records(data_dir: Path, n: int) -> pd.DataFrame:
-    from galaxysd_core.dataset_cache import GZ1_CROP_FRACTION
+    from galaxysd_core.data.cache import GZ1_CROP_FRACTION
 
     labels = pd.read_csv(data_dir / "gz1_sdss" / "labels.csv", dtype={"dr7objid": str})
     files = [str(data_dir / "gz1_sdss" / f) for f in labels["filename"]]
@@ -104,7 +103,7 @@ def main(argv=None) -> int:
     imgs, _ = decode_images(rec["file"], rec["crop_fraction"], 64)
     dec_rate = len(rec) / (time.perf_counter() - t)
     m = model_from_bytes(blob, threads=1)
-    from galaxysd_core.scan import _infer
+    from galaxysd_core.science.scan import _infer
 
     _infer(m, imgs[:64], 0, 64)
     for bs in args.batch_sizes:

@@ -1,7 +1,7 @@
 """Streamlit helpers shared by the pages: cached resources, session identity, image display.
 
 Not a page itself (``app.py`` lists the pages explicitly with ``st.navigation``). Logic lives in
-:mod:`galaxysd_core.app_state`; this module only wraps it in Streamlit caches and widgets.
+:mod:`galaxysd_core.studio.app_state`; this module only wraps it in Streamlit caches and widgets.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from galaxysd_core import app_state, config
+from galaxysd_core import config
+from galaxysd_core.studio import app_state
 from galaxysd_core.errors import GalaxySDError
 
 APP_PATH = Path(__file__).resolve().parent.parent / "app.py"
@@ -59,7 +60,7 @@ def get_pipeline(show_notice: bool = True):
 
     Loaded once per server process and model version (``st.cache_resource`` keyed on the folder
     and its files' modification times); every session shares it, generation is serialised by
-    :data:`galaxysd_core.app_state.GATE`.
+    :data:`galaxysd_core.studio.app_state.GATE`.
     """
     status = model_status()
     if not status.ok:
@@ -75,14 +76,14 @@ def get_pipeline(show_notice: bool = True):
 
 @st.cache_resource(show_spinner=False)
 def _cached_store(url: str):
-    from galaxysd_core.store import Store
+    from galaxysd_core.studio.store import Store
 
     return Store(url)
 
 
 def get_store():
     """The process-wide verdict/quiz store (URL from ``$GALAXYSD_STORE_URL`` or the default SQLite file)."""
-    from galaxysd_core.store import default_url
+    from galaxysd_core.studio.store import default_url
 
     return _cached_store(default_url())
 
@@ -143,7 +144,7 @@ def data_dir_notice() -> None:
 
 @st.cache_data(show_spinner="Indexing real galaxies ...", max_entries=4)
 def real_index(data_dir: str, stamp: float):
-    """Cached :func:`galaxysd_core.app_state.load_real_index` (``stamp`` = folder mtime)."""
+    """Cached :func:`galaxysd_core.studio.app_state.load_real_index` (``stamp`` = folder mtime)."""
     return app_state.load_real_index(data_dir)
 
 
@@ -170,7 +171,7 @@ def _mtime(path: str) -> float:
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _thumb(path: str, px: int, mtime: float) -> Optional[np.ndarray]:
-    from galaxysd_core.image_io import load_uploaded_image
+    from galaxysd_core.io.image_io import load_uploaded_image
 
     if mtime < 0:
         return None

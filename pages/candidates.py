@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import streamlit as st
 
-from galaxysd_core import candidates as cands
+from galaxysd_core.science import candidates as cands
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from pages import _ui

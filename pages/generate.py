@@ -6,9 +6,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import streamlit as st
 
-from galaxysd_core import app_state, image_io
+from galaxysd_core.studio import app_state
+from galaxysd_core.io import image_io
 from galaxysd_core.errors import GalaxySDError
-from galaxysd_core.pipeline import SCHEDULERS
+from galaxysd_core.pipelines.pipeline_galaxysd import SCHEDULERS
 from pages import _ui
 
 _ui.ensure_app_navigation()

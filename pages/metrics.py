@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from galaxysd_core import app_state, config
+from galaxysd_core import config
+from galaxysd_core.studio import app_state
 from pages import _ui
 
 _ui.ensure_app_navigation()

@@ -6,9 +6,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from galaxysd_core import app_state
+from galaxysd_core.studio import app_state
 from galaxysd_core.errors import GalaxySDError
-from galaxysd_core.metrics.physical import STAT_UNITS, STATS, compare_physical, physical_stats
+from galaxysd_core.evaluation.metrics.physical import STAT_UNITS, STATS, compare_physical, physical_stats
 from pages import _ui
 
 _ui.ensure_app_navigation()

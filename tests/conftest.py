@@ -7,15 +7,12 @@ clear reason when it is absent.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-#: Repository root; put first on sys.path so ``.venv/bin/pytest`` imports this checkout's package.
+#: Repository root.
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 #: Default location of the shared real data: <repo>/../shared/data.
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,5 +1,5 @@
 """Streamlit pages driven with AppTest (tiny random model, synthetic data folder, temporary store),
-plus the non-UI logic behind them (galaxysd_core.app_state)."""
+plus the non-UI logic behind them (galaxysd_core.studio.app_state)."""
 from __future__ import annotations
 
 import io
@@ -14,9 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from galaxysd_core import app_state, config, image_io
+from galaxysd_core import config
+from galaxysd_core.studio import app_state
+from galaxysd_core.io import image_io
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.store import Store
+from galaxysd_core.studio.store import Store
 
 torch.set_num_threads(1)
 pytest.importorskip("streamlit.testing.v1")
@@ -32,8 +34,8 @@ UNSEEN = ("dust lane", "ring galaxy")
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random pipeline saved like a trained one (with training caption counts)."""
-    from galaxysd_core.gz2_schema import caption_phrases
-    from galaxysd_core.model_factory import build_tiny_pipeline
+    from galaxysd_core.schema.gz2 import caption_phrases
+    from galaxysd_core.models.mini import build_tiny_pipeline
 
     folder = tmp_path_factory.mktemp("tiny") / "tiny-model"
     build_tiny_pipeline(seed=0).save_pretrained(folder)
@@ -328,7 +330,7 @@ def test_settings_survive_a_page_switch(env):
 
 # ----------------------------------------------------------------------------- metrics page
 def _write_metrics(model_dir: Path, assets: Path) -> None:
-    from galaxysd_core.morphology_stats import describe
+    from galaxysd_core.schema.morphology_stats import describe
 
     m = model_dir / "metrics"
     m.mkdir(parents=True)
@@ -452,7 +454,7 @@ def test_candidates_catalog_from_path(env, tmp_path):
 
 
 def test_candidates_default_is_the_real_catalog_with_images_from_the_data_folder(env, monkeypatch, tmp_path):
-    from galaxysd_core import candidates as cands
+    from galaxysd_core.science import candidates as cands
 
     detg = tmp_path / "detg_candidates"
     (tmp_path / "data" / "imgs").mkdir(parents=True)

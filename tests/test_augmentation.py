@@ -1,4 +1,4 @@
-"""Tests of galaxysd_core.augmentation: focal loss, oversampling, labels, training, synthetic cache, experiment."""
+"""Tests of galaxysd_core.science.augmentation: focal loss, oversampling, labels, training, synthetic cache, experiment."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from galaxysd_core import augmentation as aug
-from galaxysd_core.dataset_cache import ANSWER_COLUMNS
+from galaxysd_core.science import augmentation as aug
+from galaxysd_core.data.cache import ANSWER_COLUMNS
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
 
 torch.set_num_threads(1)
@@ -118,7 +118,7 @@ def test_train_binary_learns_a_separable_task_and_metrics():
 
 # ------------------------------------------------------------------------------------ synthetic cache
 def test_generate_cached_is_reproducible_and_cached(tmp_path):
-    from galaxysd_core.model_factory import build_tiny_pipeline
+    from galaxysd_core.models.mini import build_tiny_pipeline
 
     calls = []
 
@@ -159,7 +159,7 @@ def test_experiment_never_trains_on_held_out_test_images(monkeypatch, tmp_path):
     cfg = aug.ExperimentConfig(tasks=["merger", "spiral"], shots=[2, 0], seeds=[0, 1], n_negatives=8, n_synthetic=3,
                                num_inference_steps=2, arms=["real", "synthetic", "classic", "focal"],
                                train=aug.BinaryTrainSettings(**TINY))
-    from galaxysd_core.model_factory import build_tiny_pipeline
+    from galaxysd_core.models.mini import build_tiny_pipeline
 
     res = aug.run_experiment([], test_ids, cfg, pipe_factory=build_tiny_pipeline, model_id="tiny",
                              synthetic_cache=tmp_path / "syn", log=None, data=(images, idx))
@@ -211,8 +211,8 @@ def test_config_validation():
 
 
 def test_generator_factory_tiny_and_folder(tmp_path):
-    from galaxysd_core.augmentation import generator_factory, model_fingerprint
-    from galaxysd_core.model_factory import build_tiny_pipeline
+    from galaxysd_core.science.augmentation import generator_factory, model_fingerprint
+    from galaxysd_core.models.mini import build_tiny_pipeline
 
     factory, model_id, path = generator_factory("tiny")
     assert factory is build_tiny_pipeline and (model_id, path) == ("tiny-random", "tiny")

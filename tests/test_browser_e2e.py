@@ -45,7 +45,7 @@ def _free_port() -> int:
 def tiny_model(tmp_path_factory) -> Path:
     import torch
 
-    from galaxysd_core.model_factory import build_tiny_pipeline
+    from galaxysd_core.models.mini import build_tiny_pipeline
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("e2e") / "tiny-model"
@@ -121,7 +121,7 @@ def _wait_idle(page) -> None:
 
 
 def test_vote_with_keyboard_shortcut(server, browser, tmp_path):
-    from galaxysd_core.store import Store
+    from galaxysd_core.studio.store import Store
 
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.goto(f"{server['url']}/candidates")  # first visit of a fresh server is a deep link

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxysd_core import candidates as cands
+from galaxysd_core.science import candidates as cands
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.store import Store
+from galaxysd_core.studio.store import Store
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo_candidates"
 

@@ -7,9 +7,9 @@ import random
 import pandas as pd
 import pytest
 
-from galaxysd_core import captioning as c
+from galaxysd_core.schema import captioning as c
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
-from galaxysd_core.gz2_schema import ANSWER_BY_COLUMN, ANSWERS, QUESTION_BY_STEM, SURVEY_PREFIX
+from galaxysd_core.schema.gz2 import ANSWER_BY_COLUMN, ANSWERS, QUESTION_BY_STEM, SURVEY_PREFIX
 
 STRIPE82 = "gz2_stripe82_votes/willett13_table5_stripe82.csv.gz"
 N_ROWS = 300  # enough rows to meet every branch, fast to caption

@@ -1,4 +1,4 @@
-"""Tests of galaxysd_core.classifier: shapes, persistence, loss, split, training on toy data."""
+"""Tests of galaxysd_core.models.classifier: shapes, persistence, loss, split, training on toy data."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from galaxysd_core.classifier import (CONFIG_NAME, DEFAULT_FEATURE_COLUMNS, SPLIT_NAME, WEIGHTS_NAME,
+from galaxysd_core.models.classifier import (CONFIG_NAME, DEFAULT_FEATURE_COLUMNS, SPLIT_NAME, WEIGHTS_NAME,
                                       ClassifierConfig, MorphologyClassifier, TrainSettings,
                                       class_balance_pos_weight, complete_exclusive_negatives, dihedral_augment,
                                       evaluate_classifier, fixed_test_split, images_to_tensor,

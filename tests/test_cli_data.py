@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from galaxysd_core import cli
-from galaxysd_core.dataset_cache import PreparedDataset
+from galaxysd_core.data.cache import PreparedDataset
 
 try:
     from test_readers import SPIRAL_CAPTION, make_gz2_release, write_jpeg
@@ -110,7 +110,7 @@ def test_download_list(capsys):
 
 
 def test_describe_api_counts_and_membership():
-    from galaxysd_core.morphology_stats import NO_FEATURE, describe
+    from galaxysd_core.schema.morphology_stats import NO_FEATURE, describe
 
     caps = ["sdss, smooth, completely round galaxy", "sdss, completely round galaxy, smooth", "sdss",
             "sdss, features or disk-shaped, spiral galaxy, dust lane"]

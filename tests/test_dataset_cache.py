@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxysd_core import dataset_cache as dc
+from galaxysd_core.data import cache as dc
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.readers import GalaxyRecord, read_catalog
+from galaxysd_core.data.readers import GalaxyRecord, read_catalog
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

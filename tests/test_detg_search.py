@@ -1,4 +1,4 @@
-"""Tests of galaxysd_core.detg_search: prompts, ranks, held-out protocol, catalog (with a tiny pipeline)."""
+"""Tests of galaxysd_core.science.detg_search: prompts, ranks, held-out protocol, catalog (with a tiny pipeline)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from galaxysd_core import detg_search as ds
-from galaxysd_core.augmentation import BinaryTrainSettings
-from galaxysd_core.candidates import read_candidates
-from galaxysd_core.dataset_cache import ANSWER_COLUMNS
+from galaxysd_core.science import detg_search as ds
+from galaxysd_core.science.augmentation import BinaryTrainSettings
+from galaxysd_core.science.candidates import read_candidates
+from galaxysd_core.data.cache import ANSWER_COLUMNS
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.prompt_grammar import parse_prompt
+from galaxysd_core.prompts.grammar import parse_prompt
 
 torch.set_num_threads(1)
 
@@ -59,7 +59,7 @@ def _fake_real(tmp_path, n_smooth=30, n_other=10):
         r["t01_smooth_or_features_a01_smooth"] = float(k == "smooth")
         r[ds.DUST_LANE_COLUMN] = 1.0 if k == "dust" else np.nan
         rows.append(r)
-        from galaxysd_core.dataset_cache import load_image
+        from galaxysd_core.data.cache import load_image
         imgs.append(load_image(path, 32, 0.5))
     return np.stack(imgs), pd.DataFrame(rows)
 
@@ -101,7 +101,7 @@ def test_heldout_examples_never_enter_training(tmp_path, monkeypatch):
 
 
 def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
-    from galaxysd_core.model_factory import build_tiny_pipeline
+    from galaxysd_core.models.mini import build_tiny_pipeline
 
     images, index = _fake_real(tmp_path)
     cfg = ds.SearchConfig(dust_weights=[1.0, 2.0], shapes=["completely round galaxy"], n_per_prompt=2,
@@ -109,7 +109,7 @@ def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
                           detector=BinaryTrainSettings(steps=4, batch_size=8, channels=(4, 8), image_size=32,
                                                        balanced=True, augment=True))
     out = tmp_path / "out"
-    from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
+    from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
 
     torch.manual_seed(0)
     judge = MorphologyClassifier(ClassifierConfig(feature_columns=[ds.SMOOTH_COLUMN, ds.ARTIFACT_COLUMN], channels=[4, 8],

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from galaxysd_core import download as dl
+from galaxysd_core.data import download as dl
 from galaxysd_core.errors import GalaxySDChecksumError, GalaxySDFileError
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes

@@ -1,4 +1,4 @@
-"""Tests of galaxysd_core.evaluation and the ``galaxysd evaluate`` command (tiny random models)."""
+"""Tests of galaxysd_core.evaluation.runner and the ``galaxysd evaluate`` command (tiny random models)."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from galaxysd_core.captioning import answer_targets
-from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
+from galaxysd_core.schema.captioning import answer_targets
+from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.evaluation import (EvaluationConfig, RealReference, Sweep, caption_key, evaluate,
+from galaxysd_core.evaluation.runner import (EvaluationConfig, RealReference, Sweep, caption_key, evaluate,
                                       evaluate_checkpoints, find_checkpoints, read_prompts, set_phrase_weight)
 
 SMOOTH = "sdss, smooth"
@@ -73,7 +73,7 @@ def blobs(n, sigma, seed):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from galaxysd_core.model_factory import build_tiny_pipeline
+    from galaxysd_core.models.mini import build_tiny_pipeline
 
     root = tmp_path_factory.mktemp("eval")
     pipe = build_tiny_pipeline(seed=0)
@@ -83,7 +83,7 @@ def tiny(tmp_path_factory):
     # a synthetic real cache in the prepared-cache format (no real images copied)
     from PIL import Image
 
-    from galaxysd_core.dataset_cache import prepare_dataset
+    from galaxysd_core.data.cache import prepare_dataset
 
     imgs = np.concatenate([blobs(12, 3.0, 0), blobs(12, 6.0, 1)])
     records = []
@@ -141,7 +141,7 @@ def test_cli_evaluate_writes_tidy_tables(tiny):
 
 
 def test_evaluate_weight_sweep_without_real_and_checkpoints(tiny, tmp_path):
-    from galaxysd_core.pipeline import GalaxySDPipeline
+    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
 
     pipe = GalaxySDPipeline.from_pretrained(tiny / "model")
     cfg = EvaluationConfig(n=2, steps=1, guidance=1.0)
@@ -168,7 +168,7 @@ def test_evaluate_weight_sweep_without_real_and_checkpoints(tiny, tmp_path):
 
 
 def test_measure_known_sets(tiny):
-    from galaxysd_core.evaluation import measure
+    from galaxysd_core.evaluation.runner import measure
 
     clf = MorphologyClassifier.from_pretrained(tiny / "clf")
     small, large = blobs(16, 3.0, 5), blobs(16, 6.0, 6)

@@ -5,7 +5,7 @@ import gzip
 
 import pytest
 
-from galaxysd_core import gz2_schema as s
+from galaxysd_core.schema import gz2 as s
 
 STRIPE82 = "gz2_stripe82_votes/willett13_table5_stripe82.csv.gz"
 
@@ -84,7 +84,7 @@ def test_columns_match_stripe82_header(shared_data):
 
 
 def test_tree_exclusions_are_other_morphologies_at_branch_points():
-    from galaxysd_core.gz2_schema import tree_exclusions
+    from galaxysd_core.schema.gz2 import tree_exclusions
 
     # spiral implies features + not edge-on: the alternatives at those branch points
     assert tree_exclusions(["features or disk-shaped", "spiral galaxy"]) == ["smooth", "star or artifact", "edge-on galaxy"]

@@ -1,4 +1,4 @@
-"""PNG / FITS provenance, settings read-back, zip and upload validation (galaxysd_core.image_io)."""
+"""PNG / FITS provenance, settings read-back, zip and upload validation (galaxysd_core.io.image_io)."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from galaxysd_core import image_io
+from galaxysd_core.io import image_io
 from galaxysd_core.errors import GalaxySDValueError
 
 PARAMS = dict(negative_prompt="merger", num_images_per_prompt=4, num_inference_steps=20, guidance_scale=6.5,

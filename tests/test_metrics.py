@@ -1,4 +1,4 @@
-"""Known-answer tests of galaxysd_core.metrics (distribution, physical, consistency)."""
+"""Known-answer tests of galaxysd_core.evaluation.metrics (distribution, physical, consistency)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.metrics import (PAPER_REAL_CONSISTENCY, compare_physical, consistency_from_probs,
+from galaxysd_core.evaluation.metrics import (PAPER_REAL_CONSISTENCY, compare_physical, consistency_from_probs,
                                    distribution_metrics, domain_fd, domain_kid, frechet_distance,
                                    light_profile_stats, physical_stats, prdc, prompted_features)
 
@@ -205,8 +205,8 @@ def test_consistency_checks_counts():
 def test_classifier_embedding_wrapper_matches_precomputed_features():
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
-    from galaxysd_core.metrics import ClassifierEmbedding
+    from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
+    from galaxysd_core.evaluation.metrics import ClassifierEmbedding
 
     torch.manual_seed(0)
     clf = MorphologyClassifier(ClassifierConfig(channels=[4, 8], image_size=16)).eval()

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from galaxysd_core import prompt_grammar as g
+from galaxysd_core.prompts import grammar as g
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.gz2_schema import caption_phrases
+from galaxysd_core.schema.gz2 import caption_phrases
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.model_factory import build_tiny_pipeline
-from galaxysd_core.prompt_grammar import parse_prompt
-from galaxysd_core.prompt_weighting import apply_token_weights, encode_weighted_prompts, tokenize_weighted
+from galaxysd_core.models.mini import build_tiny_pipeline
+from galaxysd_core.prompts.grammar import parse_prompt
+from galaxysd_core.prompts.weighting import apply_token_weights, encode_weighted_prompts, tokenize_weighted
 
 
 @pytest.fixture(scope="module")

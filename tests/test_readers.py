@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxysd_core import readers
-from galaxysd_core.captioning import Captioner
+from galaxysd_core.data import readers
+from galaxysd_core.schema.captioning import Captioner
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError
-from galaxysd_core.gz2_schema import ANSWERS
+from galaxysd_core.schema.gz2 import ANSWERS
 
 SPIRAL = {"t01_smooth_or_features_a02_features_or_disk": 0.9, "t02_edgeon_a05_no": 0.9,
           "t03_bar_a07_no_bar": 0.8, "t04_spiral_a08_spiral": 0.9, "t10_arms_winding_a28_tight": 0.7,

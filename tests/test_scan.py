@@ -1,4 +1,4 @@
-"""Tests of galaxysd_core.scan: decoding, scoring, skipped files, and engine equivalence (local/dask/ray)."""
+"""Tests of galaxysd_core.science.scan: decoding, scoring, skipped files, and engine equivalence (local/dask/ray)."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from galaxysd_core.classifier import ClassifierConfig, MorphologyClassifier
-from galaxysd_core.dataset_cache import GZ1_CROP_FRACTION, GZ2_CROP_FRACTION, load_image
+from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
+from galaxysd_core.data.cache import GZ1_CROP_FRACTION, GZ2_CROP_FRACTION, load_image
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
-from galaxysd_core.scan import (ENGINES, decode_images, model_from_bytes, model_to_bytes, records_from_index, scan,
+from galaxysd_core.science.scan import (ENGINES, decode_images, model_from_bytes, model_to_bytes, records_from_index, scan,
                                 score_chunk)
 
 torch.set_num_threads(1)
@@ -137,7 +137,7 @@ def test_ray_engine_gives_local_scores(files, model):
 def test_scan_of_real_jpegs_equals_prepared_cache(shared_data, tmp_path):
     """The scan's decode is pixel-identical to the prepared cache (so cache-trained detectors transfer)."""
     from galaxysd_core.cli import main as cli_main
-    from galaxysd_core.dataset_cache import PreparedDataset
+    from galaxysd_core.data.cache import PreparedDataset
 
     labels = shared_data("gz1_sdss/labels.csv")
     cache = tmp_path / "gz1_64"

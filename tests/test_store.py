@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from galaxysd_core.errors import GalaxySDError, GalaxySDValueError
-from galaxysd_core.store import Store, StoreError, default_url, open_store
+from galaxysd_core.studio.store import Store, StoreError, default_url, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,9 +120,7 @@ def test_two_engines_interleave(url):
 
 
 WRITER = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {repo!r})
-    from galaxysd_core.store import Store
+    from galaxysd_core.studio.store import Store
     s = Store({url!r})
     i = 0
     while True:

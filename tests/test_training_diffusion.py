@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from galaxysd_core.captioning import answer_targets
-from galaxysd_core.dataset_cache import prepare_dataset
-from galaxysd_core.model_factory import TINY_CONFIG, build_tiny_sd15_components
-from galaxysd_core.pipeline import GalaxySDPipeline
-from galaxysd_core.training_diffusion import DiffusionTrainConfig, dihedral, feature_counts, train_diffusion
+from galaxysd_core.schema.captioning import answer_targets
+from galaxysd_core.data.cache import prepare_dataset
+from galaxysd_core.models.mini import TINY_CONFIG, build_tiny_sd15_components
+from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+from galaxysd_core.training.diffusion import DiffusionTrainConfig, dihedral, feature_counts, train_diffusion
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = {

@@ -4,7 +4,7 @@ Trains the same one-head classifier with (a) real data only, (b) real + syntheti
 generated from the class caption, (c) oversampling + flips/rotations, (d) focal loss, for merger,
 edge-on and spiral-vs-smooth, with 10 / 30 / 100 / all real positives and several seeds, and
 measures purity, completeness and F1 on the fixed held-out real test split of the shipped
-classifier. All logic lives in :mod:`galaxysd_core.augmentation`.
+classifier. All logic lives in :mod:`galaxysd_core.science.augmentation`.
 
 Example (the shipped results in ``assets/augmentation``)::
 
@@ -24,9 +24,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from galaxysd_core import augmentation as aug  # noqa: E402
+from galaxysd_core.science import augmentation as aug  # noqa: E402
 from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
 
@@ -87,7 +86,7 @@ def main(argv=None) -> int:
             setattr(cfg.train, attr, getattr(args, flag))
     try:
         cfg.__post_init__()
-        from galaxysd_core.classifier import MorphologyClassifier, load_test_ids
+        from galaxysd_core.models.classifier import MorphologyClassifier, load_test_ids
 
         test_ids = load_test_ids(args.classifier)
         judge = MorphologyClassifier.from_pretrained(args.classifier)

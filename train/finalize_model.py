@@ -18,14 +18,13 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from galaxysd_core.evaluation import EvaluationConfig, evaluate, evaluate_checkpoints, write_results  # noqa: E402
-from galaxysd_core.model_card import QUALITY_BAR, write_model_card  # noqa: E402
-from galaxysd_core.morphology_stats import describe  # noqa: E402
-from galaxysd_core.sample_grid import sample_grid  # noqa: E402
+from galaxysd_core.evaluation.runner import EvaluationConfig, evaluate, evaluate_checkpoints, write_results  # noqa: E402
+from galaxysd_core.evaluation.model_card import QUALITY_BAR, write_model_card  # noqa: E402
+from galaxysd_core.schema.morphology_stats import describe  # noqa: E402
+from galaxysd_core.evaluation.sample_grid import sample_grid  # noqa: E402
 
 EXTRA_PROMPTS = ["sdss, smooth, cigar shaped galaxy", "sdss, merger"]
 GRID_PROMPTS = [

@@ -4,7 +4,7 @@ Generates synthetic D-ETGs with feature-weighted prompts (dust-lane weight sweep
 detector on them + the real dust-lane examples against real early types, scans every real galaxy
 image with the chosen engine and writes ``candidates.csv`` / ``candidates.ecsv`` (provenance in
 the ECSV metadata and ``provenance.json``), ``heldout_ranks.csv`` and the detector to ``--out``.
-All logic lives in :mod:`galaxysd_core.detg_search` and :mod:`galaxysd_core.scan`.
+All logic lives in :mod:`galaxysd_core.science.detg_search` and :mod:`galaxysd_core.science.scan`.
 
 Examples::
 
@@ -25,13 +25,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from galaxysd_core import config as gconfig  # noqa: E402
-from galaxysd_core import detg_search as ds  # noqa: E402
-from galaxysd_core.augmentation import BinaryTrainSettings, generator_factory  # noqa: E402
+from galaxysd_core.science import detg_search as ds  # noqa: E402
+from galaxysd_core.science.augmentation import BinaryTrainSettings, generator_factory  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
-from galaxysd_core.scan import ENGINES  # noqa: E402
+from galaxysd_core.science.scan import ENGINES  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -93,7 +92,7 @@ def main(argv=None) -> int:
         pipe_factory, model_id, model_path = generator_factory(args.model)
         judge = None
         if Path(args.classifier).is_dir():
-            from galaxysd_core.classifier import MorphologyClassifier
+            from galaxysd_core.models.classifier import MorphologyClassifier
             judge = MorphologyClassifier.from_pretrained(args.classifier)
         t = time.perf_counter()
         res = ds.run_search(args.caches, cfg, pipe_factory=pipe_factory, model_id=model_id, model_path=model_path,
@@ -115,9 +114,9 @@ def main(argv=None) -> int:
 
 
 def _scan_only(args, data_dir, scan_kwargs) -> int:
-    from galaxysd_core.classifier import MorphologyClassifier
-    from galaxysd_core.dataset_cache import PreparedDataset
-    from galaxysd_core.scan import records_from_index, scan
+    from galaxysd_core.models.classifier import MorphologyClassifier
+    from galaxysd_core.data.cache import PreparedDataset
+    from galaxysd_core.science.scan import records_from_index, scan
 
     import pandas as pd
 

@@ -5,7 +5,7 @@ Example (the shipped ``assets/classifier``)::
     python train/train_classifier.py --cache cache/gz1_64 cache/gz2_examples_64 --out assets/classifier
 
 Prepare the caches first with ``python -m galaxysd_core data prepare ...``. All logic lives in
-:func:`galaxysd_core.classifier.fit_from_caches`.
+:func:`galaxysd_core.models.classifier.fit_from_caches`.
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from galaxysd_core.classifier import DEFAULT_EXCLUSIVE_SOURCES, TrainSettings, fit_from_caches  # noqa: E402
+from galaxysd_core.models.classifier import DEFAULT_EXCLUSIVE_SOURCES, TrainSettings, fit_from_caches  # noqa: E402
 from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
 

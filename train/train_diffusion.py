@@ -13,7 +13,7 @@ Fine-tune SD 1.5 like GalaxySD (batch 16, 10k steps, lr 1.6e-6 one-cycle, fp16),
     accelerate launch train/train_diffusion.py --pretrained_model_name_or_path /models/sd15 \\
         --sd15_recipe --caches cache/gz2_256 --output_dir runs/galaxysd-sd15
 
-Any setting of :class:`galaxysd_core.training_diffusion.DiffusionTrainConfig` can come from
+Any setting of :class:`galaxysd_core.training.diffusion.DiffusionTrainConfig` can come from
 ``--config file.yaml``; flags override it.
 """
 from __future__ import annotations
@@ -23,10 +23,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
-from galaxysd_core.training_diffusion import DiffusionTrainConfig, train_diffusion  # noqa: E402
+from galaxysd_core.training.diffusion import DiffusionTrainConfig, train_diffusion  # noqa: E402
 
 
 def main(argv=None) -> int:

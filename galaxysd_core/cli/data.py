@@ -1,0 +1,192 @@
+"""``galaxysd data``: download the GZ2 release, prepare training caches, describe morphology.
+
+Examples
+--------
+::
+
+    python -m galaxysd_core data download --out ~/gz2
+    python -m galaxysd_core data prepare --source gz2 --root ~/gz2 --out cache/gz2_64
+    python -m galaxysd_core data prepare --source catalog --catalog DATA/gz1_sdss/labels.csv \\
+        --out cache/gz1_64 --resolution 64
+    python -m galaxysd_core data describe --source votes \\
+        --catalog DATA/gz2_stripe82_votes/willett13_table5_stripe82.csv.gz
+
+Data paths come only from flags or ``$GALAXYSD_DATA_DIR`` (relative ``--root``/``--catalog``
+paths that do not exist are looked up under it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+from galaxysd_core import config
+from galaxysd_core.errors import GalaxySDValueError
+
+SOURCES = ("gz2", "catalog", "votes")
+
+
+def _resolve(value: Optional[str], what: str) -> Optional[Path]:
+    """A path flag: as given when it exists, else relative to ``$GALAXYSD_DATA_DIR``."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if path.exists() or path.is_absolute():
+        return path
+    base = config.data_dir()
+    if base is not None and (base / path).exists():
+        return base / path
+    return path
+
+
+def _captioner(args: argparse.Namespace):
+    from galaxysd_core.schema.captioning import CaptionThresholds, Captioner
+
+    thresholds = CaptionThresholds.clean() if getattr(args, "clean", False) else CaptionThresholds()
+    return Captioner(thresholds=thresholds, debiased=not args.raw_fractions)
+
+
+def _read_records(args: argparse.Namespace):
+    """Records of the source named by the flags, and a description of it for the config."""
+    from galaxysd_core.data import readers
+
+    captioner = _captioner(args)
+    limit = args.limit
+    if limit is not None and limit < 1:
+        raise GalaxySDValueError(f"--limit must be a positive number of rows, got {limit}")
+    if args.source == "gz2":
+        root = _resolve(args.root, "--root") or config.data_dir()
+        if root is None:
+            raise GalaxySDValueError("--source gz2 needs --root (the GZ2 release folder) or $GALAXYSD_DATA_DIR")
+        images = _resolve(args.images, "--images")
+        records = readers.read_gz2_release(root, captioner=captioner, images=images, limit=limit,
+                                           on_error="skip")
+        info = {"kind": "gz2", "root": str(root), "images": str(images) if images else None}
+    elif args.source == "catalog":
+        catalog = _resolve(args.catalog, "--catalog")
+        if catalog is None:
+            raise GalaxySDValueError("--source catalog needs --catalog (a CSV with image paths and labels)")
+        images = _resolve(args.images, "--images")
+        records = readers.read_catalog(catalog, images=images, captioner=captioner,
+                                       answer_column=getattr(args, "answer_column", None),
+                                       source=getattr(args, "name", None), limit=limit, on_error="skip")
+        info = {"kind": "catalog", "catalog": str(catalog), "images": str(images) if images else None}
+    else:
+        catalog = _resolve(args.catalog, "--catalog")
+        if catalog is None:
+            raise GalaxySDValueError("--source votes needs --catalog (a GZ2 vote table CSV, e.g. Willett 2013 "
+                                     "Table 5)")
+        records = readers.read_vote_table(catalog, captioner=captioner, source=getattr(args, "name", None),
+                                          limit=limit, on_error="skip")
+        info = {"kind": "votes", "catalog": str(catalog)}
+    info["limit"] = limit
+    caption_settings = {"debiased": captioner.debiased, "shuffle": captioner.shuffle,
+                        "thresholds": captioner.thresholds.to_dict()}
+    return records, info, caption_settings
+
+
+def _add_source_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", choices=SOURCES, required=True,
+                   help="gz2: GZ2 release folder (--root); catalog: CSV + images (--catalog, --images); "
+                        "votes: vote table without images (--catalog)")
+    p.add_argument("--root", help="GZ2 release folder (gz2_hart16.csv[.gz], gz2_filename_mapping.csv, images_gz2/)")
+    p.add_argument("--catalog", help="catalog CSV (catalog) or vote table CSV[.gz] (votes)")
+    p.add_argument("--images", help="image folder (default: next to the catalog / inside --root)")
+    p.add_argument("--answer-column", help="catalog column holding GZ2 answer columns or caption phrases")
+    p.add_argument("--name", help="source name written to the records (default: the catalog's folder name)")
+    p.add_argument("--raw-fractions", action="store_true",
+                   help="caption from raw vote fractions (*_fraction) instead of debiased ones")
+    p.add_argument("--clean", action="store_true",
+                   help="Willett et al. 2013 clean thresholds (winning answer >= 0.8, >= 20 votes)")
+    p.add_argument("--limit", type=int, help="read only the first N rows")
+
+
+def _read_records_reporting(args: argparse.Namespace):
+    """:func:`_read_records`, printing reader warnings (rows left out) as one line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = _read_records(args)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return result
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from galaxysd_core.data.cache import prepare_dataset
+
+    records, info, caption_settings = _read_records_reporting(args)
+    report = prepare_dataset(records, args.out, resolution=args.resolution, crop_fraction=args.crop_fraction,
+                             show_progress=not args.quiet, source_info=info,
+                             **({"max_pixels": args.max_pixels} if args.max_pixels else {}),
+                             caption_settings=caption_settings)
+    print(report.summary(max_lines=args.show_skipped))
+    return 0
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from galaxysd_core.schema.morphology_stats import describe
+
+    records, info, _ = _read_records_reporting(args)
+    stats = describe(records, top=args.top)
+    print(stats.to_text())
+    if args.out:
+        written = stats.save(args.out)
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from galaxysd_core.data import download
+
+    files = download.GZ2_FILES if not args.files else [download.file_by_name(n) for n in args.files]
+    if args.list:
+        for f in files:
+            print(f"{f.name}\t{f.url(args.base_url)}\tmd5={f.md5 or '-'}\tsize={f.size or '-'}")
+        return 0
+    paths = download.download_gz2(args.out, files=files, base_url=args.base_url,
+                                  show_progress=not args.quiet, extract=args.extract,
+                                  verify=not args.no_verify)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``data`` with the sub-commands ``download``, ``prepare`` and ``describe``."""
+    data = subparsers.add_parser("data", help="download, prepare and describe galaxy data",
+                                 description="Download the GZ2 release, prepare training caches and "
+                                             "describe the morphology distribution of a source.")
+    sub = data.add_subparsers(dest="data_command", required=True)
+
+    p = sub.add_parser("prepare", help="write a prepared training cache (images + captions + targets)")
+    _add_source_flags(p)
+    p.add_argument("--out", required=True, help="cache folder to write")
+    p.add_argument("--resolution", type=int, default=64, help="output side in pixels (default 64)")
+    p.add_argument("--crop-fraction", type=float, default=None,
+                   help="central crop side / shorter image side (default 0.35 for GZ1 cutouts, 0.5 otherwise)")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse images with more pixels (decompression bombs); default 64e6")
+    p.add_argument("--show-skipped", type=int, default=20, help="skipped files listed (all are in skipped.csv)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare)
+
+    d = sub.add_parser("describe", help="print the morphology distribution (feature counts, combinations)")
+    _add_source_flags(d)
+    d.add_argument("--top", type=int, default=10, help="number of feature combinations listed")
+    d.add_argument("--out", help="folder to write features.csv, combinations.csv and summary.json")
+    d.set_defaults(func=_cmd_describe)
+
+    g = sub.add_parser("download", help="download the GZ2 release (resumable, checksum-verified)")
+    g.add_argument("--out", required=False, default=None,
+                   help="folder to download into (default: $GALAXYSD_DATA_DIR)")
+    g.add_argument("--files", nargs="+", help="only these files (names as listed by --list)")
+    g.add_argument("--base-url", help="mirror serving all files under one URL (overrides the published URLs)")
+    g.add_argument("--extract", action="store_true", help="unzip images_gz2.zip after download")
+    g.add_argument("--no-verify", action="store_true",
+                   help="skip the md5 check (sizes are still checked); for a mirror with re-packed files")
+    g.add_argument("--list", action="store_true", help="list the files, URLs and checksums and exit")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_download)
+    return data

@@ -1,0 +1,175 @@
+"""Builders of GalaxySD-mini components and tiny test models.
+
+GalaxySD-mini keeps the component *types* of Stable Diffusion 1.5 (AutoencoderKL,
+UNet2DConditionModel with cross-attention, CLIPTextModel, a tokenizer, a scheduler) so one
+pipeline serves both; only the sizes differ. Sizes were chosen by measurement on 2 CPU cores
+(see ``bench/bench_generate.py`` and the model card): 64x64 RGB images, a 4x-downsampling VAE to a
+16x16x4 latent, and a UNet with cross-attention only at 8x8 and 4x4 (attention at 16x16 doubled the
+UNet cost for no visible gain at this size).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Tuple
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from galaxysd_core.prompts.tokenization import DEFAULT_MAX_LENGTH, build_word_tokenizer
+
+
+@dataclass
+class MiniModelConfig:
+    """Sizes of GalaxySD-mini. Saved next to the trained model (``galaxysd_config.json``)."""
+
+    resolution: int = 64
+    latent_channels: int = 4
+    vae_channels: Tuple[int, ...] = (32, 32, 64)
+    vae_mid_attention: bool = False
+    unet_channels: Tuple[int, ...] = (32, 64, 128)
+    unet_down_blocks: Tuple[str, ...] = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
+    unet_up_blocks: Tuple[str, ...] = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
+    unet_layers_per_block: int = 1
+    unet_heads: int = 8
+    norm_groups: int = 16
+    vae_norm_groups: int = 16
+    text_hidden: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    text_intermediate: int = 256
+    max_length: int = DEFAULT_MAX_LENGTH
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def latent_size(self) -> int:
+        return self.resolution // 2 ** (len(self.vae_channels) - 1)
+
+
+def build_vae(cfg: MiniModelConfig) -> AutoencoderKL:
+    n = len(cfg.vae_channels)
+    return AutoencoderKL(
+        in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.vae_channels), layers_per_block=1,
+        latent_channels=cfg.latent_channels, sample_size=cfg.resolution,
+        norm_num_groups=cfg.vae_norm_groups, mid_block_add_attention=cfg.vae_mid_attention,
+    )
+
+
+def build_text_encoder(cfg: MiniModelConfig, tokenizer) -> CLIPTextModel:
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_intermediate,
+        num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,
+        max_position_embeddings=cfg.max_length, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    return CLIPTextModel(config)
+
+
+def build_unet(cfg: MiniModelConfig) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=cfg.latent_size, in_channels=cfg.latent_channels, out_channels=cfg.latent_channels,
+        block_out_channels=tuple(cfg.unet_channels), layers_per_block=cfg.unet_layers_per_block,
+        down_block_types=tuple(cfg.unet_down_blocks), up_block_types=tuple(cfg.unet_up_blocks),
+        cross_attention_dim=cfg.text_hidden, attention_head_dim=cfg.unet_heads,
+        norm_num_groups=cfg.norm_groups,
+    )
+
+
+def build_scheduler() -> DDIMScheduler:
+    """The SD 1.5 noise schedule (scaled-linear betas, 1000 steps, epsilon prediction)."""
+    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                         beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+                         steps_offset=1, prediction_type="epsilon")
+
+
+def build_mini_components(cfg: Optional[MiniModelConfig] = None, seed: int = 0) -> dict:
+    """Randomly initialised GalaxySD-mini components (the starting point of training)."""
+    cfg = cfg or MiniModelConfig()
+    torch.manual_seed(seed)
+    tokenizer = build_word_tokenizer(max_length=cfg.max_length)
+    return dict(vae=build_vae(cfg), text_encoder=build_text_encoder(cfg, tokenizer),
+                tokenizer=tokenizer, unet=build_unet(cfg), scheduler=build_scheduler())
+
+
+#: Sizes of the tiny random model used by tests (a few seconds for a whole generation on CPU).
+TINY_CONFIG = MiniModelConfig(
+    resolution=32, vae_channels=(8, 16), unet_channels=(16, 32),
+    unet_down_blocks=("DownBlock2D", "CrossAttnDownBlock2D"),
+    unet_up_blocks=("CrossAttnUpBlock2D", "UpBlock2D"), unet_heads=2, norm_groups=8, vae_norm_groups=8,
+    text_hidden=32, text_layers=1, text_heads=2, text_intermediate=64)
+
+
+def build_tiny_pipeline(seed: int = 0):
+    """A tiny randomly initialised :class:`~galaxysd_core.pipelines.pipeline_galaxysd.GalaxySDPipeline` for tests."""
+    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+
+    pipe = GalaxySDPipeline(**build_mini_components(TINY_CONFIG, seed=seed))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_tiny_sd15_components(tokenizer_dir: str, seed: int = 0) -> dict:
+    """Tiny randomly initialised components with the *architecture* of Stable Diffusion 1.5.
+
+    Same block types and layout as ``runwayml/stable-diffusion-v1-5`` (4 UNet levels: three
+    CrossAttnDownBlock2D and a DownBlock2D, an 8x-downsampling AutoencoderKL, a CLIP BPE tokenizer
+    and CLIPTextModel) at toy widths, for testing the fine-tuning path offline.
+
+    Parameters
+    ----------
+    tokenizer_dir : str
+        Folder where a tiny CLIP BPE tokenizer (vocab.json + merges.txt) is written.
+    """
+    import json
+    import os
+
+    from transformers import CLIPTokenizer
+
+    torch.manual_seed(seed)
+    os.makedirs(tokenizer_dir, exist_ok=True)
+    # A CLIP BPE vocabulary over single characters and whole words of the caption vocabulary.
+    from galaxysd_core.prompts.grammar import known_words
+
+    chars = sorted({c for w in known_words() + [","] for c in w})
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault(c + "</w>", len(vocab))
+    merges = []
+    for w in known_words():
+        cur = list(w[:-1]) + [w[-1] + "</w>"]
+        while len(cur) > 1:
+            a, b = cur[0], cur[1]
+            merges.append(f"{a} {b}")
+            vocab.setdefault(a + b, len(vocab))
+            cur = [a + b] + cur[2:]
+    merges = list(dict.fromkeys(merges))
+    with open(os.path.join(tokenizer_dir, "vocab.json"), "w") as fh:
+        json.dump(vocab, fh)
+    with open(os.path.join(tokenizer_dir, "merges.txt"), "w") as fh:
+        fh.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+    tokenizer = CLIPTokenizer(os.path.join(tokenizer_dir, "vocab.json"),
+                              os.path.join(tokenizer_dir, "merges.txt"), model_max_length=77,
+                              pad_token="!")
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=2))
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(8, 8, 16, 16),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=2, norm_num_groups=4)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, sample_size=64, layers_per_block=1,
+        block_out_channels=(8, 8, 16, 16), norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    from diffusers import PNDMScheduler
+
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1)
+    return dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)

@@ -1,0 +1,464 @@
+"""Candidate catalogs: reading, validation, verdict merging, export and sky-viewer links.
+
+A candidate catalog is a table (CSV or ECSV) with one row per candidate galaxy to vet by eye:
+
+========== ======== ===========================================================================
+column     required meaning
+========== ======== ===========================================================================
+id         yes      unique identifier (kept as text)
+score      yes      finite number; higher = more promising (the page sorts by it, descending)
+image_path yes      image file, relative to the catalog's folder (or to ``images_dir``)
+ra, dec    no       ICRS degrees; when both are present, SDSS SkyServer and Legacy Survey links
+========== ======== ===========================================================================
+
+Other columns are kept and exported. ECSV (Astropy's Enhanced CSV, with typed columns and
+metadata) is read and written with :mod:`astropy.table`; plain CSV with :mod:`pandas`.
+
+Verdicts themselves live in :mod:`galaxysd_core.studio.store` (keyed by the catalog's :attr:`name`);
+this module merges them into the table, summarises progress and exports the vetted rows.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Union
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+
+from galaxysd_core import config as _config
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
+
+__all__ = ["CandidateCatalog", "read_candidates", "default_catalog_path", "merge_verdicts", "progress",
+           "filter_by_verdict", "export_vetted", "skyserver_url", "legacy_survey_url", "REQUIRED_COLUMNS",
+           "VERDICT_FILTERS"]
+
+#: Columns every catalog must have.
+REQUIRED_COLUMNS = ("id", "score", "image_path")
+#: Accepted spellings of the required and coordinate columns (lower-case) -> canonical name.
+COLUMN_ALIASES: Dict[str, str] = {
+    "id": "id", "candidate_id": "id", "objid": "id", "dr7objid": "id", "name": "id",
+    "score": "score", "prob": "score", "probability": "score",
+    "image_path": "image_path", "image": "image_path", "filename": "image_path", "file": "image_path",
+    "path": "image_path",
+    "ra": "ra", "ra_deg": "ra", "dec": "dec", "dec_deg": "dec",
+}
+#: Largest catalog file (bytes) and number of rows accepted.
+MAX_CATALOG_BYTES = 50 * 1024 * 1024
+MAX_ROWS = 200_000
+#: Choices of :func:`filter_by_verdict`.
+VERDICT_FILTERS = ("all", "unvetted", "yes", "no", "unsure")
+#: Columns added by :func:`merge_verdicts`.
+VERDICT_COLUMNS = ("verdict", "note", "vetted_by", "vetted_at")
+#: Data release used for SkyServer links, and Legacy Survey layer.
+SDSS_DR = "dr18"
+LEGACY_LAYER = "ls-dr10"
+
+#: Folders of the shipped catalogs.
+DEMO_CATALOG_DIR = _config.ASSETS_DIR / "demo_candidates"
+DETG_CATALOG_DIR = _config.ASSETS_DIR / "detg_candidates"
+
+
+@dataclass
+class CandidateCatalog:
+    """A validated candidate catalog.
+
+    Attributes
+    ----------
+    name : str
+        Key of the catalog in the verdict store (the file stem unless given).
+    table : pandas.DataFrame
+        Rows sorted by ``score`` (descending, ties by ``id``), index reset. Columns: ``id`` (str),
+        ``score`` (float), ``image_path`` (as written), ``image_file`` (resolved absolute path or
+        ``""``), ``image_exists`` (bool), ``ra``/``dec`` (float, NaN when unknown) and every other
+        column of the file.
+    source : str
+        Where it was read from (path or upload name).
+    images_dir : pathlib.Path or None
+        Folder relative image paths were resolved against.
+    meta : dict
+        ECSV metadata (empty for CSV).
+    image_root : str
+        The catalog's ``image_root`` metadata: ``"$GALAXYSD_DATA_DIR"`` when its image paths are
+        relative to the real-data folder (catalogs of real galaxies never ship the images), else ``""``.
+    """
+
+    name: str
+    table: pd.DataFrame
+    source: str
+    images_dir: Optional[Path]
+    meta: Dict[str, Any] = field(default_factory=dict)
+    image_root: str = ""
+
+    @property
+    def needs_data_dir(self) -> bool:
+        """True when the image paths refer to the real-data folder and none is configured."""
+        return self.image_root == _config.DATA_DIR_IMAGE_ROOT and self.images_dir is None
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def has_coordinates(self) -> bool:
+        """True when at least one row has finite ra and dec."""
+        return bool(np.isfinite(self.table["ra"]).any() and np.isfinite(self.table["dec"]).any())
+
+    @property
+    def ids(self) -> list:
+        return self.table["id"].tolist()
+
+    def row(self, candidate_id: str) -> pd.Series:
+        """The row of one candidate."""
+        hit = self.table.index[self.table["id"] == str(candidate_id)]
+        if len(hit) == 0:
+            raise GalaxySDValueError(f"candidate {candidate_id!r} is not in catalog {self.name!r}")
+        return self.table.loc[hit[0]]
+
+
+# ------------------------------------------------------------------------------------ reading
+def _is_ecsv(data: bytes, name: str) -> bool:
+    return name.lower().endswith(".ecsv") or data.lstrip()[:7] == b"# %ECSV"
+
+
+def _read_table(data: bytes, name: str):
+    """(DataFrame, meta) of CSV or ECSV bytes."""
+    if _is_ecsv(data, name):
+        from astropy.table import Table
+
+        try:
+            t = Table.read(io.BytesIO(data), format="ascii.ecsv")
+        except Exception as exc:  # astropy raises many types for malformed headers
+            raise GalaxySDDataError(f"{name!r} is not a valid ECSV table: {type(exc).__name__}: {exc}") from None
+        meta = {str(k): v for k, v in dict(t.meta).items()}
+        multi = [c for c in t.colnames if len(t[c].shape) > 1]
+        if multi:
+            raise GalaxySDDataError(f"{name!r} has multidimensional columns {multi}; use scalar columns")
+        df = t.to_pandas()
+        if "id" in df.columns:
+            df["id"] = [str(v) for v in t["id"]]
+        return df, meta
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise GalaxySDDataError(f"{name!r} is not UTF-8 text; save the catalog as UTF-8 CSV or ECSV") from None
+    try:
+        df = pd.read_csv(io.StringIO(text), comment=None, dtype={c: str for c in ("id", "candidate_id", "objid",
+                                                                                  "dr7objid", "name")},
+                         skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise GalaxySDDataError(f"{name!r} is not a readable CSV table: {exc}") from None
+    return df, {}
+
+
+def _canonical_columns(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    rename: Dict[str, str] = {}
+    taken: Dict[str, str] = {}
+    for col in df.columns:
+        key = COLUMN_ALIASES.get(str(col).strip().lower())
+        if key is None:
+            continue
+        if key in taken:
+            # an exact canonical name wins over an alias
+            if str(col).strip().lower() == key:
+                rename.pop(taken[key], None)
+            else:
+                continue
+        rename[col] = key
+        taken[key] = col
+    df = df.rename(columns=rename)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise GalaxySDDataError(
+            f"candidate catalog {name!r} lacks column(s) {missing}; it needs {list(REQUIRED_COLUMNS)} "
+            f"(ra, dec optional). Columns found: {[str(c) for c in df.columns][:12]}")
+    return df
+
+
+def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Optional[str] = None,
+                    images_dir: Optional[Union[str, os.PathLike]] = None,
+                    max_bytes: int = MAX_CATALOG_BYTES, max_rows: int = MAX_ROWS) -> CandidateCatalog:
+    """Read and validate a candidate catalog (CSV or ECSV).
+
+    Parameters
+    ----------
+    source : path, bytes or binary file-like
+        The catalog; a folder means the ``candidates.ecsv`` or ``candidates.csv`` inside it. A
+        file-like object (e.g. a Streamlit ``UploadedFile``) should have a ``name``.
+    name : str, optional
+        Store key of the catalog; default the file stem (the folder name for a file called
+        ``candidates.csv`` / ``candidates.ecsv``).
+    images_dir : path, optional
+        Folder relative ``image_path`` values refer to. Default: the real-data folder
+        (``$GALAXYSD_DATA_DIR``) when the ECSV metadata says ``image_root: $GALAXYSD_DATA_DIR`` (as
+        the D-ETG search writes), else the catalog's folder (for bytes or uploads without one,
+        relative paths cannot be resolved and ``image_exists`` is False).
+    max_bytes, max_rows : int
+        Limits on file size and row count.
+
+    Returns
+    -------
+    CandidateCatalog
+
+    Raises
+    ------
+    GalaxySDFileError
+        Missing file or folder without a catalog.
+    GalaxySDDataError
+        Unreadable table, missing required columns, empty table, duplicate or empty ids,
+        non-numeric or non-finite scores, coordinates out of range, too many rows.
+    """
+    folder_name = None
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).expanduser()
+        if path.is_dir():
+            found = next((path / n for n in ("candidates.ecsv", "candidates.csv") if (path / n).is_file()), None)
+            if found is None:
+                raise GalaxySDFileError(f"folder {str(path)!r} has no candidates.ecsv or candidates.csv")
+            folder_name = path.name
+            path = found
+        if not path.is_file():
+            raise GalaxySDFileError(f"candidate catalog {str(path)!r} does not exist")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise GalaxySDDataError(f"catalog {path.name!r} has {size / 1e6:.1f} MB; at most {max_bytes / 1e6:.0f} MB")
+        data = path.read_bytes()
+        label = str(path)
+        base = path.parent
+        # a file called candidates.* is named after its folder (e.g. "demo_candidates")
+        default_name = folder_name or (path.parent.name if path.stem == "candidates" else path.stem)
+    else:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data, label = bytes(source), "uploaded catalog"
+        elif hasattr(source, "read"):
+            if hasattr(source, "seek"):
+                source.seek(0)
+            data = source.read(max_bytes + 1)
+            label = str(getattr(source, "name", "uploaded catalog"))
+        else:
+            raise GalaxySDValueError(f"cannot read a catalog from {type(source).__name__}; give a path or a file")
+        if len(data) > max_bytes:
+            raise GalaxySDDataError(f"catalog {label!r} is larger than {max_bytes / 1e6:.0f} MB")
+        base = None
+        default_name = Path(label).stem
+    if not data.strip():
+        raise GalaxySDDataError(f"candidate catalog {label!r} is empty")
+
+    df, meta = _read_table(data, label)
+    image_root = str(meta.get("image_root", "") or "")
+    if images_dir is not None and str(images_dir).strip():
+        base = Path(images_dir).expanduser()
+    elif image_root == _config.DATA_DIR_IMAGE_ROOT:
+        base = _config.data_dir()
+    df = _canonical_columns(df, label)
+    if len(df) == 0:
+        raise GalaxySDDataError(f"candidate catalog {label!r} has no rows")
+    if len(df) > max_rows:
+        raise GalaxySDDataError(f"candidate catalog {label!r} has {len(df)} rows; at most {max_rows} are shown")
+
+    ids = df["id"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip())
+    if (ids == "").any():
+        first = int(np.flatnonzero((ids == "").to_numpy())[0])
+        raise GalaxySDDataError(f"candidate catalog {label!r}: row {first + 1} has an empty id")
+    dup = ids[ids.duplicated()].unique().tolist()
+    if dup:
+        raise GalaxySDDataError(f"candidate catalog {label!r}: duplicate id(s) {dup[:5]}; ids must be unique")
+    df["id"] = ids
+
+    score = pd.to_numeric(df["score"], errors="coerce")
+    bad = ~np.isfinite(score.to_numpy(dtype=float))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise GalaxySDDataError(f"candidate catalog {label!r}: score {df['score'].iloc[i]!r} of id {ids.iloc[i]!r} "
+                                f"is not a finite number")
+    df["score"] = score.astype(float)
+
+    for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        if col in df.columns:
+            vals = pd.to_numeric(df[col], errors="coerce").astype(float)
+            finite = vals[np.isfinite(vals)]
+            out = finite[(finite < lo) | (finite > hi)]
+            if len(out):
+                raise GalaxySDDataError(f"candidate catalog {label!r}: {col} {out.iloc[0]} is outside "
+                                        f"[{lo:g}, {hi:g}] degrees")
+            df[col] = vals
+        else:
+            df[col] = np.nan
+
+    paths = df["image_path"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    df["image_path"] = paths
+    files, exists = [], []
+    for p in paths:
+        f = _resolve_image(p, base)
+        files.append(str(f) if f is not None else "")
+        exists.append(bool(f is not None and f.is_file()))
+    df["image_file"] = files
+    df["image_exists"] = exists
+
+    df = df.sort_values(["score", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return CandidateCatalog(name=str(name or default_name or "catalog"), table=df, source=label,
+                            images_dir=base, meta=meta, image_root=image_root)
+
+
+def _resolve_image(value: str, base: Optional[Path]) -> Optional[Path]:
+    if not value.strip():
+        return None
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return p
+    if base is None:
+        return None
+    return (base / p).resolve()
+
+
+def default_catalog_path() -> Optional[Path]:
+    """The catalog the Candidates page opens first.
+
+    ``$GALAXYSD_CANDIDATES`` (a catalog file or a folder holding one) when set, else the shipped
+    D-ETG catalog ``assets/detg_candidates``, else the demo catalog ``assets/demo_candidates``
+    (None if neither exists).
+
+    Raises
+    ------
+    GalaxySDFileError
+        ``$GALAXYSD_CANDIDATES`` is set but names nothing readable.
+    """
+    chosen = _config.candidates_path()
+    if chosen is not None:
+        if chosen.is_dir():
+            found = next((chosen / n for n in ("candidates.ecsv", "candidates.csv") if (chosen / n).is_file()), None)
+            if found is None:
+                raise GalaxySDFileError(f"${_config.CANDIDATES_ENV} names folder {str(chosen)!r}, which has no "
+                                        f"candidates.ecsv or candidates.csv")
+            return found
+        if not chosen.is_file():
+            raise GalaxySDFileError(f"${_config.CANDIDATES_ENV} names {str(chosen)!r}, which does not exist")
+        return chosen
+    for folder in (DETG_CATALOG_DIR, DEMO_CATALOG_DIR):
+        for n in ("candidates.ecsv", "candidates.csv"):
+            if (folder / n).is_file():
+                return folder / n
+    return None
+
+
+# ------------------------------------------------------------------------------------ verdicts
+def _verdict_fields(v: Any) -> Dict[str, Any]:
+    if isinstance(v, Mapping):
+        return {"verdict": v.get("verdict"), "note": v.get("note", ""), "vetted_by": v.get("user", ""),
+                "vetted_at": v.get("created_at")}
+    if isinstance(v, str):
+        return {"verdict": v, "note": "", "vetted_by": "", "vetted_at": None}
+    return {"verdict": v.verdict, "note": v.note, "vetted_by": v.user, "vetted_at": v.created_at}
+
+
+def merge_verdicts(catalog: CandidateCatalog, latest: Mapping[str, Any]) -> pd.DataFrame:
+    """The catalog table with ``verdict``, ``note``, ``vetted_by`` and ``vetted_at`` columns.
+
+    Parameters
+    ----------
+    catalog : CandidateCatalog
+    latest : mapping
+        candidate id -> :class:`~galaxysd_core.studio.store.Verdict` (as from
+        :meth:`Store.latest_verdicts`), a dict with ``verdict``/``note``/``user``/``created_at``,
+        or a verdict string. Ids not in the catalog are ignored.
+    """
+    df = catalog.table.copy()
+    rows = [_verdict_fields(latest[i]) if i in latest else
+            {"verdict": None, "note": "", "vetted_by": "", "vetted_at": None} for i in df["id"]]
+    extra = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS), index=df.index)
+    for c in VERDICT_COLUMNS:
+        df[c] = extra[c]
+    return df
+
+
+def progress(merged: pd.DataFrame) -> Dict[str, int]:
+    """``{"total", "vetted", "yes", "no", "unsure", "remaining"}`` of a merged table."""
+    v = merged["verdict"]
+    counts = {k: int((v == k).sum()) for k in ("yes", "no", "unsure")}
+    vetted = int(v.notna().sum())
+    return {"total": int(len(merged)), "vetted": vetted, **counts, "remaining": int(len(merged)) - vetted}
+
+
+def filter_by_verdict(merged: pd.DataFrame, which: str) -> pd.DataFrame:
+    """Rows with a given verdict: one of :data:`VERDICT_FILTERS`."""
+    if which not in VERDICT_FILTERS:
+        raise GalaxySDValueError(f"filter must be one of {VERDICT_FILTERS}, got {which!r}")
+    if which == "all":
+        return merged
+    if which == "unvetted":
+        return merged[merged["verdict"].isna()]
+    return merged[merged["verdict"] == which]
+
+
+def export_vetted(catalog: CandidateCatalog, merged: pd.DataFrame, fmt: str = "csv",
+                  only_vetted: bool = True) -> bytes:
+    """Vetted rows (or all, ``only_vetted=False``) as CSV or ECSV bytes.
+
+    The internal ``image_file`` and ``image_exists`` columns are dropped; ECSV metadata records
+    the catalog name and source, the export time, the software version and the verdict counts.
+
+    Raises
+    ------
+    GalaxySDValueError
+        For an unknown format.
+    """
+    if fmt not in ("csv", "ecsv"):
+        raise GalaxySDValueError(f"export format must be 'csv' or 'ecsv', got {fmt!r}")
+    df = merged[merged["verdict"].notna()] if only_vetted else merged
+    df = df.drop(columns=[c for c in ("image_file", "image_exists") if c in df.columns]).copy()
+    df["vetted_at"] = [v.isoformat() if hasattr(v, "isoformat") else ("" if v is None or v is pd.NaT else str(v))
+                       for v in df["vetted_at"]]
+    for c in ("verdict", "note", "vetted_by"):
+        df[c] = df[c].fillna("").astype(str)
+    if fmt == "csv":
+        return df.to_csv(index=False).encode("utf-8")
+    from astropy.table import Table
+
+    from galaxysd_core import __version__
+
+    t = Table.from_pandas(df.reset_index(drop=True))
+    for c in ("ra", "dec"):
+        if c in t.colnames:
+            t[c].unit = "deg"
+    t.meta.update({"catalog": catalog.name, "source": catalog.source,
+                   "exported_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "software": f"galaxysd_core {__version__}", "verdict_counts": progress(merged)})
+    for k, v in catalog.meta.items():
+        t.meta.setdefault(f"input_{k}", v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str))
+    buf = io.StringIO()
+    t.write(buf, format="ascii.ecsv")
+    return buf.getvalue().encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------ links
+def _check_coords(ra: Any, dec: Any) -> Optional[tuple]:
+    try:
+        ra, dec = float(ra), float(dec)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(ra) and math.isfinite(dec)) or not (0 <= ra <= 360 and -90 <= dec <= 90):
+        return None
+    return ra, dec
+
+
+def skyserver_url(ra: Any, dec: Any) -> Optional[str]:
+    """SDSS SkyServer Explore page of the object nearest (ra, dec); None without valid coordinates."""
+    c = _check_coords(ra, dec)
+    if c is None:
+        return None
+    return (f"https://skyserver.sdss.org/{SDSS_DR}/VisualTools/explore/summary?"
+            + urlencode({"ra": f"{c[0]:.6f}", "dec": f"{c[1]:.6f}"}))
+
+
+def legacy_survey_url(ra: Any, dec: Any, zoom: int = 16) -> Optional[str]:
+    """Legacy Survey sky viewer centred on (ra, dec); None without valid coordinates."""
+    c = _check_coords(ra, dec)
+    if c is None:
+        return None
+    return "https://www.legacysurvey.org/viewer?" + urlencode(
+        {"ra": f"{c[0]:.6f}", "dec": f"{c[1]:.6f}", "layer": LEGACY_LAYER, "zoom": int(zoom), "mark": f"{c[0]:.6f},{c[1]:.6f}"})
