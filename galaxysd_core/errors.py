@@ -24,3 +24,16 @@ class GalaxySDDataError(GalaxySDValueError):
 
 class GalaxySDChecksumError(GalaxySDFileError):
     """A downloaded file does not match its published checksum."""
+
+
+class ImageRejected(GalaxySDFileError):
+    """An image file cannot be used for training (unreadable, too large, wrong mode); the message is
+    the skip reason written to the preparation report."""
+
+
+class ServerBusyError(GalaxySDError):
+    """No generation slot became free within the queue timeout (the app's request limits)."""
+
+
+class StoreError(GalaxySDError):
+    """The verdict/quiz database could not be reached or refused an operation (the message names the URL)."""

@@ -42,13 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
     from galaxysd_core.config import model_dir
     from galaxysd_core.io.image_io import image_file_name, load_uploaded_image, save_fits, save_png
-    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
     if args.num_images < 1:
         raise GalaxySDValueError("--num-images must be at least 1")
     folder = model_dir(args.model)
-    pipe = GalaxySDPipeline.from_pretrained(folder)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(folder)
     init = load_uploaded_image(args.init_image) if args.init_image else None
     bar = tqdm(total=args.steps, desc="denoising", disable=args.quiet)
 

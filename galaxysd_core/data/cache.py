@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError, ImageRejected
 from galaxysd_core.schema.gz2 import ANSWERS
 
 __all__ = ["PreparedDataset", "PrepareReport", "SkippedFile", "prepare_dataset", "load_image",
@@ -125,10 +125,6 @@ class PrepareReport:
         if self.n_skipped > max_lines:
             lines.append(f"  ... {self.n_skipped - max_lines} more in {self.out_dir / SKIPPED_FILE}")
         return "\n".join(lines)
-
-
-class ImageRejected(Exception):
-    """Internal: an image cannot be used; the message is the skip reason."""
 
 
 def default_crop_fraction(label_kind: Optional[str] = None, source: Optional[str] = None) -> float:

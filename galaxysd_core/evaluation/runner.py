@@ -168,9 +168,9 @@ def set_phrase_weight(prompt: str, phrase: str, weight: float) -> str:
 
 def caption_key(text: str) -> Tuple[str, ...]:
     """Tags of a prompt or caption, weights and order ignored (tags weighted 0 dropped)."""
-    from galaxysd_core.prompts.grammar import parse_prompt
+    from galaxysd_core.prompts.grammar import prompt_tags
 
-    return tuple(sorted(t for t, w in parse_prompt(text, strict=False).phrase_weights().items() if w > 0))
+    return prompt_tags(text)
 
 
 def read_prompts(items: Sequence[str]) -> List[str]:
@@ -276,18 +276,6 @@ class RealReference:
 
 
 # ---------------------------------------------------------------------------------- generation
-def load_pipeline(model):
-    """A :class:`GalaxySDPipeline` from a folder (or the pipeline itself), with a quiet progress bar."""
-    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
-
-    pipe = model if not isinstance(model, (str, Path)) else GalaxySDPipeline.from_pretrained(model)
-    try:
-        pipe.set_progress_bar_config(disable=True)
-    except AttributeError:  # pragma: no cover - duck-typed pipelines
-        pass
-    return pipe
-
-
 def model_name(pipe, model=None) -> str:
     if isinstance(model, (str, Path)):
         return Path(model).name or str(model)
@@ -512,6 +500,8 @@ def evaluate(model, prompts: Sequence[str], *, config: Optional[EvaluationConfig
         test_ids = _test_ids(clf_source)
     if real is not None and not isinstance(real, RealReference):
         real = RealReference.from_caches(list(real), max_real=config.max_real, priority_ids=test_ids)
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+
     pipe = load_pipeline(model)
     name = model_name(pipe, model)
 

@@ -18,10 +18,9 @@ def sample_grid(model, prompts: Sequence[str], seeds: Iterable[int] = range(8), 
     scale : int
         Nearest-neighbour upscaling of each tile (64 px tiles become 128 px).
     """
-    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
-    pipe = model if isinstance(model, GalaxySDPipeline) else GalaxySDPipeline.from_pretrained(model)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(model)
     seeds = list(seeds)
     rows = []
     for prompt in prompts:

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from galaxysd_core._utils import dihedral
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
 from galaxysd_core.schema.gz2 import ANSWER_BY_COLUMN, ANSWER_BY_PHRASE, captioned_answers
 
@@ -200,10 +201,7 @@ def dihedral_augment(x: torch.Tensor, generator: Optional[torch.Generator] = Non
         idx = (ops == op).nonzero(as_tuple=True)[0]
         if idx.numel() == 0:
             continue
-        y = x[idx]
-        if op >= 4:
-            y = torch.flip(y, dims=(-1,))
-        out[idx] = torch.rot90(y, k=op % 4, dims=(-2, -1))
+        out[idx] = dihedral(x[idx], op)
     return out
 
 

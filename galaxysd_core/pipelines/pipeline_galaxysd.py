@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -18,10 +17,11 @@ import numpy as np
 import torch
 from diffusers import (AutoencoderKL, DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
                        EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, UNet2DConditionModel)
-from diffusers.utils import BaseOutput
 from PIL import Image
 
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.pipelines.model_folder import check_model_folder
+from galaxysd_core.pipelines.output import GalaxySDPipelineOutput
 from galaxysd_core.schema.gz2 import SURVEY_PREFIX
 from galaxysd_core.prompts.grammar import ParsedPrompt, known_phrases, parse_prompt
 from galaxysd_core.prompts.weighting import encode_weighted_prompts
@@ -43,29 +43,27 @@ MAX_SEED = 2**63 - 1
 TRAINING_CAPTIONS_FILE = "training_captions.json"
 
 
-@dataclass
-class GalaxySDPipelineOutput(BaseOutput):
-    """Output of :class:`GalaxySDPipeline`.
+def img2img_steps(num_inference_steps: int, strength: float) -> int:
+    """Denoising steps an img2img call runs: ``round(steps * strength)``, at most ``steps``
+    (the diffusers rule: the start image is noised to ``strength`` of the schedule)."""
+    return min(int(round(int(num_inference_steps) * float(strength))), int(num_inference_steps))
 
-    Attributes
-    ----------
-    images : list of PIL.Image.Image or numpy.ndarray
-        Generated images; ``output_type="np"`` gives one uint8 array ``(N, H, W, 3)``.
-    seeds : list of int
-        Seed of each image (the same seed and parameters give the same image).
-    prompts : list of str
-        Prompt (with weights) of each image.
-    parameters : dict
-        Every setting of the call (negative prompt, steps, guidance, scheduler, sizes, strength, model).
-    negative_prompts : list of str
-        Negative prompt of each image as used (given, or the automatic GZ2-tree one; "" = none).
+
+def load_pipeline(model: Union[str, Path, "GalaxySDPipeline"], *, progress: bool = False,
+                  **kwargs) -> "GalaxySDPipeline":
+    """A :class:`GalaxySDPipeline` from a folder (or the pipeline itself), progress bar off by default.
+
+    The one loader of the app, the CLI, evaluation, sample grids and the science scripts.
+
+    Raises
+    ------
+    GalaxySDFileError
+        Naming the missing or corrupt file of the folder.
     """
-
-    images: Union[List[Image.Image], np.ndarray]
-    seeds: List[int]
-    prompts: List[str]
-    parameters: Dict[str, Any] = field(default_factory=dict)
-    negative_prompts: List[str] = field(default_factory=list)
+    pipe = model if not isinstance(model, (str, Path)) else GalaxySDPipeline.from_pretrained(model, **kwargs)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=not progress)
+    return pipe
 
 
 class GalaxySDPipeline(DiffusionPipeline):
@@ -105,28 +103,9 @@ class GalaxySDPipeline(DiffusionPipeline):
         if not root.is_dir():
             raise GalaxySDFileError(f"model folder {str(root)!r} does not exist (expected a diffusers pipeline folder "
                                     f"with model_index.json)")
-        suffix = f".{variant}.safetensors" if variant else ".safetensors"
-        required = {
-            "model_index.json": root / "model_index.json",
-            "scheduler config": root / "scheduler" / "scheduler_config.json",
-            "vae config": root / "vae" / "config.json",
-            "vae weights": root / "vae" / f"diffusion_pytorch_model{suffix}",
-            "unet config": root / "unet" / "config.json",
-            "unet weights": root / "unet" / f"diffusion_pytorch_model{suffix}",
-            "text encoder config": root / "text_encoder" / "config.json",
-            "text encoder weights": root / "text_encoder" / f"model{suffix}",
-        }
-        for what, path in required.items():
-            if not path.is_file():
-                hint = ""
-                if "weights" in what and any(path.parent.glob("*.bin")):
-                    hint = " (only pickle .bin weights are there; convert them to safetensors, pickles are never loaded)"
-                raise GalaxySDFileError(f"model folder {str(root)!r} is incomplete: missing {what} "
-                                        f"{str(path.relative_to(root))!r}{hint}")
-        tok_dir = root / "tokenizer"
-        if not ((tok_dir / "tokenizer.json").is_file() or (tok_dir / "vocab.json").is_file()):
-            raise GalaxySDFileError(f"model folder {str(root)!r} is incomplete: missing tokenizer/tokenizer.json "
-                                    f"(or tokenizer/vocab.json + merges.txt)")
+        problems, required = check_model_folder(root, variant)
+        if problems:
+            raise GalaxySDFileError(f"model folder {str(root)!r} is incomplete: {problems[0]}")
         for what, path in required.items():
             if path.suffix == ".json":
                 try:
@@ -386,7 +365,7 @@ class GalaxySDPipeline(DiffusionPipeline):
         if image is not None:
             x0 = self._image_to_tensor(image, height, width).to(device=device, dtype=self.vae.dtype)
             init = self._to_latent(self.vae.encode(x0).latent_dist.mean).repeat(total, 1, 1, 1)
-            t_start = max(num_inference_steps - int(round(num_inference_steps * float(strength))), 0)
+            t_start = num_inference_steps - img2img_steps(num_inference_steps, strength)
             timesteps = timesteps[t_start * scheduler.order:]
             if len(timesteps) == 0:
                 raise GalaxySDValueError(f"strength {strength} with {num_inference_steps} steps leaves no "

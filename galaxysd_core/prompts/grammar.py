@@ -302,3 +302,14 @@ def features_from_prompt(text: str) -> Dict[str, float]:
     parsed = parse_prompt(text)
     return {tag: round(w, WEIGHT_DECIMALS) for tag, w in parsed.phrase_weights().items()
             if tag != SURVEY_PREFIX}
+
+
+def prompt_tags(text: str, *, keep_prefix: bool = True) -> Tuple[str, ...]:
+    """Sorted tags of a prompt or caption, weights and order ignored, tags weighted 0 dropped.
+
+    The matching key of prompts against real captions (``"sdss, {spiral galaxy:1.3}, features or
+    disk-shaped"`` and ``"sdss, features or disk-shaped, spiral galaxy"`` give the same key); the
+    survey prefix is kept unless ``keep_prefix`` is False.
+    """
+    tags = parse_prompt(text, strict=False).phrase_weights()
+    return tuple(sorted(t for t, w in tags.items() if w > 0 and (keep_prefix or t != SURVEY_PREFIX)))

@@ -307,9 +307,22 @@ class Captioner:
         return out
 
 
+def caption_tags(caption: str, *, keep_prefix: bool = False) -> Tuple[str, ...]:
+    """Tags of a caption in caption order, stripped, empty ones dropped; the survey prefix
+    (``"sdss"``) is dropped unless ``keep_prefix``. Plain captions only: for prompts with
+    ``{phrase:w}`` weights use :func:`galaxysd_core.prompts.grammar.prompt_tags`."""
+    tags = tuple(t.strip() for t in str(caption).split(",") if t.strip())
+    return tags if keep_prefix else tuple(t for t in tags if t != SURVEY_PREFIX)
+
+
+def split_prefix(caption: str) -> Tuple[List[str], List[str]]:
+    """``([prefix], tags)`` of a caption when it starts with the survey prefix, else ``([], tags)``."""
+    tags = list(caption_tags(caption, keep_prefix=True))
+    return (tags[:1], tags[1:]) if tags and tags[0] == SURVEY_PREFIX else ([], tags)
+
+
 def shuffle_caption(caption: str, rng: Optional[random.Random] = None) -> str:
     """Shuffle the tags of a caption, keeping the survey prefix first (training augmentation)."""
-    tags = [t.strip() for t in caption.split(",") if t.strip()]
-    head, rest = (tags[:1], tags[1:]) if tags and tags[0] == SURVEY_PREFIX else ([], tags)
+    head, rest = split_prefix(caption)
     (rng or random).shuffle(rest)
     return ", ".join(head + rest)

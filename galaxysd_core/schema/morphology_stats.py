@@ -17,20 +17,15 @@ from typing import Any, Iterable, List, Tuple, Union
 import pandas as pd
 
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
-from galaxysd_core.schema.gz2 import ANSWER_BY_PHRASE, SURVEY_PREFIX, caption_phrases
+from galaxysd_core.schema.captioning import caption_tags
+from galaxysd_core.schema.gz2 import ANSWER_BY_PHRASE, caption_phrases
 
-__all__ = ["MorphologyStats", "describe", "caption_features"]
+__all__ = ["MorphologyStats", "describe"]
 
 #: Separator of features in the ``combination`` column.
 COMBINATION_SEP = " + "
 #: Label of the combination with no feature (caption ``"sdss"`` only).
 NO_FEATURE = "(no feature)"
-
-
-def caption_features(caption: str) -> Tuple[str, ...]:
-    """Features (tags) of a caption without the survey prefix, in caption order."""
-    tags = [t.strip() for t in str(caption).split(",")]
-    return tuple(t for t in tags if t and t != SURVEY_PREFIX)
 
 
 @dataclass
@@ -143,7 +138,7 @@ def describe(source: Union[Iterable[Any], pd.DataFrame, pd.Series], top: int = 1
     feature_counts: Counter = Counter()
     combo_counts: Counter = Counter()
     for cap in captions:
-        feats = sorted(set(caption_features(cap)), key=lambda f: (order.get(f, len(order)), f))
+        feats = sorted(set(caption_tags(cap)), key=lambda f: (order.get(f, len(order)), f))
         feature_counts.update(feats)
         combo_counts[COMBINATION_SEP.join(feats) if feats else NO_FEATURE] += 1
     known = caption_phrases()

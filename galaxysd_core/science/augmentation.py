@@ -384,15 +384,13 @@ def generator_factory(model: Optional[str]) -> Tuple[Callable[[], Any], str, str
 
         return build_tiny_pipeline, "tiny-random", "tiny"
     from galaxysd_core.config import model_dir
-    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
     model_path = str(model_dir(model))
     model_id = f"{Path(model_path).name}:{model_fingerprint(model_path)}"
 
     def pipe_factory():
-        pipe = GalaxySDPipeline.from_pretrained(model_path)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+        return load_pipeline(model_path)
 
     return pipe_factory, model_id, model_path
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 import pandas as pd
 
-from galaxysd_core.errors import GalaxySDDataError, GalaxySDError, GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDError, GalaxySDFileError, GalaxySDValueError, ServerBusyError
 from galaxysd_core.schema.gz2 import QUESTION_BY_STEM, SURVEY_PREFIX, TREE_ORDER, captioned_answers
 
 # ===================================================================================== limits
@@ -82,10 +82,6 @@ def check_request(n_images: int, steps: int, *, max_images: Optional[int] = None
             f"{n_images} images x {steps} steps = {n_images * steps} image-steps; at most {max_image_steps} "
             f"per request on this server (e.g. {max_images} x {max_image_steps // max_images}). "
             f"Lower the number of images or the steps.")
-
-
-class ServerBusyError(GalaxySDError):
-    """No generation slot became free within the queue timeout."""
 
 
 class GenerationGate:
@@ -182,10 +178,11 @@ def model_status(path: Optional[os.PathLike] = None) -> ModelStatus:
     if not (folder / "model_index.json").is_file():
         return ModelStatus(folder, False, f"`{folder}` is not a pipeline folder (no `model_index.json`). {how}",
                            from_env)
-    missing = [p for p in ("unet/config.json", "vae/config.json", "text_encoder/config.json")
-               if not (folder / p).is_file()]
-    if missing:
-        return ModelStatus(folder, False, f"`{folder}` is incomplete (missing {', '.join(missing)}). {how}", from_env)
+    from galaxysd_core.pipelines.model_folder import check_model_folder
+
+    problems, _ = check_model_folder(folder)
+    if problems:
+        return ModelStatus(folder, False, f"`{folder}` is incomplete ({'; '.join(problems)}). {how}", from_env)
     return ModelStatus(folder, True, f"model `{folder.name}` at `{folder}`", from_env)
 
 
@@ -209,11 +206,9 @@ def load_pipeline(path: os.PathLike):
     GalaxySDFileError
         Naming the missing or corrupt file.
     """
-    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline as _load
 
-    pipe = GalaxySDPipeline.from_pretrained(Path(path))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _load(Path(path))
 
 
 # ===================================================================================== feature controls
@@ -334,7 +329,9 @@ class GenerationRequest:
         """Raise :class:`GalaxySDValueError` for a request over the limits (the pipeline checks the rest)."""
         check_request(self.n_images, self.steps)
         if self.init_image is not None:
-            n_steps = int(round(self.steps * float(self.strength)))
+            from galaxysd_core.pipelines.pipeline_galaxysd import img2img_steps
+
+            n_steps = img2img_steps(self.steps, self.strength)
             if n_steps < 1:
                 raise GalaxySDValueError(f"strength {self.strength:g} with {self.steps} steps leaves no denoising "
                                          f"step; raise the strength or the steps")
@@ -563,9 +560,9 @@ def real_sources(data_dir: os.PathLike) -> List[RealSource]:
 
 def caption_features(text: str) -> Tuple[str, ...]:
     """Sorted feature tags of a caption or prompt (weights and the survey prefix dropped)."""
-    from galaxysd_core.evaluation.runner import caption_key
+    from galaxysd_core.prompts.grammar import prompt_tags
 
-    return tuple(t for t in caption_key(text) if t != SURVEY_PREFIX)
+    return prompt_tags(text, keep_prefix=False)
 
 
 def load_real_index(data_dir: os.PathLike, limit: Optional[int] = None) -> Tuple[pd.DataFrame, List[str]]:

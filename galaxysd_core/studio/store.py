@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from galaxysd_core.errors import GalaxySDError, GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.errors import GalaxySDError, GalaxySDFileError, GalaxySDValueError, StoreError
 
 __all__ = ["Store", "StoreError", "VERDICTS", "default_url", "open_store", "Verdict"]
 
@@ -88,10 +88,6 @@ quiz_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_quiz_session", "session_id"),
 )
-
-
-class StoreError(GalaxySDError):
-    """The database could not be reached or refused an operation (the message names the URL)."""
 
 
 def _db_errors(fn):

@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from galaxysd_core.schema.captioning import shuffle_caption
+from galaxysd_core._utils import dihedral
+from galaxysd_core.schema.captioning import caption_tags, shuffle_caption, split_prefix
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
 from galaxysd_core.schema.gz2 import caption_phrases
 from galaxysd_core.models.mini import MiniModelConfig, build_mini_components
@@ -157,19 +158,11 @@ def load_training_data(cfg: DiffusionTrainConfig, show_progress: bool = True):
     return ds.images, captions, derived
 
 
-def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """One of the 8 flips/90-degree rotations (k in 0..7) of NCHW tensors."""
-    if k >= 4:
-        x = torch.flip(x, dims=(-1,))
-    return torch.rot90(x, k % 4, dims=(-2, -1))
-
-
 def feature_counts(captions: Sequence[str]) -> Dict[str, int]:
     """How often each caption phrase occurs in the training captions."""
     counts = {p: 0 for p in caption_phrases()}
     for c in captions:
-        for tag in c.split(","):
-            tag = tag.strip()
+        for tag in caption_tags(c):
             if tag in counts:
                 counts[tag] += 1
     return counts
@@ -370,8 +363,7 @@ def _caption_batch(captions: Sequence[str], idx: torch.Tensor, rng: random.Rando
 
 def drop_tags(caption: str, p: float, rng: random.Random) -> str:
     """Drop each tag after the survey prefix with probability ``p``, keeping at least one tag."""
-    tags = [t.strip() for t in caption.split(",") if t.strip()]
-    head, rest = (tags[:1], tags[1:]) if tags and tags[0] == "sdss" else ([], tags)
+    head, rest = split_prefix(caption)
     if len(rest) <= 1:
         return caption
     kept = [t for t in rest if rng.random() >= p] or [rng.choice(rest)]
