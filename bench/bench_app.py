@@ -14,12 +14,12 @@ Examples
 --------
 ::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_app.py                 # configured model or a tiny one
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_app.py                 # configured model or an untrained mini
     .venv/bin/python bench/bench_app.py --model assets/galaxysd-mini --threads 2 --repeats 5
     .venv/bin/python bench/bench_app.py --random-mini --threads 1   # shipped architecture, random weights
 
 The model is ``--model``, else ``$GALAXYSD_MODEL_DIR``, else the shipped ``assets/galaxysd-mini``
-when it exists, else a tiny random test model built in a temporary folder (numbers then measure
+when it exists, else an untrained GalaxySD-mini built in a temporary folder (numbers then measure
 the app, not a real model).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", help="model folder (default: $GALAXYSD_MODEL_DIR, the shipped model, or a tiny one)")
+    p.add_argument("--model", help="model folder (default: $GALAXYSD_MODEL_DIR, the shipped model, or an untrained mini)")
     p.add_argument("--images", type=int, default=4, help="images per press (default 4, the page default)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20, the page default)")
     p.add_argument("--repeats", type=int, default=5, help="warm presses (default 5)")
@@ -72,11 +72,12 @@ def main(argv=None) -> int:
         if (config.DEFAULT_MODEL_DIR / "model_index.json").is_file():
             model, kind = str(config.DEFAULT_MODEL_DIR), "shipped"
         else:
-            from galaxysd_core.models.mini import build_tiny_pipeline
+            from galaxysd_core.models.mini import build_mini_components
+            from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
 
             tmp = tempfile.TemporaryDirectory()
-            model, kind = str(Path(tmp.name) / "tiny"), "tiny random test model (no trained model found)"
-            build_tiny_pipeline(seed=0).save_pretrained(model)
+            model, kind = str(Path(tmp.name) / "mini"), "untrained GalaxySD-mini (no trained model found; timing only)"
+            GalaxySDPipeline(**build_mini_components()).save_pretrained(model)
     os.environ[config.MODEL_DIR_ENV] = str(model)
     os.environ.setdefault("GALAXYSD_STORE_URL", f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite")
     t_model_ready = time.perf_counter()

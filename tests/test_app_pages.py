@@ -35,7 +35,7 @@ UNSEEN = ("dust lane", "ring galaxy")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random pipeline saved like a trained one (with training caption counts)."""
     from galaxysd_core.schema.gz2 import caption_phrases
-    from galaxysd_core.models.mini import build_tiny_pipeline
+    from tiny_models import build_tiny_pipeline
 
     folder = tmp_path_factory.mktemp("tiny") / "tiny-model"
     build_tiny_pipeline(seed=0).save_pretrained(folder)

@@ -118,7 +118,7 @@ def test_train_binary_learns_a_separable_task_and_metrics():
 
 # ------------------------------------------------------------------------------------ synthetic cache
 def test_generate_cached_is_reproducible_and_cached(tmp_path):
-    from galaxysd_core.models.mini import build_tiny_pipeline
+    from tiny_models import build_tiny_pipeline
 
     calls = []
 
@@ -159,7 +159,7 @@ def test_experiment_never_trains_on_held_out_test_images(monkeypatch, tmp_path):
     cfg = aug.ExperimentConfig(tasks=["merger", "spiral"], shots=[2, 0], seeds=[0, 1], n_negatives=8, n_synthetic=3,
                                num_inference_steps=2, arms=["real", "synthetic", "classic", "focal"],
                                train=aug.BinaryTrainSettings(**TINY))
-    from galaxysd_core.models.mini import build_tiny_pipeline
+    from tiny_models import build_tiny_pipeline
 
     res = aug.run_experiment([], test_ids, cfg, pipe_factory=build_tiny_pipeline, model_id="tiny",
                              synthetic_cache=tmp_path / "syn", log=None, data=(images, idx))
@@ -210,12 +210,14 @@ def test_config_validation():
     assert aug.ExperimentConfig(train={"steps": 3}).train.steps == 3
 
 
-def test_generator_factory_tiny_and_folder(tmp_path):
+def test_generator_factory_random_and_folder(tmp_path):
+    from galaxysd_core.models.mini import MiniModelConfig
     from galaxysd_core.science.augmentation import generator_factory, model_fingerprint
-    from galaxysd_core.models.mini import build_tiny_pipeline
+    from tiny_models import build_tiny_pipeline
 
-    factory, model_id, path = generator_factory("tiny")
-    assert factory is build_tiny_pipeline and (model_id, path) == ("tiny-random", "tiny")
+    factory, model_id, path = generator_factory("random")
+    assert (model_id, path) == ("random-mini", "random")
+    assert factory().default_size == MiniModelConfig().resolution  # an untrained GalaxySD-mini
     build_tiny_pipeline(seed=0).save_pretrained(tmp_path / "m")
     factory, model_id, path = generator_factory(str(tmp_path / "m"))
     assert model_id == f"m:{model_fingerprint(tmp_path / 'm')}" and path == str(tmp_path / "m")

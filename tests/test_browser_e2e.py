@@ -45,7 +45,7 @@ def _free_port() -> int:
 def tiny_model(tmp_path_factory) -> Path:
     import torch
 
-    from galaxysd_core.models.mini import build_tiny_pipeline
+    from tiny_models import build_tiny_pipeline
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("e2e") / "tiny-model"

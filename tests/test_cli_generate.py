@@ -3,7 +3,7 @@ import pytest
 
 from galaxysd_core.cli import main
 from galaxysd_core.io.image_io import read_fits, read_png_parameters
-from galaxysd_core.models.mini import build_tiny_pipeline
+from tiny_models import build_tiny_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,7 @@ def test_heldout_examples_never_enter_training(tmp_path, monkeypatch):
 
 
 def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
-    from galaxysd_core.models.mini import build_tiny_pipeline
+    from tiny_models import build_tiny_pipeline
 
     images, index = _fake_real(tmp_path)
     cfg = ds.SearchConfig(dust_weights=[1.0, 2.0], shapes=["completely round galaxy"], n_per_prompt=2,

@@ -73,7 +73,7 @@ def blobs(n, sigma, seed):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from galaxysd_core.models.mini import build_tiny_pipeline
+    from tiny_models import build_tiny_pipeline
 
     root = tmp_path_factory.mktemp("eval")
     pipe = build_tiny_pipeline(seed=0)

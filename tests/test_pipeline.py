@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.models.mini import build_tiny_pipeline
+from tiny_models import build_tiny_pipeline
 from galaxysd_core.pipelines.pipeline_galaxysd import SCHEDULERS, GalaxySDPipeline
 
 PROMPT = "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.3}"

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.models.mini import build_tiny_pipeline
+from tiny_models import build_tiny_pipeline
 from galaxysd_core.prompts.grammar import parse_prompt
 from galaxysd_core.prompts.weighting import apply_token_weights, encode_weighted_prompts, tokenize_weighted
 

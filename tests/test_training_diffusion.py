@@ -14,7 +14,7 @@ from PIL import Image
 
 from galaxysd_core.schema.captioning import answer_targets
 from galaxysd_core.data.cache import prepare_dataset
-from galaxysd_core.models.mini import TINY_CONFIG, build_tiny_sd15_components
+from tiny_models import TINY_CONFIG, build_tiny_sd15_components
 from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
 from galaxysd_core.training.diffusion import DiffusionTrainConfig, dihedral, feature_counts, train_diffusion
 

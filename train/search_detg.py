@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="GalaxySD model folder (default: $GALAXYSD_MODEL_DIR or "
-                                                 "assets/galaxysd-mini); 'tiny' = random tiny pipeline")
+                                                 "assets/galaxysd-mini); 'random' = untrained GalaxySD-mini (smoke test)")
     p.add_argument("--caches", nargs="+", default=[str(ROOT / "cache/gz1_64"), str(ROOT / "cache/gz2_examples_64")],
                    help="prepared caches of the real galaxies (their index gives the image files to scan)")
     p.add_argument("--data-dir", default=None, help="real-data folder; catalog image paths are written relative "

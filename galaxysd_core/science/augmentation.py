@@ -375,14 +375,19 @@ def model_fingerprint(model_dir: Union[str, Path]) -> str:
 def generator_factory(model: Optional[str]) -> Tuple[Callable[[], Any], str, str]:
     """``(pipe_factory, model_id, model_path)`` of the generator the experiment scripts use.
 
-    ``model`` is a model folder (None: ``$GALAXYSD_MODEL_DIR`` or the shipped model) or ``"tiny"``
-    for a random tiny pipeline (smoke tests). The factory loads the pipeline only when called (on a
-    synthetic-cache miss); ``model_id`` (folder name + weights fingerprint) keys the caches.
+    ``model`` is a model folder (None: ``$GALAXYSD_MODEL_DIR`` or the shipped model) or
+    ``"random"`` for an untrained GalaxySD-mini (smoke runs of the scripts: the set-up, not the
+    science). The factory loads the pipeline only when called (on a synthetic-cache miss);
+    ``model_id`` (folder name + weights fingerprint) keys the caches.
     """
-    if model == "tiny":
-        from galaxysd_core.models.mini import build_tiny_pipeline
+    if model == "random":
+        def random_factory():
+            from galaxysd_core.models.mini import build_mini_components
+            from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline, load_pipeline
 
-        return build_tiny_pipeline, "tiny-random", "tiny"
+            return load_pipeline(GalaxySDPipeline(**build_mini_components(seed=0)))
+
+        return random_factory, "random-mini", "random"
     from galaxysd_core.config import model_dir
     from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
