@@ -13,11 +13,11 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
 from galaxysd_core import __version__  # noqa: E402
-from galaxysd_core.studio import app_state  # noqa: E402
+from galaxysd_core.studio.model_status import model_status  # noqa: E402
 
 st.set_page_config(page_title="GalaxySD Studio", page_icon=":material/blur_on:", layout="wide")
 
-status = app_state.model_status()
+status = model_status()
 pages = [
     st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/auto_awesome:", default=status.ok),
     st.Page(str(ROOT / "pages" / "metrics.py"), title="Metrics", icon=":material/monitoring:"),

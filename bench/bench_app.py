@@ -79,7 +79,7 @@ def main(argv=None) -> int:
             model, kind = str(Path(tmp.name) / "mini"), "untrained GalaxySD-mini (no trained model found; timing only)"
             GalaxySDPipeline(**build_mini_components()).save_pretrained(model)
     os.environ[config.MODEL_DIR_ENV] = str(model)
-    os.environ.setdefault("GALAXYSD_STORE_URL", f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite")
+    os.environ.setdefault(config.STORE_URL_ENV, f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite")
     t_model_ready = time.perf_counter()
     build = t_model_ready - t_imports if tmp is not None else 0.0
 
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         at.button(key="btn.gen.generate").click().run()
         warm.append(time.perf_counter() - t)
 
-    from galaxysd_core.studio.app_state import load_pipeline
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
     pipe = load_pipeline(model)
     direct = []

@@ -10,17 +10,15 @@ Usage: python bench/bench_generate.py [--model DIR] [--threads N]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from galaxysd_core.config import model_dir  # noqa: E402
-from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline  # noqa: E402
+from galaxysd_core.config import model_dir
+from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+from galaxysd_core.prompts.tokenization import text_max_length
 
 PROMPT = "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.3}"
 
@@ -56,8 +54,7 @@ def training_throughput(pipe, batch: int = 64, steps: int = 5) -> float:
     opt = torch.optim.AdamW(list(unet.parameters()) + list(te.parameters()), lr=1e-5)
     size = unet.config.sample_size
     lat = torch.randn(batch, unet.config.in_channels, size, size)
-    ids = torch.randint(0, te.config.vocab_size, (batch, int(pipe.tokenizer.model_max_length)
-                                                  if pipe.tokenizer.model_max_length < 10_000 else 77))
+    ids = torch.randint(0, te.config.vocab_size, (batch, text_max_length(pipe.tokenizer, te)))
     t = torch.randint(0, 1000, (batch,))
 
     def step():
@@ -76,14 +73,13 @@ def training_throughput(pipe, batch: int = 64, steps: int = 5) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--threads", type=int, default=None)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default $GALAXYSD_MODEL_DIR or the shipped model)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = GalaxySDPipeline.from_pretrained(model_dir(args.model))
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(model_dir(args.model))
     print(f"model: {pipe.source_path}  resolution {pipe.default_size}px  torch threads {torch.get_num_threads()}")
     n_unet = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
     n_vae = sum(p.numel() for p in pipe.vae.parameters()) / 1e6

@@ -32,7 +32,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from galaxysd_core import config as gconfig  # noqa: E402
-from galaxysd_core.science.scan import GZ2_FULL_RELEASE_SIZE, decode_images, model_from_bytes, model_to_bytes, scan  # noqa: E402
+from galaxysd_core.science.scan import GZ2_FULL_RELEASE_SIZE, scan  # noqa: E402
+from galaxysd_core.science.scan_worker import (decode_images, infer_scores, model_from_bytes,  # noqa: E402
+                                              model_to_bytes)
 
 
 def load_detector(path: str, channels):
@@ -45,7 +47,7 @@ def load_detector(path: str, channels):
 
 
 def records(data_dir: Path, n: int) -> pd.DataFrame:
-    from galaxysd_core.data.cache import GZ1_CROP_FRACTION
+    from galaxysd_core.data.decode import GZ1_CROP_FRACTION
 
     labels = pd.read_csv(data_dir / "gz1_sdss" / "labels.csv", dtype={"dr7objid": str})
     files = [str(data_dir / "gz1_sdss" / f) for f in labels["filename"]]
@@ -103,12 +105,10 @@ def main(argv=None) -> int:
     imgs, _ = decode_images(rec["file"], rec["crop_fraction"], 64)
     dec_rate = len(rec) / (time.perf_counter() - t)
     m = model_from_bytes(blob, threads=1)
-    from galaxysd_core.science.scan import _infer
-
-    _infer(m, imgs[:64], 0, 64)
+    infer_scores(m, imgs[:64], 0, 64)
     for bs in args.batch_sizes:
         t = time.perf_counter()
-        _infer(m, imgs, 0, bs)
+        infer_scores(m, imgs, 0, bs)
         out["stages"][f"infer_b{bs}_per_core"] = len(imgs) / (time.perf_counter() - t)
     out["stages"]["decode_per_core"] = dec_rate
     print("stage rates on one core: decode+crop+resize %.0f/s; " % dec_rate

@@ -17,6 +17,11 @@ STORE_URL_ENV = "GALAXYSD_STORE_URL"
 #: Environment variable naming the candidate catalog (file or folder) the Candidates page opens first
 #: (default: the shipped D-ETG catalog ``assets/detg_candidates``, else the demo catalog).
 CANDIDATES_ENV = "GALAXYSD_CANDIDATES"
+#: Environment variable naming a folder of candidate catalogs visitors may open by typing a path.
+CATALOGS_DIR_ENV = "GALAXYSD_CATALOGS_DIR"
+#: Environment variable that lets visitors type server paths at all ("1"/"true"/"yes"; default off:
+#: a public deployment only offers uploads and the operator-configured folders).
+ALLOW_SERVER_PATHS_ENV = "GALAXYSD_ALLOW_SERVER_PATHS"
 #: Value of a catalog's ``image_root`` metadata meaning "image paths are relative to the real-data folder".
 DATA_DIR_IMAGE_ROOT = "$" + DATA_DIR_ENV
 
@@ -47,3 +52,18 @@ def model_dir(override: Optional[str | os.PathLike] = None) -> Path:
 def state_dir() -> Path:
     """Folder for the user's local state (store, caches): ``~/.galaxysd`` or ``$GALAXYSD_HOME``."""
     return Path(os.environ.get("GALAXYSD_HOME", Path.home() / ".galaxysd")).expanduser()
+
+
+def catalogs_dir() -> Optional[Path]:
+    """Folder named by ``$GALAXYSD_CATALOGS_DIR`` (catalogs a visitor may open by path), or None."""
+    value = os.environ.get(CATALOGS_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def allow_server_paths() -> bool:
+    """Whether the operator lets visitors type server paths (``$GALAXYSD_ALLOW_SERVER_PATHS``).
+
+    Root-level keys of ``.streamlit/secrets.toml`` are exported as environment variables by
+    Streamlit, so ``GALAXYSD_ALLOW_SERVER_PATHS = "1"`` there works as well.
+    """
+    return os.environ.get(ALLOW_SERVER_PATHS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -1,7 +1,7 @@
 """Streamlit helpers shared by the pages: cached resources, session identity, image display.
 
 Not a page itself (``app.py`` lists the pages explicitly with ``st.navigation``). Logic lives in
-:mod:`galaxysd_core.studio.app_state`; this module only wraps it in Streamlit caches and widgets.
+:mod:`galaxysd_core.studio`; this module only wraps it in Streamlit caches and widgets.
 """
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ import streamlit as st
 from PIL import Image
 
 from galaxysd_core import config
-from galaxysd_core.studio import app_state
 from galaxysd_core.errors import GalaxySDError
+from galaxysd_core.io.uploads import load_uploaded_image
+from galaxysd_core.studio.model_status import ModelStatus, model_stamp
+from galaxysd_core.studio.model_status import model_status as configured_model_status
+from galaxysd_core.studio.real_data import load_real_index
+from galaxysd_core.studio.session import new_session_id
+from galaxysd_core.studio.store import Store, default_url
 
 APP_PATH = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -47,12 +52,14 @@ LARGE_PX = 384
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def _cached_pipeline(path: str, stamp: tuple):
-    return app_state.load_pipeline(path)
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline  # imports torch: first use only
+
+    return load_pipeline(path)
 
 
-def model_status() -> app_state.ModelStatus:
+def model_status() -> ModelStatus:
     """Status of the configured model folder (cheap; no loading)."""
-    return app_state.model_status()
+    return configured_model_status()
 
 
 def get_pipeline(show_notice: bool = True):
@@ -60,7 +67,7 @@ def get_pipeline(show_notice: bool = True):
 
     Loaded once per server process and model version (``st.cache_resource`` keyed on the folder
     and its files' modification times); every session shares it, generation is serialised by
-    :data:`galaxysd_core.studio.app_state.GATE`.
+    :data:`galaxysd_core.studio.limits.GATE`.
     """
     status = model_status()
     if not status.ok:
@@ -68,30 +75,26 @@ def get_pipeline(show_notice: bool = True):
             st.info(f"**No model to generate with.** {status.message}", icon=":material/info:")
         return None
     try:
-        return _cached_pipeline(str(status.path), app_state.model_stamp(status.path))
+        return _cached_pipeline(str(status.path), model_stamp(status.path))
     except GalaxySDError as exc:
         st.error(f"The model at `{status.path}` cannot be loaded: {exc}")
         return None
 
 
 @st.cache_resource(show_spinner=False)
-def _cached_store(url: str):
-    from galaxysd_core.studio.store import Store
-
+def _cached_store(url: str) -> Store:
     return Store(url)
 
 
 def get_store():
     """The process-wide verdict/quiz store (URL from ``$GALAXYSD_STORE_URL`` or the default SQLite file)."""
-    from galaxysd_core.studio.store import default_url
-
     return _cached_store(default_url())
 
 
 def session_id() -> str:
     """Random id of this browser session (kept in session state)."""
     if "session_id" not in st.session_state:
-        st.session_state["session_id"] = app_state.new_session_id()
+        st.session_state["session_id"] = new_session_id()
     return st.session_state["session_id"]
 
 
@@ -144,8 +147,8 @@ def data_dir_notice() -> None:
 
 @st.cache_data(show_spinner="Indexing real galaxies ...", max_entries=4)
 def real_index(data_dir: str, stamp: float):
-    """Cached :func:`galaxysd_core.studio.app_state.load_real_index` (``stamp`` = folder mtime)."""
-    return app_state.load_real_index(data_dir)
+    """Cached :func:`galaxysd_core.studio.real_data.load_real_index` (``stamp`` = folder mtime)."""
+    return load_real_index(data_dir)
 
 
 def get_real_index(data_dir: Path):
@@ -171,8 +174,6 @@ def _mtime(path: str) -> float:
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _thumb(path: str, px: int, mtime: float) -> Optional[np.ndarray]:
-    from galaxysd_core.io.image_io import load_uploaded_image
-
     if mtime < 0:
         return None
     try:

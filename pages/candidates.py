@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import streamlit as st
 
-from galaxysd_core.science import candidates as cands
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
+from galaxysd_core.science import candidates as cands
+from galaxysd_core.studio.vetting import extra_columns, vetting_cursor
 from pages import _ui
 
 _ui.ensure_app_navigation()
@@ -17,7 +18,6 @@ _ui.ensure_app_navigation()
 ss = st.session_state
 SOURCES = {"shipped": "Shipped catalog", "path": "Catalog file on the server", "upload": "Upload a catalog"}
 BADGE = {"yes": ":green[**yes**]", "no": ":red[**no**]", "unsure": ":orange[**unsure**]", None: ":gray[not vetted]"}
-PER_PAGE = 12
 
 
 @st.cache_data(show_spinner="Reading the catalog ...", max_entries=8)
@@ -128,18 +128,9 @@ if len(view) == 0:
     st.info(f"No candidates with verdict '{which}'." if which != "unvetted" else "Every candidate is vetted.")
     st.stop()
 
-ids: List[str] = view["id"].tolist()
-current = ss.get(_current_key(catalog.name))
-if current not in ids:
-    unvetted = view.loc[view["verdict"].isna(), "id"].tolist()
-    current = unvetted[0] if unvetted else ids[0]
-    ss[_current_key(catalog.name)] = current
-pos = ids.index(current)
-row = view.iloc[pos]
-vetted_ids = set(merged.loc[merged["verdict"].notna(), "id"])
-after = ids[pos + 1:] + ids[:pos]
-next_unvetted = next((i for i in after if i not in vetted_ids), None)
-next_id = next_unvetted or (ids[pos + 1] if pos + 1 < len(ids) else None)
+cursor = vetting_cursor(view, merged, ss.get(_current_key(catalog.name)))
+ss[_current_key(catalog.name)] = current = cursor.current
+row = view.iloc[cursor.pos]
 
 main, side = st.columns([3, 2], gap="large")
 with main:
@@ -160,26 +151,23 @@ with main:
                         f"[Legacy Survey viewer]({cands.legacy_survey_url(row['ra'], row['dec'])})")
         else:
             st.caption("no coordinates: no sky links")
-        extra = [c for c in catalog.table.columns if c not in ("id", "score", "image_path", "image_file",
-                                                               "image_exists", "ra", "dec")]
-        for c in extra[:8]:
+        for c in extra_columns(catalog.table.columns):
             st.caption(f"{c}: {row[c]}")
         note_key = f"cand.note.{catalog.name}.{row['id']}"
         ss.setdefault(note_key, row["note"] if isinstance(row["note"], str) else "")
         st.text_input("Note (saved with the verdict)", key=note_key, max_chars=2000)
     v1, v2, v3, n1, n2 = st.columns(5)
-    args = lambda v: (catalog.name, row["id"], v, note_key, next_id)  # noqa: E731
+    args = lambda v: (catalog.name, row["id"], v, note_key, cursor.after_vote)  # noqa: E731
     v1.button("Yes", key="btn.cand.yes", on_click=vote, args=args("yes"), shortcut="Y", type="primary",
               width="stretch")
     v2.button("No", key="btn.cand.no", on_click=vote, args=args("no"), shortcut="N", width="stretch")
     v3.button("Unsure", key="btn.cand.unsure", on_click=vote, args=args("unsure"), shortcut="U", width="stretch")
-    n1.button("Previous", key="btn.cand.prev", on_click=go_to, args=(catalog.name, ids[pos - 1]),
-              shortcut="Left", disabled=pos == 0, width="stretch")
-    n2.button("Next", key="btn.cand.next", on_click=go_to,
-              args=(catalog.name, ids[pos + 1] if pos + 1 < len(ids) else None), shortcut="Right",
-              disabled=pos + 1 >= len(ids), width="stretch")
+    n1.button("Previous", key="btn.cand.prev", on_click=go_to, args=(catalog.name, cursor.previous),
+              shortcut="Left", disabled=cursor.previous is None, width="stretch")
+    n2.button("Next", key="btn.cand.next", on_click=go_to, args=(catalog.name, cursor.next), shortcut="Right",
+              disabled=cursor.next is None, width="stretch")
     st.caption(f"Keys: Y / N / U vote (saved at once, then the next unvetted candidate opens), ← / → move. "
-               f"{pos + 1} of {len(ids)} shown.")
+               f"{cursor.pos + 1} of {len(cursor.ids)} shown.")
     history = store.verdict_history(catalog.name, row["id"])
     if len(history) > 1:
         with st.expander(f"History ({len(history)} votes)"):
@@ -188,17 +176,15 @@ with main:
                            + (f" · {h.note}" if h.note else ""))
 
 with side:
-    pages = max(1, -(-len(view) // PER_PAGE))
-    page = pos // PER_PAGE + 1  # the grid follows the candidate in view
-    start = (page - 1) * PER_PAGE
+    start = cursor.page_start  # the grid follows the candidate in view
     h1, h2, h3 = st.columns([4, 1, 1])
-    h1.markdown(f"**{len(view)} candidates** ({which}) · page {page} of {pages}")
-    h2.button("‹", key="btn.cand.page_prev", on_click=go_to, args=(catalog.name, ids[max(0, start - PER_PAGE)]),
-              disabled=page == 1, help="previous page")
-    h3.button("›", key="btn.cand.page_next", on_click=go_to,
-              args=(catalog.name, ids[min(len(ids) - 1, start + PER_PAGE)]), disabled=page == pages, help="next page")
+    h1.markdown(f"**{len(view)} candidates** ({which}) · page {cursor.page} of {cursor.pages}")
+    h2.button("‹", key="btn.cand.page_prev", on_click=go_to, args=(catalog.name, cursor.previous_page),
+              disabled=cursor.previous_page is None, help="previous page")
+    h3.button("›", key="btn.cand.page_next", on_click=go_to, args=(catalog.name, cursor.next_page),
+              disabled=cursor.next_page is None, help="next page")
     grid = st.columns(3)
-    for i, r in enumerate(view.iloc[start:start + PER_PAGE].itertuples(index=False)):
+    for i, r in enumerate(view.iloc[start:start + cursor.per_page].itertuples(index=False)):
         with grid[i % 3]:
             thumb = _ui.thumbnail(r.image_file, 120) if r.image_exists else None
             if thumb is not None:

@@ -6,17 +6,20 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import streamlit as st
 
-from galaxysd_core.studio import app_state
-from galaxysd_core.io import image_io
 from galaxysd_core.errors import GalaxySDError
-from galaxysd_core.pipelines.pipeline_galaxysd import SCHEDULERS
+from galaxysd_core.io.fits import fits_bytes
+from galaxysd_core.io.png import png_bytes, read_png_parameters
+from galaxysd_core.io.uploads import load_uploaded_image
+from galaxysd_core.pipelines.schedulers import SCHEDULERS
+from galaxysd_core.studio import controls, generation, limits, real_data, sweep
+from galaxysd_core.studio.session import Stopwatch
 from pages import _ui
 
 _ui.ensure_app_navigation()
 
 OFF = "off"
 DEFAULT_PROMPT = "sdss, smooth, completely round galaxy"
-CONTROLS = app_state.question_controls()
+CONTROLS = controls.question_controls()
 ALL_PHRASES = [p for c in CONTROLS for p in c.phrases]
 SCHEDULER_LABELS = {"ddim": "DDIM", "euler_a": "Euler ancestral", "euler": "Euler", "dpmpp": "DPM++ 2M"}
 INIT_MODES = {"noise": "Text only (start from noise)", "upload": "Upload a galaxy image",
@@ -50,7 +53,7 @@ def _controls_state() -> Dict[str, Tuple[Optional[str], float]]:
 def on_controls_change() -> None:
     """A feature control moved: rebuild the prompt text."""
     try:
-        ss[K_PROMPT] = app_state.prompt_from_controls(_controls_state())
+        ss[K_PROMPT] = controls.prompt_from_controls(_controls_state())
         ss["gen.prompt_error"], ss["gen.prompt_notes"] = None, []
     except GalaxySDError as exc:  # pragma: no cover - controls only offer valid values
         ss["gen.prompt_error"] = str(exc)
@@ -59,7 +62,7 @@ def on_controls_change() -> None:
 def on_text_change() -> None:
     """The prompt text was edited: move the controls (or keep them and report the grammar's error)."""
     try:
-        state, notes = app_state.controls_from_prompt(ss[K_PROMPT])
+        state, notes = controls.controls_from_prompt(ss[K_PROMPT])
     except GalaxySDError as exc:
         ss["gen.prompt_error"] = str(exc)
         return
@@ -91,8 +94,8 @@ def on_settings_png() -> None:
     if file is None:
         return
     try:
-        info = image_io.read_png_parameters(file)
-        settings, notes = app_state.settings_from_png(info)
+        info = read_png_parameters(file)
+        settings, notes = controls.settings_from_png(info)
     except GalaxySDError as exc:
         ss["gen.png_error"] = str(exc)
         return
@@ -104,9 +107,7 @@ def on_use_item(uid: str) -> None:
     item = next((it for it in ss.get("gen.gallery", []) if it.uid == uid), None)
     if item is None:
         return
-    info = image_io.provenance(item.prompt, item.seed, item.parameters)
-    info["num_images_per_prompt"] = 1
-    settings, notes = app_state.settings_from_png(info)
+    settings, notes = generation.reuse_settings(item)
     apply_settings(settings, [f"settings of seed {item.seed} restored"] + notes)
 
 
@@ -137,13 +138,13 @@ with left:
     st.subheader("Features")
     st.caption("One control per Galaxy Zoo 2 question, in decision-tree order; answers of one question exclude "
                "each other. Weights above 1 emphasise a feature; beyond ~1.5 the model extrapolates."
-               + (f" Features marked {app_state.UNSEEN_LABEL} never occurred in the training captions."
+               + (f" Features marked {controls.UNSEEN_LABEL} never occurred in the training captions."
                   if unseen else ""))
     for c in CONTROLS:
         a, b = st.columns([3, 2])
         a.selectbox(f"Q{c.number}. {c.text}", [OFF, *c.phrases], key=qkey(c.stem), on_change=on_controls_change,
-                    format_func=lambda p: p if p == OFF else app_state.feature_label(p, unseen))
-        b.slider("weight", app_state.SLIDER_MIN, app_state.SLIDER_MAX, step=app_state.SLIDER_STEP, key=wkey(c.stem),
+                    format_func=lambda p: p if p == OFF else controls.feature_label(p, unseen))
+        b.slider("weight", controls.SLIDER_MIN, controls.SLIDER_MAX, step=controls.SLIDER_STEP, key=wkey(c.stem),
                  on_change=on_controls_change, disabled=ss[qkey(c.stem)] == OFF,
                  label_visibility="hidden" if c is not CONTROLS[0] else "visible")
 
@@ -155,7 +156,7 @@ with right:
         st.error(f"Prompt not understood: {ss['gen.prompt_error']}", icon=":material/error:")
     for note in ss.get("gen.prompt_notes") or []:
         st.caption(f":orange[{note}]")
-    current_unseen = [p for p in app_state.features_from_controls(_controls_state()) if p in unseen]
+    current_unseen = [p for p in controls.features_from_controls(_controls_state()) if p in unseen]
     if current_unseen:
         st.warning(f"{', '.join(current_unseen)}: never seen in training — the model can only extrapolate "
                    f"from related captions.", icon=":material/explore:")
@@ -176,19 +177,19 @@ with right:
 
     st.subheader("Sampling")
     c1, c2 = st.columns(2)
-    c1.slider("Steps", 1, app_state.MAX_UI_STEPS, key=K_STEPS)
+    c1.slider("Steps", 1, limits.MAX_UI_STEPS, key=K_STEPS)
     c2.slider("Guidance scale", 0.0, 15.0, step=0.5, key=K_GUID,
               help="Classifier-free guidance; 1 or below disables it. Higher = more of the prompted class, "
                    "less variety: for GalaxySD-mini 5 is the best balance (model card, assets/galaxysd-mini).")
     c1.selectbox("Sampler", list(SCHEDULERS), key=K_SCHED, format_func=lambda s: SCHEDULER_LABELS.get(s, s))
-    c2.slider("Number of images", 1, app_state.MAX_REQUEST_IMAGES, key=K_N)
+    c2.slider("Number of images", 1, limits.MAX_REQUEST_IMAGES, key=K_N)
     c1.radio("Seed", ["fixed", "random"], key=K_SEEDMODE, horizontal=True,
              help="Image i of a request uses seed + i.")
-    c2.number_input("Seed value", 0, app_state.MAX_UI_SEED, step=1, key=K_SEED,
+    c2.number_input("Seed value", 0, limits.MAX_UI_SEED, step=1, key=K_SEED,
                     disabled=ss[K_SEEDMODE] == "random")
     load = int(ss[K_N]) * int(ss[K_STEPS])
     st.caption(f"{ss[K_N]} images x {ss[K_STEPS]} steps = {load} image-steps "
-               f"(limit {app_state.MAX_IMAGE_STEPS} per request)")
+               f"(limit {limits.MAX_IMAGE_STEPS} per request)")
 
     with st.expander("Start from a real galaxy (img2img)", expanded=ss[K_INIT] != "noise"):
         st.radio("Start image", list(INIT_MODES), key=K_INIT, format_func=INIT_MODES.get)
@@ -198,7 +199,7 @@ with right:
                                   key="up.gen.init")
             if up is not None:
                 try:
-                    init_image = image_io.load_uploaded_image(up)
+                    init_image = load_uploaded_image(up)
                 except GalaxySDError as exc:
                     _ui.show_error(exc)
         elif ss[K_INIT] == "data":
@@ -208,18 +209,14 @@ with right:
             else:
                 try:
                     index, problems = _ui.get_real_index(data_dir)
-                    rows, match = app_state.real_matches(index, ss[K_PROMPT], 200)
-                    if match == "none":
-                        rows, match = index.head(200), "any caption"
+                    rows, match = real_data.start_image_choices(index, ss[K_PROMPT])
                     if len(rows) == 0:
                         st.info(f"No galaxies with images found in `{data_dir}`.")
                     else:
                         labels = {str(r.id): f"{r.id} — {r.caption}" for r in rows.itertuples()}
                         pick = st.selectbox(f"Galaxy ({match}, {len(rows)} shown)", list(labels), key=K_REAL,
                                             format_func=lambda i: labels.get(i, i))
-                        chosen = rows[rows["id"].astype(str) == str(pick)]
-                        imgs, _ = app_state.load_real_images(chosen, pipe.default_size if pipe else 64)
-                        init_image = imgs[0] if len(imgs) else None
+                        init_image = real_data.load_real_image(rows, pick, pipe.default_size if pipe else 64)
                 except GalaxySDError as exc:
                     _ui.show_error(exc)
         if ss[K_INIT] != "noise":
@@ -234,13 +231,13 @@ with right:
         if ss[K_INIT] != "noise" and init_image is None:
             st.error("Choose a start image first, or switch the start image to 'Text only'.")
         else:
-            seed = app_state.random_seed() if ss[K_SEEDMODE] == "random" else int(ss[K_SEED])
-            request = app_state.GenerationRequest(
+            seed = generation.random_seed() if ss[K_SEEDMODE] == "random" else int(ss[K_SEED])
+            request = generation.GenerationRequest(
                 prompt=ss[K_PROMPT], negative_prompt=ss[K_NEG], tree_negatives=bool(ss[K_TREE_NEG]),
                 n_images=int(ss[K_N]), steps=int(ss[K_STEPS]),
                 guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED], seed=seed,
                 init_image=init_image if ss[K_INIT] != "noise" else None, strength=float(ss[K_STRENGTH]))
-            busy = app_state.GATE.running > 0
+            busy = limits.GATE.running > 0
             bar = progress_slot.progress(0.0, text="Waiting for another generation to finish ..." if busy
                                          else "Encoding the prompt ...")
 
@@ -248,14 +245,14 @@ with right:
                 bar.progress(step / total, text=f"Denoising step {step}/{total}")
 
             try:
-                with app_state.Stopwatch() as sw:
-                    items = app_state.generate(pipe, request, callback=on_step)
+                with Stopwatch() as sw:
+                    items = generation.generate(pipe, request, callback=on_step)
             except GalaxySDError as exc:
                 progress_slot.empty()
                 _ui.show_error(exc)
             else:
                 progress_slot.empty()
-                ss["gen.gallery"] = app_state.add_to_gallery(ss["gen.gallery"], items)
+                ss["gen.gallery"] = generation.add_to_gallery(ss["gen.gallery"], items)
                 ss["gen.last_seconds"] = sw.seconds
                 st.toast(f"{len(items)} image(s) in {sw.seconds:.1f} s")
 
@@ -269,11 +266,11 @@ with right:
 
 # ----------------------------------------------------------------------------- gallery
 st.divider()
-gallery: List[app_state.GalleryItem] = ss.get("gen.gallery", [])
+gallery: List[generation.GalleryItem] = ss.get("gen.gallery", [])
 head, z, clear = st.columns([6, 2, 1])
 head.subheader(f"Gallery ({len(gallery)} image{'s' if len(gallery) != 1 else ''} this session)")
 if gallery:
-    z.download_button("Download all (zip)", data=lambda: app_state.gallery_zip(list(ss.get("gen.gallery", []))),
+    z.download_button("Download all (zip)", data=lambda: generation.gallery_zip(list(ss.get("gen.gallery", []))),
                       file_name="galaxysd_gallery.zip", mime="application/zip", key="dl.gen.zip",
                       on_click="ignore", icon=":material/folder_zip:")
     if clear.button("Clear", key="btn.gen.clear"):
@@ -289,10 +286,10 @@ if gallery:
                 d1, d2, d3 = st.columns(3)
                 d1.download_button("PNG", key=f"dl.gen.png.{item.uid}", file_name=f"{item.file_stem}.png",
                                    mime="image/png", on_click="ignore",
-                                   data=lambda it=item: image_io.png_bytes(it.image, it.prompt, it.seed, it.parameters))
+                                   data=lambda it=item: png_bytes(it.image, it.prompt, it.seed, it.parameters))
                 d2.download_button("FITS", key=f"dl.gen.fits.{item.uid}", file_name=f"{item.file_stem}.fits",
                                    mime="application/fits", on_click="ignore",
-                                   data=lambda it=item: image_io.fits_bytes(it.image, it.prompt, it.seed, it.parameters))
+                                   data=lambda it=item: fits_bytes(it.image, it.prompt, it.seed, it.parameters))
                 d3.button("Reuse", key=f"btn.gen.use.{item.uid}", on_click=on_use_item, args=(item.uid,),
                           help="Restore the settings of this image")
 else:
@@ -304,21 +301,21 @@ with st.expander("Extrapolation sweep: one feature's weight x seeds", expanded=b
     st.caption("Generates the current prompt with one feature at several weights, with the same seeds at every "
                "weight, to see where the model stops following the feature (GalaxySD Sec. 3).")
     s1, s2, s3, s4 = st.columns([3, 3, 2, 2])
-    s1.selectbox("Feature", ALL_PHRASES, key=K_SW_PHRASE, format_func=lambda p: app_state.feature_label(p, unseen))
+    s1.selectbox("Feature", ALL_PHRASES, key=K_SW_PHRASE, format_func=lambda p: controls.feature_label(p, unseen))
     s2.slider("Weight range", 0.0, 3.0, step=0.1, key=K_SW_RANGE)
     s3.slider("Weights", 2, 6, key=K_SW_N)
     s4.slider("Seeds", 1, 4, key=K_SW_SEEDS)
     lo, hi = ss[K_SW_RANGE]
-    weights = app_state.sweep_values(lo, hi, int(ss[K_SW_N]))
+    weights = sweep.sweep_values(lo, hi, int(ss[K_SW_N]))
     first_seed = int(ss[K_SEED]) if ss[K_SEEDMODE] == "fixed" else 0
-    seeds = [first_seed + i for i in range(int(ss[K_SW_SEEDS]))]
+    seeds = sweep.sweep_seeds(first_seed, int(ss[K_SW_SEEDS]))
     st.caption(f"weights {', '.join(f'{w:g}' for w in weights)} · seeds {', '.join(map(str, seeds))} · "
                f"{len(weights) * len(seeds)} images x {ss[K_STEPS]} steps")
     if st.button("Run sweep", key="btn.gen.sweep", disabled=pipe is None, icon=":material/grid_view:"):
         slot = st.empty()
         bar = slot.progress(0.0, text="Sweep ...")
         try:
-            ss["gen.sweep"] = app_state.run_sweep(
+            ss["gen.sweep"] = sweep.run_sweep(
                 pipe, ss[K_PROMPT], ss[K_SW_PHRASE], weights, seeds, negative_prompt=ss[K_NEG],
                 tree_negatives=bool(ss[K_TREE_NEG]),
                 steps=int(ss[K_STEPS]), guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED],
@@ -326,7 +323,7 @@ with st.expander("Extrapolation sweep: one feature's weight x seeds", expanded=b
         except GalaxySDError as exc:
             _ui.show_error(exc)
         slot.empty()
-    result: Optional[app_state.SweepResult] = ss.get("gen.sweep")
+    result: Optional[sweep.SweepResult] = ss.get("gen.sweep")
     if result is not None:
         if result.phrase in unseen:
             st.warning(f"'{result.phrase}' never occurred in training: every column is an extrapolation.")
@@ -340,6 +337,6 @@ with st.expander("Extrapolation sweep: one feature's weight x seeds", expanded=b
             for col, item in zip(cols[1:], row):
                 col.image(_ui.enlarge(item.image, 128))
         st.download_button("Download sweep (zip)", key="dl.gen.sweep",
-                           data=lambda r=result: app_state.gallery_zip([it for row in r.grid for it in row]),
+                           data=lambda r=result: generation.gallery_zip([it for row in r.grid for it in row]),
                            file_name=f"galaxysd_sweep_{result.phrase.replace(' ', '_')}.zip", mime="application/zip",
                            on_click="ignore")

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from galaxysd_core.studio import app_state
 from galaxysd_core.errors import GalaxySDError
-from galaxysd_core.evaluation.metrics.physical import STAT_UNITS, STATS, compare_physical, physical_stats
+from galaxysd_core.studio.comparison import compare_light_profiles
+from galaxysd_core.studio.figures import light_profile_figure
+from galaxysd_core.studio.generation import GenerationRequest, generate
+from galaxysd_core.studio.limits import MAX_UI_SEED
+from galaxysd_core.studio.quiz import start_quiz_round
+from galaxysd_core.studio.real_data import caption_counts, load_real_images, real_matches, reference_images
 from pages import _ui
 
 _ui.ensure_app_navigation()
@@ -37,7 +39,7 @@ if len(index) == 0:
     _ui.data_dir_notice()
     st.stop()
 
-counts = app_state.caption_counts(index)
+counts = caption_counts(index)
 st.caption(f"{len(index)} real galaxies with {len(counts)} distinct captions in `{data_dir}`.")
 resolution = pipe.default_size if pipe is not None else 64
 
@@ -54,10 +56,10 @@ if choice == CUSTOM:
 else:
     prompt = choice
 n = c2.slider("Galaxies per side", 2, 16, key="keep.rvs.n")
-seed = c3.number_input("Seed", 0, app_state.MAX_UI_SEED, key="keep.rvs.seed")
+seed = c3.number_input("Seed", 0, MAX_UI_SEED, key="keep.rvs.seed")
 
 try:
-    rows, match = app_state.real_matches(index, prompt, n, seed=int(seed))
+    rows, match = real_matches(index, prompt, n, seed=int(seed))
 except GalaxySDError as exc:
     _ui.show_error(exc)
     st.stop()
@@ -69,7 +71,7 @@ with left:
         st.info("No real galaxy in the data folder has these features.")
         real = np.zeros((0, resolution, resolution, 3), np.uint8)
     else:
-        real, real_ids = app_state.load_real_images(rows, resolution)
+        real, real_ids = load_real_images(rows, resolution)
         st.caption(f"{len(real)} galaxies ({match}), cut out and resized to {resolution} px like the training data")
         grid = st.columns(4)
         for i, (img, rid) in enumerate(zip(real, real_ids)):
@@ -81,8 +83,8 @@ with right:
     if st.button("Generate for comparison", key="btn.rvs.generate", disabled=pipe is None, type="primary"):
         bar = st.progress(0.0, text="Generating ...")
         try:
-            items = app_state.generate(pipe, app_state.GenerationRequest(prompt=prompt, n_images=int(n), seed=int(seed)),
-                                       callback=lambda s, t: bar.progress(s / t, text=f"Denoising step {s}/{t}"))
+            items = generate(pipe, GenerationRequest(prompt=prompt, n_images=int(n), seed=int(seed)),
+                             callback=lambda s, t: bar.progress(s / t, text=f"Denoising step {s}/{t}"))
             ss["rvs.generated"] = {"key": key, "images": np.stack([it.image for it in items])}
         except GalaxySDError as exc:
             _ui.show_error(exc)
@@ -100,21 +102,9 @@ with right:
 # ----------------------------------------------------------------------------- light profiles
 if fake is not None and len(real) >= 2:
     st.subheader("Light-profile statistics")
-    more, _ = app_state.real_matches(index, prompt, 64, seed=int(seed))
-    ref, _ = app_state.load_real_images(more, resolution)
-    real_stats, fake_stats = physical_stats(ref), physical_stats(fake)
-    dist = compare_physical(real_stats, fake_stats)
-    fig = make_subplots(rows=1, cols=len(STATS), subplot_titles=[
-        f"{s} ({STAT_UNITS[s]})" if STAT_UNITS[s] else s for s in STATS])
-    for j, s in enumerate(STATS):
-        for name, tab, colour in (("real", real_stats, "#1f77b4"), ("generated", fake_stats, "#ff7f0e")):
-            fig.add_trace(go.Histogram(x=tab[s], name=name, marker_color=colour, opacity=0.6, showlegend=j == 0,
-                                       histnorm="probability", nbinsx=15), row=1, col=j + 1)
-    fig.update_layout(barmode="overlay", height=320, margin=dict(t=50, b=30), legend=dict(orientation="h", y=-0.2))
-    st.plotly_chart(fig, key="rvs.hist")
-    st.caption(f"{len(ref)} real vs {len(fake)} generated. 1-D Wasserstein distances: "
-               + ", ".join(f"{s} {dist[f'wasserstein_{s}']:.3g}" for s in STATS)
-               + ". Measured on the cutouts as shown (not calibrated photometry).")
+    profiles = compare_light_profiles(reference_images(index, prompt, resolution, n=64, seed=int(seed)), fake)
+    st.plotly_chart(light_profile_figure(profiles.real, profiles.generated), key="rvs.hist")
+    st.caption(profiles.summary())
 
 # ----------------------------------------------------------------------------- quiz
 st.divider()
@@ -124,23 +114,15 @@ store = _ui.get_store()
 sid = _ui.session_id()
 if st.button("New round", key="btn.rvs.quiz_new", disabled=pipe is None):
     try:
-        pool, pool_match = app_state.real_matches(index, prompt, 32, seed=int(np.random.default_rng().integers(1e9)))
-        if len(pool) < 3:
-            pool, pool_match = index.sample(min(32, len(index))), "any caption"
-        real_q, ids_q = app_state.load_real_images(pool, resolution)
-        fake_seed = app_state.random_seed()
-        item = app_state.generate(pipe, app_state.GenerationRequest(prompt=prompt, n_images=1, seed=fake_seed))[0]
-        ss["rvs.quiz"] = app_state.new_quiz_round(real_q, ids_q, item.image, prompt, fake_seed)
-        ss["rvs.quiz_match"] = pool_match
+        ss["rvs.quiz"] = start_quiz_round(pipe, index, prompt, resolution)
     except GalaxySDError as exc:
         _ui.show_error(exc)
 
 
 def answer(i: int) -> None:
     q = ss.get("rvs.quiz")
-    if q is None or q.answered is not None:
+    if q is None or not q.answer(i):
         return
-    q.answered = i
     try:
         store.add_quiz_answer(session_id=sid, chosen=i, fake_index=q.fake_index, prompt=q.prompt, user=_ui.user_name())
     except GalaxySDError as exc:
@@ -149,7 +131,7 @@ def answer(i: int) -> None:
 
 quiz = ss.get("rvs.quiz")
 if quiz is not None:
-    if ss.get("rvs.quiz_match") == "any caption":
+    if quiz.match == "any caption":
         st.caption(":orange[Too few real galaxies with this prompt: the real ones have other captions.]")
     cols = st.columns(4)
     for i, (col, img) in enumerate(zip(cols, quiz.images)):
@@ -161,7 +143,7 @@ if quiz is not None:
             elif i == quiz.fake_index:
                 st.markdown(f":orange[**generated** (seed {quiz.fake_seed})]")
             else:
-                st.markdown(f"real: {quiz.real_ids[i if i < quiz.fake_index else i - 1]}")
+                st.markdown(f"real: {quiz.real_id(i)}")
     if quiz.answered is not None:
         (st.success if quiz.correct else st.error)(
             "Right, that one was generated." if quiz.correct else

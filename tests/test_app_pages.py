@@ -1,5 +1,5 @@
 """Streamlit pages driven with AppTest (tiny random model, synthetic data folder, temporary store),
-plus the non-UI logic behind them (galaxysd_core.studio.app_state)."""
+plus the non-UI logic behind them (galaxysd_core.studio)."""
 from __future__ import annotations
 
 import io
@@ -15,9 +15,11 @@ import torch
 from PIL import Image
 
 from galaxysd_core import config
-from galaxysd_core.studio import app_state
-from galaxysd_core.io import image_io
-from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.errors import GalaxySDValueError, ServerBusyError
+from galaxysd_core.io.png import png_bytes
+from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+from galaxysd_core.studio import controls, generation, limits, metric_files, real_data
+from galaxysd_core.studio.quiz import new_quiz_round
 from galaxysd_core.studio.store import Store
 
 torch.set_num_threads(1)
@@ -209,7 +211,7 @@ def test_load_settings_from_png_restores_every_control(env):
     at = run_app()
     params = dict(negative_prompt="merger", num_images_per_prompt=3, num_inference_steps=7, guidance_scale=4.5,
                   scheduler="euler_a", height=32, width=32, strength=None, init_image=False, model_name="tiny")
-    png = image_io.png_bytes(_blob(0, 32), "sdss, features or disk-shaped, {ring galaxy:1.4}", 1234, params)
+    png = png_bytes(_blob(0, 32), "sdss, features or disk-shaped, {ring galaxy:1.4}", 1234, params)
     at.file_uploader(key="up.gen.settings_png").set_value(("settings.png", png, "image/png")).run()
     assert not at.error, texts(at.error)
     assert at.text_area(key="keep.gen.prompt").value == "sdss, features or disk-shaped, {ring galaxy:1.4}"
@@ -240,7 +242,7 @@ def test_generated_png_round_trips_into_the_controls(env):
     at.selectbox(key="keep.gen.scheduler").set_value("dpmpp").run()
     at.button(key="btn.gen.generate").click().run()
     item = at.session_state["gen.gallery"][0]
-    png = image_io.png_bytes(item.image, item.prompt, item.seed, item.parameters)
+    png = png_bytes(item.image, item.prompt, item.seed, item.parameters)
     at.selectbox(key="keep.gen.scheduler").set_value("ddim").run()
     at.slider(key="keep.gen.steps").set_value(30).run()
     at.file_uploader(key="up.gen.settings_png").set_value(("g.png", png, "image/png")).run()
@@ -514,19 +516,19 @@ def test_real_vs_synthetic_sidebar_path_and_bad_folder(env, tmp_path):
     assert "No galaxies with images" in texts(at.warning)
 
 
-# ----------------------------------------------------------------------------- app_state logic
+# ----------------------------------------------------------------------------- studio logic
 def test_check_request_limits():
-    app_state.check_request(16, 50)
+    limits.check_request(16, 50)
     with pytest.raises(GalaxySDValueError, match="image-steps"):
-        app_state.check_request(16, 51)
+        limits.check_request(16, 51)
     with pytest.raises(GalaxySDValueError, match="at most 16"):
-        app_state.check_request(17, 1)
+        limits.check_request(17, 1)
     with pytest.raises(GalaxySDValueError):
-        app_state.check_request(0, 10)
+        limits.check_request(0, 10)
 
 
 def test_generation_gate_serialises_and_times_out():
-    gate = app_state.GenerationGate(1)
+    gate = limits.GenerationGate(1)
     running, peak = [0], [0]
     lock = threading.Lock()
 
@@ -546,56 +548,56 @@ def test_generation_gate_serialises_and_times_out():
         t.join()
     assert peak[0] == 1
     with gate.slot(timeout=1):
-        with pytest.raises(app_state.ServerBusyError, match="busy"):
+        with pytest.raises(ServerBusyError, match="busy"):
             with gate.slot(timeout=0.05):
                 pass
     assert gate.running == 0 and gate.waiting == 0
 
 
 def test_controls_round_trip_every_feature():
-    for control in app_state.question_controls():
+    for control in controls.question_controls():
         for phrase in control.phrases:
             for w in (0.5, 1.0, 1.35, 2.0):
-                state, notes = app_state.controls_from_features({phrase: w})
+                state, notes = controls.controls_from_features({phrase: w})
                 assert state[control.stem] == (phrase, w) and notes == []
-                text = app_state.prompt_from_controls(state)
-                assert app_state.controls_from_prompt(text)[0] == state
-    stems = [c.stem for c in app_state.question_controls()]
+                text = controls.prompt_from_controls(state)
+                assert controls.controls_from_prompt(text)[0] == state
+    stems = [c.stem for c in controls.question_controls()]
     assert stems[0] == "t01_smooth_or_features" and "t06_odd" not in stems  # t06 has no captioned answer
 
 
 def test_settings_from_png_clamps_and_notes():
-    settings, notes = app_state.settings_from_png({"prompt": "sdss, smooth", "num_inference_steps": 500,
+    settings, notes = controls.settings_from_png({"prompt": "sdss, smooth", "num_inference_steps": 500,
                                                    "guidance_scale": 7, "scheduler": "unipc", "seed": 2**40,
                                                    "init_image": True, "strength": 0.3})
-    assert settings["steps"] == app_state.MAX_UI_STEPS and settings["seed"] == app_state.MAX_UI_SEED
+    assert settings["steps"] == limits.MAX_UI_STEPS and settings["seed"] == limits.MAX_UI_SEED
     assert settings["strength"] == 0.3 and "scheduler" not in settings
     assert any("unipc" in n for n in notes) and any("img2img" in n for n in notes)
     with pytest.raises(GalaxySDValueError):
-        app_state.settings_from_png({"seed": 1})
+        controls.settings_from_png({"seed": 1})
 
 
 def test_real_index_and_matches(data_dir):
-    index, problems = app_state.load_real_index(data_dir)
+    index, problems = real_data.load_real_index(data_dir)
     assert problems == [] and len(index) == 10
-    rows, match = app_state.real_matches(index, "sdss, {dust lane:1.5}", 10)
+    rows, match = real_data.real_matches(index, "sdss, {dust lane:1.5}", 10)
     assert match == "same caption" and len(rows) == 4
-    rows, match = app_state.real_matches(index, "sdss, merger", 10)
+    rows, match = real_data.real_matches(index, "sdss, merger", 10)
     assert match == "none" and len(rows) == 0
-    images, ids = app_state.load_real_images(rows.head(0), 32)
+    images, ids = real_data.load_real_images(rows.head(0), 32)
     assert images.shape == (0, 32, 32, 3) and ids == []
-    images, ids = app_state.load_real_images(index.head(3), 32)
+    images, ids = real_data.load_real_images(index.head(3), 32)
     assert images.shape == (3, 32, 32, 3) and len(ids) == 3
 
 
 def test_quiz_round_places_one_fake():
     real = np.zeros((5, 16, 16, 3), np.uint8)
     fake = np.full((32, 32, 3), 255, np.uint8)
-    q = app_state.new_quiz_round(real, [f"r{i}" for i in range(5)], fake, "p", 9, rng=np.random.default_rng(1))
+    q = new_quiz_round(real, [f"r{i}" for i in range(5)], fake, "p", 9, rng=np.random.default_rng(1))
     assert len(q.images) == 4 and q.images[q.fake_index].mean() == 255 and q.images[q.fake_index].shape == (16, 16, 3)
     assert sum(int(im.mean() == 255) for im in q.images) == 1
     with pytest.raises(GalaxySDValueError, match="needs 3 real"):
-        app_state.new_quiz_round(real[:2], ["a", "b"], fake, "p", 1)
+        new_quiz_round(real[:2], ["a", "b"], fake, "p", 1)
 
 
 def test_read_metrics_accepts_evaluation_csv_names(tmp_path):
@@ -606,26 +608,26 @@ def test_read_metrics_accepts_evaluation_csv_names(tmp_path):
         m / "evaluation.csv", index=False)
     (m / "real_benchmark.json").write_text(json.dumps({"consistency_on_real": {"consistency": 0.8},
                                                        "paper_real_consistency": 0.895}))
-    b = app_state.read_metrics(tmp_path, tmp_path / "assets")
+    b = metric_files.read_metrics(tmp_path, tmp_path / "assets")
     assert b.pareto is not None and b.training is None and b.problems == []
-    cols = app_state.pareto_columns(b.pareto)
+    cols = metric_files.pareto_columns(b.pareto)
     assert (cols["realism"], cols["diversity"], cols["prompt"]) == ("precision", "recall", "base_prompt")
-    assert app_state.benchmark_consistency(b.benchmark) == [("real images (our classifier)", 0.8),
+    assert metric_files.benchmark_consistency(b.benchmark) == [("real images (our classifier)", 0.8),
                                                            ("real images (GalaxySD paper)", 0.895)]
 
 
 def test_concurrent_sessions_get_the_same_images_as_sequential_ones(tiny_model):
     """Two sessions generating at once (through the gate) get exactly what each gets alone:
     no scheduler or generator state is shared between requests."""
-    pipe = app_state.load_pipeline(tiny_model)
-    reqs = [app_state.GenerationRequest(prompt="sdss, smooth", n_images=2, steps=4, seed=3, scheduler="euler_a"),
-            app_state.GenerationRequest(prompt="sdss, merger", n_images=2, steps=6, seed=8, scheduler="dpmpp")]
-    alone = [[it.image for it in app_state.generate(pipe, r)] for r in reqs]
+    pipe = load_pipeline(tiny_model)
+    reqs = [generation.GenerationRequest(prompt="sdss, smooth", n_images=2, steps=4, seed=3, scheduler="euler_a"),
+            generation.GenerationRequest(prompt="sdss, merger", n_images=2, steps=6, seed=8, scheduler="dpmpp")]
+    alone = [[it.image for it in generation.generate(pipe, r)] for r in reqs]
     results = [None, None]
-    gate = app_state.GenerationGate(2)  # let both into the pipeline; its own lock must keep them apart
+    gate = limits.GenerationGate(2)  # let both into the pipeline; its own lock must keep them apart
 
     def run(i):
-        results[i] = [it.image for it in app_state.generate(pipe, reqs[i], gate=gate)]
+        results[i] = [it.image for it in generation.generate(pipe, reqs[i], gate=gate)]
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:

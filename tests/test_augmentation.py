@@ -1,4 +1,5 @@
-"""Tests of galaxysd_core.science.augmentation: focal loss, oversampling, labels, training, synthetic cache, experiment."""
+"""Tests of the augmentation experiment (galaxysd_core.science.augmentation, augmentation_report) and its parts:
+focal loss, oversampling, task labels, binary training (binary_training, binary_tasks), synthetic cache (synthetic)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from galaxysd_core._utils import resize_images
 from galaxysd_core.science import augmentation as aug
+from galaxysd_core.science import augmentation_report as report
+from galaxysd_core.science import binary_training as bt
+from galaxysd_core.science.binary_tasks import DUST_LANE_COLUMN, TASKS, task_labels
+from galaxysd_core.science.synthetic import generate_cached
 from galaxysd_core.data.cache import ANSWER_COLUMNS
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
 
@@ -23,30 +29,30 @@ def test_focal_loss_equals_bce_when_gamma_zero():
     logits = torch.randn(50, generator=g) * 3
     targets = (torch.rand(50, generator=g) > 0.7).float()
     bce = F.binary_cross_entropy_with_logits(logits, targets)
-    assert torch.allclose(aug.focal_loss_with_logits(logits, targets, gamma=0.0), bce, atol=1e-7)
-    per = aug.focal_loss_with_logits(logits, targets, gamma=0.0, reduction="none")
+    assert torch.allclose(bt.focal_loss_with_logits(logits, targets, gamma=0.0), bce, atol=1e-7)
+    per = bt.focal_loss_with_logits(logits, targets, gamma=0.0, reduction="none")
     assert torch.allclose(per, F.binary_cross_entropy_with_logits(logits, targets, reduction="none"))
 
 
 def test_focal_loss_down_weights_easy_examples_and_alpha():
     logits = torch.tensor([4.0, 0.0])  # an easy positive, an uncertain positive
     t = torch.ones(2)
-    ce = aug.focal_loss_with_logits(logits, t, gamma=0.0, reduction="none")
-    fl = aug.focal_loss_with_logits(logits, t, gamma=2.0, reduction="none")
+    ce = bt.focal_loss_with_logits(logits, t, gamma=0.0, reduction="none")
+    fl = bt.focal_loss_with_logits(logits, t, gamma=2.0, reduction="none")
     assert fl[0] / ce[0] < 1e-3 and fl[1] / ce[1] == pytest.approx(0.25)  # (1 - 0.5)^2
-    fa = aug.focal_loss_with_logits(logits, torch.tensor([1.0, 0.0]), gamma=0.0, alpha=0.25, reduction="none")
-    plain = aug.focal_loss_with_logits(logits, torch.tensor([1.0, 0.0]), gamma=0.0, reduction="none")
+    fa = bt.focal_loss_with_logits(logits, torch.tensor([1.0, 0.0]), gamma=0.0, alpha=0.25, reduction="none")
+    plain = bt.focal_loss_with_logits(logits, torch.tensor([1.0, 0.0]), gamma=0.0, reduction="none")
     assert torch.allclose(fa, plain * torch.tensor([0.25, 0.75]))
     with pytest.raises(GalaxySDValueError):
-        aug.focal_loss_with_logits(logits, t, gamma=-1)
+        bt.focal_loss_with_logits(logits, t, gamma=-1)
     with pytest.raises(GalaxySDValueError):
-        aug.focal_loss_with_logits(logits, t, alpha=1.5)
+        bt.focal_loss_with_logits(logits, t, alpha=1.5)
 
 
 # ------------------------------------------------------------------------------------ sampling
 def test_oversampling_balances_classes():
     labels = np.array([1] * 3 + [0] * 97)
-    sched = aug.batch_schedule(labels, steps=40, batch_size=16, rng=np.random.default_rng(0), balanced=True)
+    sched = bt.batch_schedule(labels, steps=40, batch_size=16, rng=np.random.default_rng(0), balanced=True)
     assert sched.shape == (40, 16)
     assert np.all(labels[sched].sum(axis=1) == 8)  # every batch exactly half positives
     counts = np.bincount(sched.ravel(), minlength=100)
@@ -56,11 +62,11 @@ def test_oversampling_balances_classes():
 
 def test_natural_schedule_keeps_proportions():
     labels = np.array([1] * 10 + [0] * 90)
-    sched = aug.batch_schedule(labels, steps=25, batch_size=20, rng=np.random.default_rng(1))
+    sched = bt.batch_schedule(labels, steps=25, batch_size=20, rng=np.random.default_rng(1))
     counts = np.bincount(sched.ravel(), minlength=100)
     assert np.all(counts == 5)  # 5 full epochs, each example once per epoch
     with pytest.raises(GalaxySDValueError):
-        aug.batch_schedule(np.zeros(5), 2, 2, np.random.default_rng(0), balanced=True)
+        bt.batch_schedule(np.zeros(5), 2, 2, np.random.default_rng(0), balanced=True)
 
 
 # ------------------------------------------------------------------------------------ labels
@@ -82,13 +88,13 @@ def _index(n_smooth=6, n_spiral=4, n_merger=3, n_edge=3, n_unknown=2):
 
 def test_task_labels():
     idx = _index()
-    m = aug.task_labels(idx, aug.TASKS["merger"])
+    m = task_labels(idx, TASKS["merger"])
     assert np.nansum(m) == 3 and np.sum(m == 0) == 13 and np.isnan(m).sum() == 2
-    s = aug.task_labels(idx, aug.TASKS["spiral"])
+    s = task_labels(idx, TASKS["spiral"])
     assert np.nansum(s) == 4 and np.sum(s == 0) == 6  # negatives are smooth galaxies only
     assert np.isnan(s[idx["caption"].isin(["merger", "edge", "unknown"])]).all()
     with pytest.raises(GalaxySDDataError):
-        aug.task_labels(idx.drop(columns=["t04_spiral_a08_spiral"]), aug.TASKS["spiral"])
+        task_labels(idx.drop(columns=["t04_spiral_a08_spiral"]), TASKS["spiral"])
 
 
 # ------------------------------------------------------------------------------------ training + metrics
@@ -101,19 +107,19 @@ def _images(labels, size=16, seed=0):
 
 def test_train_binary_learns_a_separable_task_and_metrics():
     y = np.array([1] * 10 + [0] * 30)
-    st = aug.BinaryTrainSettings(**{**TINY, "steps": 30}, balanced=True, augment=True, learning_rate=1e-2)
-    model, hist = aug.train_binary(_images(y), y, st, column="t08_odd_feature_a24_merger")
+    st = bt.BinaryTrainSettings(**{**TINY, "steps": 30}, balanced=True, augment=True, learning_rate=1e-2)
+    model, hist = bt.train_binary(_images(y), y, st, column="t08_odd_feature_a24_merger")
     assert model.feature_columns == ["t08_odd_feature_a24_merger"] and not model.training
     assert hist["n_pos"] == 10 and len(hist["loss"]) >= 2
-    scores = aug.predict_scores(model, _images(y, seed=1))
-    m = aug.binary_metrics(y, scores)
+    scores = bt.predict_scores(model, _images(y, seed=1))
+    m = bt.binary_metrics(y, scores)
     assert m["auc"] > 0.95 and m["n_pos"] == 10 and m["n_neg"] == 30
-    none = aug.binary_metrics(y, np.zeros(len(y)))
+    none = bt.binary_metrics(y, np.zeros(len(y)))
     assert none["precision"] == 0 and none["f1"] == 0 and none["n_pred"] == 0
     with pytest.raises(GalaxySDValueError):
-        aug.train_binary(_images(y), y[:-1], st)
+        bt.train_binary(_images(y), y[:-1], st)
     with pytest.raises(GalaxySDValueError):
-        aug.BinaryTrainSettings(loss="hinge")
+        bt.BinaryTrainSettings(loss="hinge")
 
 
 # ------------------------------------------------------------------------------------ synthetic cache
@@ -127,19 +133,19 @@ def test_generate_cached_is_reproducible_and_cached(tmp_path):
         return build_tiny_pipeline()
 
     kw = dict(seed=5, guidance_scale=3.0, num_inference_steps=2, cache_dir=tmp_path, model_id="tiny")
-    a, info = aug.generate_cached(factory, "sdss, merger", 3, max_per_call=2, **kw)
+    a, info = generate_cached(factory, "sdss, merger", 3, max_per_call=2, **kw)
     assert a.shape[0] == 3 and a.dtype == np.uint8 and not info["cached"] and len(calls) == 1
-    b, info2 = aug.generate_cached(factory, "sdss, merger", 3, **kw)
+    b, info2 = generate_cached(factory, "sdss, merger", 3, **kw)
     assert info2["cached"] and len(calls) == 1 and np.array_equal(a, b)
-    c, _ = aug.generate_cached(factory, "sdss, merger", 3, max_per_call=3, **{**kw, "cache_dir": None})
+    c, _ = generate_cached(factory, "sdss, merger", 3, max_per_call=3, **{**kw, "cache_dir": None})
     assert np.array_equal(a, c)  # per-image seeds: batching does not change the images
-    assert aug.resize_images(a, 64).shape == (3, 64, 64, 3)
+    assert resize_images(a, 64).shape == (3, 64, 64, 3)
 
 
 # ------------------------------------------------------------------------------------ experiment
 def _experiment_data():
     idx = _index(n_smooth=24, n_spiral=12, n_merger=10, n_edge=10, n_unknown=2)
-    y = aug.task_labels(idx, aug.TASKS["merger"])
+    y = task_labels(idx, TASKS["merger"])
     images = _images(np.nan_to_num(y), seed=3)
     images[:, 0, 0, 0] = np.arange(len(images))  # a unique marker per real image
     test_ids = idx["id"].iloc[::4].tolist()
@@ -149,16 +155,16 @@ def _experiment_data():
 def test_experiment_never_trains_on_held_out_test_images(monkeypatch, tmp_path):
     images, idx, test_ids = _experiment_data()
     seen = []
-    real_train = aug.train_binary
+    real_train = bt.train_binary
 
-    def spy(x, labels, settings=None, column=aug.DUST_LANE_COLUMN, progress=False):
+    def spy(x, labels, settings=None, column=DUST_LANE_COLUMN, progress=False):
         seen.append((x.copy(), labels.copy(), settings))
         return real_train(x, labels, settings, column)
 
     monkeypatch.setattr(aug, "train_binary", spy)
     cfg = aug.ExperimentConfig(tasks=["merger", "spiral"], shots=[2, 0], seeds=[0, 1], n_negatives=8, n_synthetic=3,
                                num_inference_steps=2, arms=["real", "synthetic", "classic", "focal"],
-                               train=aug.BinaryTrainSettings(**TINY))
+                               train=bt.BinaryTrainSettings(**TINY))
     from tiny_models import build_tiny_pipeline
 
     res = aug.run_experiment([], test_ids, cfg, pipe_factory=build_tiny_pipeline, model_id="tiny",
@@ -177,12 +183,12 @@ def test_experiment_never_trains_on_held_out_test_images(monkeypatch, tmp_path):
         assert st.balanced == st.augment == (row["arm"] == "classic")
     assert set(runs.loc[runs["arm"] == "synthetic", "n_synthetic"]) == {3}
     merger_all = runs[(runs["task"] == "merger") & (runs["shots"] == "all")]
-    assert set(merger_all["n_real_pos"]) == {int(((aug.task_labels(idx, aug.TASKS["merger"]) == 1)
+    assert set(merger_all["n_real_pos"]) == {int(((task_labels(idx, TASKS["merger"]) == 1)
                                                   & ~idx["id"].isin(test_ids)).sum())}
     summ = res["summary"]
     assert set(summ["n_seeds"]) == {2} and {"f1_mean", "f1_std", "precision_mean", "recall_mean"} <= set(summ.columns)
-    files = aug.write_results(res, tmp_path / "out", cfg, extra={"model": "tiny", "caches": []})
-    aug.write_readme(res, tmp_path / "out", cfg, {"model": "tiny", "caches": []})
+    files = report.write_results(res, tmp_path / "out", cfg, extra={"model": "tiny", "caches": []})
+    report.write_readme(res, tmp_path / "out", cfg, {"model": "tiny", "caches": []})
     meta = json.loads((tmp_path / "out" / "results.json").read_text())
     assert meta["config"]["seeds"] == [0, 1] and "torch" in meta["versions"]
     assert (tmp_path / "out" / "augmentation_f1.png").stat().st_size > 1000
@@ -195,9 +201,9 @@ def test_readme_keeps_hand_written_notes(tmp_path):
                           "auc": 0.8} for a in ("real", "synthetic") for s in (0, 1)])
     res = {"runs": runs, "summary": aug.summarize(runs), "info": {"tasks": {}}}
     cfg = aug.ExperimentConfig(arms=["real", "synthetic"])
-    path = aug.write_readme(res, tmp_path, cfg, {})
+    path = report.write_readme(res, tmp_path, cfg, {})
     path.write_text(path.read_text().replace("(to be written after inspecting the numbers)", "MY NOTES"))
-    aug.write_readme(res, tmp_path, cfg, {})
+    report.write_readme(res, tmp_path, cfg, {})
     text = path.read_text()
     assert "MY NOTES" in text and "+0.100 (better)" in text
 
@@ -210,9 +216,23 @@ def test_config_validation():
     assert aug.ExperimentConfig(train={"steps": 3}).train.steps == 3
 
 
+def test_experiment_config_quick_and_overrides():
+    quick = aug.experiment_config(quick=True, arms=["real", "focal"], steps=5, focal_alpha=0.25, tasks=None)
+    assert quick.seeds == [0, 1] and quick.shots == [10] and quick.n_synthetic == 16
+    assert quick.arms == ["real", "focal"] and quick.train.steps == 5 and quick.train.focal_alpha == 0.25
+    assert quick.tasks == ["merger", "edge-on", "spiral"]  # None keeps the configured value
+    assert aug.experiment_config().to_dict() == aug.ExperimentConfig().to_dict()
+    with pytest.raises(GalaxySDValueError, match="unknown arms"):
+        aug.experiment_config(arms=["mixup"])
+    with pytest.raises(GalaxySDValueError):
+        aug.experiment_config(steps=0)  # the training settings validate themselves
+    with pytest.raises(GalaxySDValueError, match="no setting"):
+        aug.experiment_config(learning_rates=1.0)
+
+
 def test_generator_factory_random_and_folder(tmp_path):
     from galaxysd_core.models.mini import MiniModelConfig
-    from galaxysd_core.science.augmentation import generator_factory, model_fingerprint
+    from galaxysd_core.science.synthetic import generator_factory, model_fingerprint
     from tiny_models import build_tiny_pipeline
 
     factory, model_id, path = generator_factory("random")

@@ -1,4 +1,6 @@
-"""Tests of galaxysd_core.models.classifier: shapes, persistence, loss, split, training on toy data."""
+"""Tests of the morphology classifier (galaxysd_core.models.classifier, training.classifier,
+training.classifier_data, evaluation.classifier_release): shapes, persistence, loss, split, training
+on toy data."""
 from __future__ import annotations
 
 import json
@@ -10,13 +12,15 @@ import pandas as pd
 import pytest
 import torch
 
-from galaxysd_core.models.classifier import (CONFIG_NAME, DEFAULT_FEATURE_COLUMNS, SPLIT_NAME, WEIGHTS_NAME,
-                                      ClassifierConfig, MorphologyClassifier, TrainSettings,
-                                      class_balance_pos_weight, complete_exclusive_negatives, dihedral_augment,
-                                      evaluate_classifier, fixed_test_split, images_to_tensor,
-                                      masked_bce_with_logits, one_cycle_lr, select_heads, train_classifier)
 from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.evaluation.classifier_release import evaluate_classifier
+from galaxysd_core.models.classifier import (CONFIG_NAME, DEFAULT_FEATURE_COLUMNS, WEIGHTS_NAME, ClassifierConfig,
+                                             MorphologyClassifier, images_to_tensor)
+from galaxysd_core.training.classifier import (TrainSettings, class_balance_pos_weight, dihedral_augment,
+                                               masked_bce_with_logits, one_cycle_lr, train_classifier)
+from galaxysd_core.training.classifier_data import (SPLIT_NAME, complete_exclusive_negatives, fixed_test_split,
+                                                    select_heads)
 
 SMALL = dict(channels=[4, 8], image_size=16)
 
@@ -201,3 +205,39 @@ def test_legacy_config_without_stem_stride_keeps_its_architecture():
     assert cfg["stem_stride"] == 2
     del cfg["stem_stride"]
     assert ClassifierConfig.from_dict(cfg).stem_stride == 1
+
+
+def test_fit_from_caches_saves_a_documented_classifier(tmp_path):
+    from PIL import Image
+
+    from galaxysd_core.data.cache import prepare_dataset
+    from galaxysd_core.evaluation.classifier_release import fit_from_caches
+    from galaxysd_core.schema.captioning import answer_targets
+    from galaxysd_core.training.classifier_data import load_test_ids
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(40):
+        smooth = i % 2 == 0
+        im = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8)
+        if smooth:
+            im[5:11, 5:11] = 220
+        path = tmp_path / "img" / f"g{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(im).save(path)
+        col = "t01_smooth_or_features_a01_smooth" if smooth else "t01_smooth_or_features_a02_features_or_disk"
+        records.append({"id": f"g{i}", "image_path": str(path), "source": "synthetic", "targets": answer_targets([col]),
+                        "caption": "sdss, smooth" if smooth else "sdss, features or disk-shaped"})
+    prepare_dataset(records, tmp_path / "cache", resolution=16, crop_fraction=1.0, show_progress=False)
+    out = tmp_path / "clf"
+    report = fit_from_caches([tmp_path / "cache"], out, settings=TrainSettings(epochs=1, batch_size=16, max_minutes=None),
+                             min_positives=5, min_negatives=5, progress=False)
+    assert report["n_train"] + report["n_test"] == 40 and report["n_test"] == 6  # 15 % of each caption group
+    assert [r["column"] for r in report["metrics"]] == ["t01_smooth_or_features_a01_smooth",
+                                                        "t01_smooth_or_features_a02_features_or_disk"]
+    assert {"config.json", "model.safetensors", "README.md", SPLIT_NAME, "metrics.csv"} <= {p.name for p in out.iterdir()}
+    assert len(load_test_ids(out)) == report["n_test"]
+    model = MorphologyClassifier.from_pretrained(out)
+    assert model.training_info["versions"]["torch"] == torch.__version__
+    card = (out / "README.md").read_text()
+    assert "ROC AUC" in card and "| smooth |" in card and "galaxysd_core/evaluation/metrics" in card

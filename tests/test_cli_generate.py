@@ -2,7 +2,8 @@
 import pytest
 
 from galaxysd_core.cli import main
-from galaxysd_core.io.image_io import read_fits, read_png_parameters
+from galaxysd_core.io.fits import read_fits
+from galaxysd_core.io.png import read_png_parameters
 from tiny_models import build_tiny_pipeline
 
 

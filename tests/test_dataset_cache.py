@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 
 from galaxysd_core.data import cache as dc
-from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.data.readers import GalaxyRecord, read_catalog
+from galaxysd_core.data import decode
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError, ImageRejected
+from galaxysd_core.data.catalog import read_catalog
+from galaxysd_core.data.records import GalaxyRecord
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -59,17 +61,17 @@ def bad_files(tmp_path):
 def test_centre_crop_and_resize(tmp_path):
     p = tmp_path / "t.png"
     write_target(p, fmt="PNG")
-    centre = dc.load_image(p, 16, crop_fraction=0.2)
+    centre = decode.load_image(p, 16, crop_fraction=0.2)
     assert centre.shape == (16, 16, 3) and centre.dtype == np.uint8
     assert centre[4:12, 4:12].min() > 240  # only the white square
-    whole = dc.load_image(p, 16, crop_fraction=1.0)
+    whole = decode.load_image(p, 16, crop_fraction=1.0)
     assert whole[0, 0, 0] > 200 and whole[0, 0, 1] < 30  # red border visible
 
 
 def test_jpeg_draft_keeps_detail(tmp_path):
     p = tmp_path / "big.jpg"
     write_target(p, size=(800, 800))
-    arr = dc.load_image(p, 32, crop_fraction=0.2)
+    arr = decode.load_image(p, 32, crop_fraction=0.2)
     assert arr[8:24, 8:24].min() > 230
 
 
@@ -77,21 +79,21 @@ def test_jpeg_draft_keeps_detail(tmp_path):
 def test_modes_become_rgb(tmp_path, mode):
     p = tmp_path / f"m.{'jpg' if mode == 'CMYK' else 'png'}"
     Image.new(mode, (40, 30)).save(p)
-    assert dc.load_image(p, 8, 0.5).shape == (8, 8, 3)
+    assert decode.load_image(p, 8, 0.5).shape == (8, 8, 3)
 
 
 @pytest.mark.parametrize("kind, reason", [("truncated", "truncated"), ("text", "not an image"),
                                           ("empty", "empty file"), ("bomb", "decompression bomb"),
                                           ("missing", "not found"), ("folder", "folder")])
 def test_bad_files_rejected(bad_files, kind, reason):
-    with pytest.raises(dc.ImageRejected, match=reason):
-        dc.load_image(bad_files[kind], 16, 0.5)
+    with pytest.raises(ImageRejected, match=reason):
+        decode.load_image(bad_files[kind], 16, 0.5)
 
 
 def test_pillow_bomb_error_also_caught(bad_files):
     # with our own limit lifted, Pillow's DecompressionBombError must still be turned into a skip
-    with pytest.raises(dc.ImageRejected, match="decompression bomb"):
-        dc.load_image(bad_files["bomb"], 16, 0.5, max_pixels=10**12)
+    with pytest.raises(ImageRejected, match="decompression bomb"):
+        decode.load_image(bad_files["bomb"], 16, 0.5, max_pixels=10**12)
 
 
 @pytest.mark.parametrize("kwargs", [{"resolution": 0}, {"resolution": 10_000}, {"crop_fraction": 0.0},
@@ -99,7 +101,7 @@ def test_pillow_bomb_error_also_caught(bad_files):
 def test_invalid_settings(bad_files, kwargs):
     args = {"resolution": 16, "crop_fraction": 0.5, **kwargs}
     with pytest.raises(GalaxySDValueError):
-        dc.load_image(bad_files["good"], **args)
+        decode.load_image(bad_files["good"], **args)
 
 
 # --------------------------------------------------------------------------- prepare + load
@@ -182,9 +184,9 @@ def test_load_errors(tmp_path):
 
 
 def test_default_crop_fraction():
-    assert dc.default_crop_fraction("gz1_class") == dc.GZ1_CROP_FRACTION == 0.35
-    assert dc.default_crop_fraction(source="gz1_sdss") == 0.35
-    assert dc.default_crop_fraction("votes", "gz2_hart16") == dc.GZ2_CROP_FRACTION == 0.5
+    assert decode.default_crop_fraction("gz1_class") == decode.GZ1_CROP_FRACTION == 0.35
+    assert decode.default_crop_fraction(source="gz1_sdss") == 0.35
+    assert decode.default_crop_fraction("votes", "gz2_hart16") == decode.GZ2_CROP_FRACTION == 0.5
 
 
 def test_prepare_real_gz1(tmp_path, shared_data):

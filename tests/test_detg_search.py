@@ -1,4 +1,5 @@
-"""Tests of galaxysd_core.science.detg_search: prompts, ranks, held-out protocol, catalog (with a tiny pipeline)."""
+"""Tests of the D-ETG search (galaxysd_core.science.detg_search, detg_config, detg_heldout, detg_catalog): prompts,
+ranks, held-out protocol, catalog (with a tiny pipeline)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from galaxysd_core.science import detg_catalog, detg_heldout
 from galaxysd_core.science import detg_search as ds
-from galaxysd_core.science.augmentation import BinaryTrainSettings
+from galaxysd_core.science.binary_tasks import DUST_LANE_COLUMN
+from galaxysd_core.science.binary_training import BinaryTrainSettings
+from galaxysd_core.science.detg_config import ARTIFACT_COLUMN, SMOOTH_COLUMN, SearchConfig, detg_prompts, search_config
 from galaxysd_core.science.candidates import read_candidates
 from galaxysd_core.data.cache import ANSWER_COLUMNS
 from galaxysd_core.errors import GalaxySDValueError
@@ -18,8 +22,8 @@ torch.set_num_threads(1)
 
 
 def test_prompts_parse_with_the_requested_weights():
-    cfg = ds.SearchConfig(dust_weights=[1.0, 1.5, 2.0])
-    prompts = ds.detg_prompts(cfg)
+    cfg = SearchConfig(dust_weights=[1.0, 1.5, 2.0])
+    prompts = detg_prompts(cfg)
     assert len(prompts) == 2 * 3
     shape, w, text = prompts[1]
     assert text == "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.5}"
@@ -27,16 +31,16 @@ def test_prompts_parse_with_the_requested_weights():
     weights = dict(zip(parsed.words, parsed.weights))
     assert weights["dust"] == weights["lane"] == 1.5 and weights["round"] == 1.3 and weights["smooth"] == 1.0
     with pytest.raises(GalaxySDValueError):
-        ds.SearchConfig(dust_weights=[4.0])
+        SearchConfig(dust_weights=[4.0])
 
 
 def test_rank_among_excludes_training_rows_and_counts_ties_against_target():
     s = np.array([0.9, 0.8, 0.7, 0.7, 0.1])
-    assert ds.rank_among(s, 2) == 4  # tie with row 3 counts against it
-    assert ds.rank_among(s, 2, exclude=[0, 1]) == 2
-    assert ds.rank_among(np.zeros(5), 0) == 5
-    assert ds.relative_image_path("/data/root/gz1/a.jpg", "/data/root") == "gz1/a.jpg"
-    assert ds.relative_image_path("/elsewhere/a.jpg", "/data/root") == "/elsewhere/a.jpg"
+    assert detg_heldout.rank_among(s, 2) == 4  # tie with row 3 counts against it
+    assert detg_heldout.rank_among(s, 2, exclude=[0, 1]) == 2
+    assert detg_heldout.rank_among(np.zeros(5), 0) == 5
+    assert detg_catalog.relative_image_path("/data/root/gz1/a.jpg", "/data/root") == "gz1/a.jpg"
+    assert detg_catalog.relative_image_path("/elsewhere/a.jpg", "/data/root") == "/elsewhere/a.jpg"
 
 
 def _fake_real(tmp_path, n_smooth=30, n_other=10):
@@ -57,9 +61,9 @@ def _fake_real(tmp_path, n_smooth=30, n_other=10):
         r = {c: np.nan for c in ANSWER_COLUMNS}
         r.update(id=f"r{i}", caption=k, source="gz2_examples", image_path=str(path))
         r["t01_smooth_or_features_a01_smooth"] = float(k == "smooth")
-        r[ds.DUST_LANE_COLUMN] = 1.0 if k == "dust" else np.nan
+        r[DUST_LANE_COLUMN] = 1.0 if k == "dust" else np.nan
         rows.append(r)
-        from galaxysd_core.data.cache import load_image
+        from galaxysd_core.data.decode import load_image
         imgs.append(load_image(path, 32, 0.5))
     return np.stack(imgs), pd.DataFrame(rows)
 
@@ -70,17 +74,17 @@ def test_heldout_examples_never_enter_training(tmp_path, monkeypatch):
     assert index["is_dust_lane"].sum() == 2 and index["is_etg"].sum() == 30
     synth = np.full((4, 32, 32, 3), 77, dtype=np.uint8)
     trained = []
-    real_train = ds._train
+    real_train = detg_heldout.train_detector
 
     def spy(pos, neg, st):
         trained.append((pos.copy(), neg.copy()))
         return real_train(pos, neg, st)
 
-    monkeypatch.setattr(ds, "_train", spy)
-    cfg = ds.SearchConfig(n_negatives=10, heldout_seeds=[0],
+    monkeypatch.setattr(detg_heldout, "train_detector", spy)
+    cfg = SearchConfig(n_negatives=10, heldout_seeds=[0],
                           detector=BinaryTrainSettings(steps=4, batch_size=8, channels=(4, 8), image_size=32,
                                                        balanced=True, augment=True))
-    held = ds.heldout_evaluation(images, index, synth, cfg)
+    held = detg_heldout.heldout_evaluation(images, index, synth, cfg)
     # per seed: 2 x (synthetic+real, real only) + 1 synthetic only
     assert len(trained) == 5
     assert list(held["detector"]) == ["synthetic+real", "real only", "synthetic+real", "real only",
@@ -96,7 +100,7 @@ def test_heldout_examples_never_enter_training(tmp_path, monkeypatch):
         assert row["train_pos_real"] == (0 if row["detector"] == "synthetic only" else 1)
         assert 1 <= row["rank"] <= row["n_ranked"]
     assert set(held["heldout_id"]) == set(dust_ids)
-    summary = ds.summarize_heldout(held)
+    summary = detg_heldout.summarize_heldout(held)
     assert {"rank_median", "rank_best", "rank_worst"} <= set(summary.columns)
 
 
@@ -104,7 +108,7 @@ def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
     from tiny_models import build_tiny_pipeline
 
     images, index = _fake_real(tmp_path)
-    cfg = ds.SearchConfig(dust_weights=[1.0, 2.0], shapes=["completely round galaxy"], n_per_prompt=2,
+    cfg = SearchConfig(dust_weights=[1.0, 2.0], shapes=["completely round galaxy"], n_per_prompt=2,
                           num_inference_steps=2, n_negatives=12, heldout_seeds=[0], top_n=15,
                           detector=BinaryTrainSettings(steps=4, batch_size=8, channels=(4, 8), image_size=32,
                                                        balanced=True, augment=True))
@@ -112,7 +116,7 @@ def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
     from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
 
     torch.manual_seed(0)
-    judge = MorphologyClassifier(ClassifierConfig(feature_columns=[ds.SMOOTH_COLUMN, ds.ARTIFACT_COLUMN], channels=[4, 8],
+    judge = MorphologyClassifier(ClassifierConfig(feature_columns=[SMOOTH_COLUMN, ARTIFACT_COLUMN], channels=[4, 8],
                                                   image_size=16)).eval()
     res = ds.run_search([], cfg, pipe_factory=build_tiny_pipeline, model_id="tiny", model_path="tiny",
                         synthetic_cache=tmp_path / "syn", out_dir=out, data_dir=tmp_path / "data",
@@ -145,3 +149,41 @@ def test_run_search_writes_a_valid_sorted_catalog(tmp_path, monkeypatch):
     assert ecsv.meta["generator"]["prompts"][1].endswith("{dust lane:2}")
     assert (out / "detector" / "model.safetensors").is_file() and (out / "heldout_ranks.csv").is_file()
     assert (out / "synthetic_detgs.png").is_file() and (out / "provenance.json").is_file()
+
+
+def test_search_config_quick_and_overrides():
+    quick = search_config(quick=True, top_n=7, steps=3, shapes=None)
+    assert quick.dust_weights == [1.0, 2.0] and quick.top_n == 7 and quick.detector.steps == 3
+    assert quick.detector.balanced and quick.shapes == ["completely round galaxy"]  # None keeps the value
+    assert search_config().to_dict() == SearchConfig().to_dict()
+    with pytest.raises(GalaxySDValueError):
+        search_config(dust_weights=[5.0])
+    with pytest.raises(GalaxySDValueError, match="no setting"):
+        search_config(colour="red")
+
+
+def test_scan_catalog_ranks_a_rescan_with_a_saved_detector(tmp_path, monkeypatch):
+    from galaxysd_core.data.cache import PreparedDataset
+    from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
+
+    _, index = _fake_real(tmp_path)
+    torch.manual_seed(0)
+    MorphologyClassifier(ClassifierConfig(feature_columns=[DUST_LANE_COLUMN], channels=[4, 8], image_size=16)
+                         ).save_pretrained(tmp_path / "detector")
+
+    class _Cache:  # what scan_catalog reads of a prepared cache: its index
+        def __init__(self, idx):
+            self.index = idx
+
+    monkeypatch.setattr(PreparedDataset, "load", classmethod(lambda cls, folder: _Cache(index)))
+    res, files = detg_catalog.scan_catalog(tmp_path / "detector", ["cache"], tmp_path / "out",
+                                           data_dir=tmp_path / "data", top_n=5, progress=False,
+                                           scan_kwargs={"batch_size": 8, "workers": 0})
+    assert len(res.table) == len(index) and res.n_skipped == 0
+    cat = pd.read_csv(files["csv"], dtype={"id": str})
+    assert list(cat.columns) == ["id", "score", "rank", "image_path", "source"] and len(cat) == 5
+    assert list(cat["score"]) == sorted(cat["score"], reverse=True)
+    np.testing.assert_allclose(cat["score"], sorted(res.table["score"], reverse=True)[:5], rtol=1e-5)
+    assert all(p.startswith("imgs/") for p in cat["image_path"])
+    ecsv = read_candidates(files["ecsv"], images_dir=tmp_path / "data")
+    assert ecsv.meta["note"].startswith("scan-only") and ecsv.table["image_exists"].all()

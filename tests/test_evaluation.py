@@ -1,4 +1,5 @@
-"""Tests of galaxysd_core.evaluation.runner and the ``galaxysd evaluate`` command (tiny random models)."""
+"""Tests of galaxysd_core.evaluation (config, reference, runner, checkpoints) and the ``galaxysd evaluate``
+command (tiny random models)."""
 from __future__ import annotations
 
 import json
@@ -9,11 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from galaxysd_core.schema.captioning import answer_targets
-from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.evaluation.runner import (EvaluationConfig, RealReference, Sweep, caption_key, evaluate,
-                                      evaluate_checkpoints, find_checkpoints, read_prompts, set_phrase_weight)
+from galaxysd_core.evaluation.checkpoints import evaluate_checkpoints, find_checkpoints
+from galaxysd_core.evaluation.config import EvaluationConfig, Sweep, read_prompts, set_phrase_weight
+from galaxysd_core.evaluation.reference import RealReference
+from galaxysd_core.evaluation.runner import evaluate
+from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
+from galaxysd_core.prompts.grammar import prompt_tags
+from galaxysd_core.schema.captioning import answer_targets
 
 SMOOTH = "sdss, smooth"
 SPIRAL = "sdss, features or disk-shaped, spiral galaxy"
@@ -36,8 +40,8 @@ def test_sweep_parsing():
 def test_prompt_helpers(tmp_path):
     assert set_phrase_weight("sdss, {spiral galaxy:1.2}", "spiral galaxy", 2.0) == "sdss, {spiral galaxy:2}"
     assert set_phrase_weight("sdss, spiral galaxy", "spiral galaxy", 1.0) == "sdss, spiral galaxy"
-    assert caption_key("sdss, {spiral galaxy:1.3}, features or disk-shaped") == caption_key(SPIRAL)
-    assert caption_key("sdss, smooth, {merger:0}") == caption_key(SMOOTH)
+    assert prompt_tags("sdss, {spiral galaxy:1.3}, features or disk-shaped") == prompt_tags(SPIRAL)
+    assert prompt_tags("sdss, smooth, {merger:0}") == prompt_tags(SMOOTH)
     f = tmp_path / "prompts.txt"
     f.write_text("# comment\nsdss, smooth\n\nsdss, merger\n")
     assert read_prompts([str(f), "sdss, star or artifact"]) == [SMOOTH, "sdss, merger", "sdss, star or artifact"]
@@ -183,3 +187,35 @@ def test_measure_known_sets(tiny):
     assert other["domain_fd"] > same["domain_fd"]
     fallback = measure(small[:8], "sdss, merger", clf, cfg, real)
     assert fallback["reference"] == "all real" and fallback["n_real"] == 32
+
+
+@pytest.mark.slow  # ~45 pipeline calls: the whole release protocol at 1 step
+def test_release_model_writes_metrics_grid_and_card(tiny, tmp_path):
+    import shutil
+
+    from galaxysd_core.evaluation.release import release_model
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny / "model", run / "model")
+    (run / "model" / "training_captions.json").write_text(json.dumps(
+        {"step": 7, "n_images": 24, "caption_counts": {SMOOTH: 12, SPIRAL: 12},
+         "feature_counts": {"smooth": 12, "spiral galaxy": 12, "dust lane": 0}}))
+    (run / "model" / "train_config.yaml").write_text("model: {resolution: 32}\nlearning_rate: 0.001\n")
+    out = tmp_path / "release"
+    (out / "metrics").mkdir(parents=True)
+    (out / "metrics" / "kept.txt").write_text("from an earlier release")
+    card = release_model(run, out, [tiny / "cache"], n=2, steps=1, checkpoints=False, classifier=tiny / "clf",
+                         bench_text="bench numbers", notes=["a note"], progress=False)
+    assert card == out / "README.md" and (out / "model_index.json").is_file()
+    assert (out / "metrics" / "kept.txt").is_file()  # metrics of an earlier release survive the copy
+    for name in ("evaluation.csv", "evaluation_plain.csv", "weight_sweep.csv", "pareto.csv", "real_benchmark.json",
+                 "evaluation_config.json"):
+        assert (out / "metrics" / name).is_file(), name
+    table = pd.read_csv(out / "metrics" / "evaluation.csv")
+    assert len(table) == 5 * 4 and sorted(table["guidance"].unique()) == [1.0, 3.0, 5.0, 6.5]
+    assert len(pd.read_csv(out / "metrics" / "weight_sweep.csv")) == 5
+    assert (out / "samples_grid.png").is_file() and not (out / "metrics" / "checkpoints.csv").exists()
+    text = card.read_text()
+    assert "## Quality bar" in text and "bench numbers" in text and "- a note" in text
+    with pytest.raises(GalaxySDFileError, match="model_index.json"):
+        release_model(tmp_path / "nothing", tmp_path / "x", [tiny / "cache"], n=2)

@@ -1,4 +1,4 @@
-"""PNG / FITS provenance, settings read-back, zip and upload validation (galaxysd_core.io.image_io)."""
+"""PNG / FITS provenance, settings read-back, zip and upload validation (galaxysd_core.io)."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from galaxysd_core.io import image_io
+from galaxysd_core.io.a1111 import format_a1111_parameters, parse_a1111_parameters
+from galaxysd_core.io.archives import zip_images
+from galaxysd_core.io.fits import fits_bytes, read_fits, save_fits
+from galaxysd_core.io.png import png_bytes, read_png_parameters, save_png
+from galaxysd_core.io.provenance import provenance
+from galaxysd_core.io.uploads import load_uploaded_image
 from galaxysd_core.errors import GalaxySDValueError
 
 PARAMS = dict(negative_prompt="merger", num_images_per_prompt=4, num_inference_steps=20, guidance_scale=6.5,
@@ -34,7 +39,7 @@ def _png_with_text(img: np.ndarray, **texts: str) -> bytes:
 
 
 def test_png_has_a1111_parameters_chunk(image):
-    data = image_io.png_bytes(image, PROMPT, 7, PARAMS)
+    data = png_bytes(image, PROMPT, 7, PARAMS)
     text = Image.open(io.BytesIO(data)).text["parameters"]
     lines = text.split("\n")
     assert lines[0] == PROMPT
@@ -44,9 +49,9 @@ def test_png_has_a1111_parameters_chunk(image):
 
 
 def test_png_pixels_and_json_round_trip(image, tmp_path):
-    path = image_io.save_png(tmp_path / "a" / "g.png", image, PROMPT, 7, PARAMS)
+    path = save_png(tmp_path / "a" / "g.png", image, PROMPT, 7, PARAMS)
     assert np.array_equal(np.asarray(Image.open(path)), image)
-    info = image_io.read_png_parameters(path)
+    info = read_png_parameters(path)
     assert info["source"] == "galaxysd"
     assert info["prompt"] == PROMPT and info["seed"] == 7
     for key, value in PARAMS.items():
@@ -58,7 +63,7 @@ def test_read_parameters_from_a1111_only_png(image):
     text = ('sdss, smooth, {completely round galaxy:1.3}\nNegative prompt: merger\n'
             'Steps: 35, Sampler: DPM++ 2M, CFG scale: 7, Seed: 123, Size: 64x64, Model: "my, model", '
             'Denoising strength: 0.55')
-    info = image_io.read_png_parameters(_png_with_text(image, parameters=text))
+    info = read_png_parameters(_png_with_text(image, parameters=text))
     assert info["source"] == "a1111"
     assert info["prompt"] == "sdss, smooth, {completely round galaxy:1.3}"
     assert info["negative_prompt"] == "merger"
@@ -67,14 +72,14 @@ def test_read_parameters_from_a1111_only_png(image):
 
 
 def test_a1111_format_parse_inverse():
-    info = image_io.provenance(PROMPT, 3, PARAMS)
-    back = image_io.parse_a1111_parameters(image_io.format_a1111_parameters(info))
+    info = provenance(PROMPT, 3, PARAMS)
+    back = parse_a1111_parameters(format_a1111_parameters(info))
     assert back["prompt"] == PROMPT and back["seed"] == 3 and back["scheduler"] == "euler_a"
     assert back["num_inference_steps"] == 20 and back["guidance_scale"] == 6.5
 
 
 def test_unknown_sampler_is_kept_but_not_mapped(image):
-    info = image_io.read_png_parameters(_png_with_text(image, parameters="sdss, smooth\nSteps: 5, Sampler: UniPC"))
+    info = read_png_parameters(_png_with_text(image, parameters="sdss, smooth\nSteps: 5, Sampler: UniPC"))
     assert info["sampler"] == "UniPC" and "scheduler" not in info
 
 
@@ -85,18 +90,18 @@ def test_unknown_sampler_is_kept_but_not_mapped(image):
 ])
 def test_read_png_parameters_rejects_bad_files(payload, match):
     with pytest.raises(GalaxySDValueError, match=match):
-        image_io.read_png_parameters(payload)
+        read_png_parameters(payload)
 
 
 def test_read_png_parameters_rejects_png_without_settings(image):
     with pytest.raises(GalaxySDValueError, match="no generation settings"):
-        image_io.read_png_parameters(_png_with_text(image))
+        read_png_parameters(_png_with_text(image))
 
 
 def test_read_png_parameters_size_limit(image):
-    data = image_io.png_bytes(image, PROMPT, 1, PARAMS)
+    data = png_bytes(image, PROMPT, 1, PARAMS)
     with pytest.raises(GalaxySDValueError, match="larger than|MB"):
-        image_io.read_png_parameters(io.BytesIO(data), max_bytes=100)
+        read_png_parameters(io.BytesIO(data), max_bytes=100)
 
 
 def test_fits_cube_and_header(image):
@@ -105,7 +110,7 @@ def test_fits_cube_and_header(image):
     long_prompt = ", ".join(["sdss", "features or disk-shaped", "spiral galaxy", "{tightly wound spiral arms:1.5}",
                              "2 spiral arms", "obvious bulge prominence", "{dust lane:1.8}", "ring galaxy"])
     assert len(long_prompt) > 68  # longer than one FITS card value
-    data = image_io.fits_bytes(image, long_prompt, 42, PARAMS)
+    data = fits_bytes(image, long_prompt, 42, PARAMS)
     with fits.open(io.BytesIO(data)) as hdul:
         hdr, cube = hdul[0].header, hdul[0].data
         raw_cards = hdr.tostring(sep="\n")
@@ -121,56 +126,56 @@ def test_fits_cube_and_header(image):
 
 
 def test_fits_round_trip_uint8(image, tmp_path):
-    path = image_io.save_fits(tmp_path / "g.fits", image, PROMPT, 5, PARAMS, dtype="uint8")
-    back, info = image_io.read_fits(path)
+    path = save_fits(tmp_path / "g.fits", image, PROMPT, 5, PARAMS, dtype="uint8")
+    back, info = read_fits(path)
     assert back.dtype == np.uint8 and np.array_equal(back, image)
     assert info["prompt"] == PROMPT and info["seed"] == 5
 
 
 def test_fits_rejects_bad_dtype(image):
     with pytest.raises(GalaxySDValueError):
-        image_io.fits_bytes(image, PROMPT, 1, PARAMS, dtype="int64")
+        fits_bytes(image, PROMPT, 1, PARAMS, dtype="int64")
 
 
 def test_zip_images(image):
     items = [dict(image=image, prompt=PROMPT, seed=s, parameters=PARAMS) for s in (3, 4)]
-    data = image_io.zip_images(items)
+    data = zip_images(items)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = sorted(zf.namelist())
         assert names == ["galaxysd_000_seed3.fits", "galaxysd_000_seed3.png", "galaxysd_001_seed4.fits",
                          "galaxysd_001_seed4.png", "manifest.json"]
         manifest = json.loads(zf.read("manifest.json"))
         assert [m["seed"] for m in manifest] == [3, 4]
-        assert image_io.read_png_parameters(zf.read("galaxysd_001_seed4.png"))["seed"] == 4
+        assert read_png_parameters(zf.read("galaxysd_001_seed4.png"))["seed"] == 4
     with pytest.raises(GalaxySDValueError, match="no images"):
-        image_io.zip_images([])
+        zip_images([])
 
 
 def test_load_uploaded_image_accepts_png_and_jpeg(image):
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG")
-    arr = image_io.load_uploaded_image(buf.getvalue())
+    arr = load_uploaded_image(buf.getvalue())
     assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
     rgba = np.dstack([image, np.full((32, 32), 255, np.uint8)])
     buf = io.BytesIO()
     Image.fromarray(rgba).save(buf, format="PNG")
-    assert np.array_equal(image_io.load_uploaded_image(buf.getvalue()), image)
+    assert np.array_equal(load_uploaded_image(buf.getvalue()), image)
 
 
 def test_load_uploaded_image_rejections(image):
     with pytest.raises(GalaxySDValueError, match="not an image"):
-        image_io.load_uploaded_image(b"hello world, not an image")
+        load_uploaded_image(b"hello world, not an image")
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     with pytest.raises(GalaxySDValueError, match="pixels"):
-        image_io.load_uploaded_image(buf.getvalue(), max_pixels=100)
+        load_uploaded_image(buf.getvalue(), max_pixels=100)
     with pytest.raises(GalaxySDValueError, match="MB"):
-        image_io.load_uploaded_image(buf.getvalue(), max_bytes=10)
+        load_uploaded_image(buf.getvalue(), max_bytes=10)
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="GIF")
     with pytest.raises(GalaxySDValueError, match="GIF"):
-        image_io.load_uploaded_image(buf.getvalue())
+        load_uploaded_image(buf.getvalue())
     tiny = io.BytesIO()
     Image.fromarray(image[:4, :4]).save(tiny, format="PNG")
     with pytest.raises(GalaxySDValueError, match="4x4"):
-        image_io.load_uploaded_image(tiny.getvalue())
+        load_uploaded_image(tiny.getvalue())

@@ -9,8 +9,8 @@ import torch
 
 from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.evaluation.metrics import (PAPER_REAL_CONSISTENCY, compare_physical, consistency_from_probs,
-                                   distribution_metrics, domain_fd, domain_kid, frechet_distance,
-                                   light_profile_stats, physical_stats, prdc, prompted_features)
+                                              distribution_metrics, domain_fd, domain_kid, light_profile_stats,
+                                              physical_stats, prdc, prompted_features)
 
 
 # ------------------------------------------------------------------------------- distribution
@@ -29,8 +29,7 @@ def test_identical_sets_give_perfect_scores():
     res = prdc(x, x, k=5)
     assert res.precision == 1.0 and res.recall == 1.0 and res.coverage == 1.0
     assert res.density == pytest.approx(1.0, abs=0.15)
-    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
-    assert domain_fd(x, x) == pytest.approx(0.0, abs=1e-6)
+    assert domain_fd(x, x) == pytest.approx(0.0, abs=1e-8)
     # KID is an unbiased MMD^2 estimate: ~0 for two samples of one distribution, large when shifted
     y = np.random.default_rng(1).normal(size=(200, 8))
     assert abs(domain_kid(x, y, subsets=10, subset_size=200)[0]) < 0.05
@@ -43,7 +42,7 @@ def test_disjoint_sets_give_zero_precision_recall():
     b = rng.normal(size=(100, 4)) + 100.0
     res = prdc(a, b, k=5)
     assert res.to_dict() == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0, "k": 5}
-    assert frechet_distance(a, b) > 1e4
+    assert domain_fd(a, b) > 1e4
     assert domain_kid(a, b, subsets=5, subset_size=50)[0] > 1.0
 
 
@@ -58,22 +57,43 @@ def test_half_overlap_precision():
     assert 0.3 < res.density < 0.9  # far half contributes 0
 
 
-def test_frechet_distance_matches_analytic_value():
+def gaussian_frechet(mu1, c1, mu2, c2):
+    """Frechet distance of two Gaussians, written out with scipy's matrix square root (the reference
+    the torchmetrics path of ``domain_fd`` is checked against)."""
+    from scipy import linalg
+
+    diff = np.asarray(mu1) - np.asarray(mu2)
+    return float(diff @ diff + np.trace(c1) + np.trace(c2) - 2.0 * np.trace(np.real(linalg.sqrtm(c1 @ c2))))
+
+
+def test_domain_fd_matches_analytic_value():
     mu1, mu2 = np.zeros(3), np.array([1.0, -2.0, 0.5])
     c1 = np.diag([1.0, 2.0, 0.5])
     c2 = np.diag([4.0, 0.5, 0.5])
     a, b = exact_gaussian(500, mu1, c1, 0), exact_gaussian(400, mu2, c2, 1)
     # |mu1 - mu2|^2 + sum (sqrt(s1) - sqrt(s2))^2 for commuting (diagonal) covariances
     analytic = 5.25 + (1 - 2) ** 2 + (math.sqrt(2) - math.sqrt(0.5)) ** 2 + 0.0
-    assert frechet_distance(a, b) == pytest.approx(analytic, rel=1e-6)
-    assert domain_fd(a, b) == pytest.approx(analytic, rel=1e-4)  # torchmetrics agrees
+    assert gaussian_frechet(mu1, c1, mu2, c2) == pytest.approx(analytic, rel=1e-12)
+    assert domain_fd(a, b) == pytest.approx(analytic, rel=1e-6)
+
+
+def test_domain_fd_matches_scipy_for_correlated_covariances():
+    # non-commuting covariances: Tr (S1 S2)^{1/2} has no per-axis closed form, so scipy's sqrtm is the reference
+    c1 = np.array([[2.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 0.5]])
+    c2 = np.array([[1.0, -0.4, 0.2], [-0.4, 3.0, 0.0], [0.2, 0.0, 0.7]])
+    mu2 = np.array([0.5, 0.0, -1.0])
+    expected = gaussian_frechet(np.zeros(3), c1, mu2, c2)
+    per_axis = mu2 @ mu2 + np.sum((np.sqrt(np.diag(c1)) - np.sqrt(np.diag(c2))) ** 2)
+    assert abs(expected - per_axis) > 0.1  # the off-diagonal terms matter here
+    a, b = exact_gaussian(600, np.zeros(3), c1, 5), exact_gaussian(500, mu2, c2, 6)
+    assert domain_fd(a, b) == pytest.approx(expected, rel=1e-6)
 
 
 def test_shifted_gaussian_same_covariance():
     cov = np.array([[2.0, 0.3], [0.3, 1.0]])
     a = exact_gaussian(300, np.zeros(2), cov, 3)
     b = exact_gaussian(300, np.array([3.0, 4.0]), cov, 4)
-    assert frechet_distance(a, b) == pytest.approx(25.0, rel=1e-6)
+    assert domain_fd(a, b) == pytest.approx(25.0, rel=1e-6)
 
 
 def test_distribution_metrics_small_sets_lower_k_and_nan():
@@ -88,7 +108,7 @@ def test_distribution_errors_are_actionable():
     with pytest.raises(GalaxySDValueError, match="at least k\\+1"):
         prdc(np.zeros((3, 2)), np.zeros((10, 2)), k=5)
     with pytest.raises(GalaxySDValueError, match="2-D"):
-        frechet_distance(np.zeros(5), np.zeros((5, 2)))
+        domain_fd(np.zeros(5), np.zeros((5, 2)))
     with pytest.raises(GalaxySDValueError, match="NaN"):
         prdc(np.full((10, 2), np.nan), np.zeros((10, 2)))
 

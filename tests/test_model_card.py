@@ -1,10 +1,11 @@
-"""Model card helpers: wall time over resumed processes, consistency gap, quality bar rows."""
+"""Model card and quality bar helpers: wall time over resumed processes, consistency gap, quality bar rows."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from galaxysd_core.evaluation.model_card import consistency_gap, quality_bar_table, training_wall_time
+from galaxysd_core.evaluation.model_card import training_wall_time
+from galaxysd_core.evaluation.quality_bar import consistency_gap, quality_bar_table
 
 
 def test_wall_time_sums_processes_including_killed_ones():
@@ -39,7 +40,7 @@ def test_consistency_gap_and_quality_bar():
 
 
 def test_quality_bar_status_lines():
-    from galaxysd_core.evaluation.model_card import quality_bar_status
+    from galaxysd_core.evaluation.quality_bar import quality_bar_status
 
     table = pd.DataFrame({
         "base_prompt": ["sdss, smooth, completely round galaxy", "sdss, features or disk-shaped, spiral galaxy",

@@ -7,7 +7,8 @@ import pytest
 
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
 from tiny_models import build_tiny_pipeline
-from galaxysd_core.pipelines.pipeline_galaxysd import SCHEDULERS, GalaxySDPipeline
+from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+from galaxysd_core.pipelines.schedulers import SCHEDULERS
 
 PROMPT = "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.3}"
 

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxysd_core.data import readers
+from galaxysd_core.data.catalog import read_catalog
+from galaxysd_core.data.gz2_release import read_gz2_release, read_vote_table
+from galaxysd_core.data.records import records_to_frame
 from galaxysd_core.schema.captioning import Captioner
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError
 from galaxysd_core.schema.gz2 import ANSWERS
@@ -72,7 +74,7 @@ def make_gz2_release(root: Path, gz: bool = False) -> Path:
 @pytest.mark.parametrize("gz", [False, True])
 def test_gz2_release(tmp_path, gz):
     root = make_gz2_release(tmp_path / "gz2", gz=gz)
-    recs = readers.read_gz2_release(root)
+    recs = read_gz2_release(root)
     assert [r.id for r in recs] == ["587722981736120347", "587722981736579107", "587722981741363294",
                                     "587722981741363999"]
     assert recs[0].caption == SPIRAL_CAPTION
@@ -89,7 +91,7 @@ def test_gz2_release(tmp_path, gz):
 
 def test_gz2_release_raw_fractions_and_limit(tmp_path):
     root = make_gz2_release(tmp_path / "gz2")
-    recs = readers.read_gz2_release(root, captioner=Captioner(debiased=False), limit=2)
+    recs = read_gz2_release(root, captioner=Captioner(debiased=False), limit=2)
     assert len(recs) == 2
     assert recs[0].caption == SPIRAL_CAPTION
     # raw fractions of galaxy 2: t02 got no votes, but every non-star galaxy is asked t06 -> t08
@@ -102,25 +104,25 @@ def test_gz2_release_nan_row(tmp_path):
     df.loc[1, "t01_smooth_or_features_a01_smooth_debiased"] = np.nan
     df.to_csv(root / "gz2_hart16.csv", index=False)
     with pytest.raises(GalaxySDDataError, match="587722981736579107.*t01_smooth_or_features_a01_smooth_debiased"):
-        readers.read_gz2_release(root)
+        read_gz2_release(root)
     with pytest.warns(UserWarning, match="1 rows"):
-        recs = readers.read_gz2_release(root, on_error="skip")
+        recs = read_gz2_release(root, on_error="skip")
     assert len(recs) == 3 and "587722981736579107" not in {r.id for r in recs}
 
 
 def test_gz2_release_missing_parts(tmp_path):
     with pytest.raises(GalaxySDFileError, match="does not exist"):
-        readers.read_gz2_release(tmp_path / "nope")
+        read_gz2_release(tmp_path / "nope")
     root = make_gz2_release(tmp_path / "gz2")
     (root / "gz2_filename_mapping.csv").unlink()
     with pytest.raises(GalaxySDFileError, match="gz2_filename_mapping.csv"):
-        readers.read_gz2_release(root)
+        read_gz2_release(root)
 
 
 # --------------------------------------------------------------------------- catalogs
 
 def test_gz1_catalog(shared_data):
-    recs = readers.read_catalog(shared_data("gz1_sdss/labels.csv"), limit=40)
+    recs = read_catalog(shared_data("gz1_sdss/labels.csv"), limit=40)
     assert len(recs) == 40
     r = recs[0]
     assert r.id == "588848901537202306" and r.source == "gz1_sdss" and r.label_kind == "gz1_class"
@@ -135,7 +137,7 @@ def test_gz1_catalog(shared_data):
 
 
 def test_gz2_examples_catalog(shared_data):
-    recs = readers.read_catalog(shared_data("gz2_examples/labels.csv"))
+    recs = read_catalog(shared_data("gz2_examples/labels.csv"))
     assert len(recs) == 86 and {r.label_kind for r in recs} == {"gz2_answer"}
     labels = pd.read_csv(shared_data("gz2_examples/labels.csv"))
     for rec, col in zip(recs, labels["gz2_column"]):
@@ -149,7 +151,7 @@ def test_generic_answer_catalog(tmp_path):
     pd.DataFrame({"file": ["a.png", "b.png", ""],
                   "morph": ["dust lane; t03_bar_a06_bar", "t09_bulge_shape_a26_boxy", "ring galaxy"]}).to_csv(
         tmp_path / "cat.csv", index=False)
-    recs = readers.read_catalog(tmp_path / "cat.csv", images=tmp_path / "imgs", answer_column="morph",
+    recs = read_catalog(tmp_path / "cat.csv", images=tmp_path / "imgs", answer_column="morph",
                                 source="mine")
     assert recs[0].caption == ("sdss, features or disk-shaped, bar-shaped structure in the center of galaxy, "
                                "dust lane")
@@ -158,7 +160,7 @@ def test_generic_answer_catalog(tmp_path):
     assert recs[2].image_path is None and recs[2].id == "row2"
     with pytest.raises(GalaxySDDataError, match="neither a GZ2 answer column"):
         pd.DataFrame({"file": ["a.png"], "morph": ["blue blob"]}).to_csv(tmp_path / "bad.csv", index=False)
-        readers.read_catalog(tmp_path / "bad.csv", answer_column="morph")
+        read_catalog(tmp_path / "bad.csv", answer_column="morph")
 
 
 def test_vote_fraction_catalog(tmp_path):
@@ -166,7 +168,7 @@ def test_vote_fraction_catalog(tmp_path):
     df = pd.DataFrame([{"objid": "1", "filename": "g1.jpg", **vote_row(RING)},
                        {"objid": "2", "filename": "g2.jpg", **vote_row(SPIRAL)}])
     df.to_csv(tmp_path / "cat.csv", index=False)
-    recs = readers.read_catalog(tmp_path / "cat.csv")
+    recs = read_catalog(tmp_path / "cat.csv")
     assert [r.caption for r in recs] == [RING_CAPTION, SPIRAL_CAPTION]
     assert recs[0].label_kind == "votes" and recs[0].image_path == tmp_path / "g1.jpg"
 
@@ -174,22 +176,22 @@ def test_vote_fraction_catalog(tmp_path):
 def test_catalog_without_labels(tmp_path):
     pd.DataFrame({"filename": ["a.jpg"], "colour": ["red"]}).to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(GalaxySDDataError, match="cannot tell how the catalog is labelled"):
-        readers.read_catalog(tmp_path / "c.csv")
+        read_catalog(tmp_path / "c.csv")
     with pytest.raises(GalaxySDFileError):
-        readers.read_catalog(tmp_path / "missing.csv")
+        read_catalog(tmp_path / "missing.csv")
 
 
 # --------------------------------------------------------------------------- vote tables
 
 def test_stripe82_vote_table(shared_data):
-    recs = readers.read_vote_table(shared_data("gz2_stripe82_votes/willett13_table5_stripe82.csv.gz"), limit=200)
+    recs = read_vote_table(shared_data("gz2_stripe82_votes/willett13_table5_stripe82.csv.gz"), limit=200)
     assert len(recs) == 200
     assert all(r.image_path is None for r in recs)
     assert recs[0].id == "8647474690312307154"
     assert recs[0].caption == "sdss, features or disk-shaped"
     assert recs[0].extra["ra"] == pytest.approx(309.3204) and "dec" in recs[0].extra
     assert recs[0].source == "willett13_table5_stripe82"
-    frame = readers.records_to_frame(recs)
+    frame = records_to_frame(recs)
     assert list(frame.columns[:4]) == ["id", "caption", "source", "image_path"]
     assert frame.shape == (200, 4 + 37)
 
@@ -198,4 +200,4 @@ def test_vote_table_missing_columns(tmp_path):
     pd.DataFrame({"objid": [1], "t01_smooth_or_features_a01_smooth_fraction": [0.5]}).to_csv(
         tmp_path / "v.csv", index=False)
     with pytest.raises(GalaxySDDataError, match="_debiased"):
-        readers.read_vote_table(tmp_path / "v.csv")
+        read_vote_table(tmp_path / "v.csv")

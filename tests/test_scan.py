@@ -1,4 +1,5 @@
-"""Tests of galaxysd_core.science.scan: decoding, scoring, skipped files, and engine equivalence (local/dask/ray)."""
+"""Tests of galaxysd_core.science.scan and scan_worker: decoding, scoring, skipped files, and engine equivalence
+(local/dask/ray)."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,10 +12,10 @@ import torch
 from PIL import Image
 
 from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
-from galaxysd_core.data.cache import GZ1_CROP_FRACTION, GZ2_CROP_FRACTION, load_image
+from galaxysd_core.data.decode import GZ1_CROP_FRACTION, GZ2_CROP_FRACTION, load_image
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
-from galaxysd_core.science.scan import (ENGINES, decode_images, model_from_bytes, model_to_bytes, records_from_index, scan,
-                                score_chunk)
+from galaxysd_core.science.scan import ENGINES, records_from_index, scan
+from galaxysd_core.science.scan_worker import decode_images, model_from_bytes, model_to_bytes, score_chunk
 
 torch.set_num_threads(1)
 RES = 16
@@ -114,23 +115,25 @@ def test_bad_engine_and_settings(files, model):
     assert ENGINES == ("local", "dask", "ray")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask[distributed] not installed")
-def test_dask_engine_gives_local_scores(files, model):
+def _engine_and_local_scores(files, model, engine: str, chunk_size: int):
+    """Scan with ``engine`` (one worker) and locally; the scores must agree."""
     root, index = files
     rec = records_from_index(index, data_dir=root)
     local = scan(rec, model, batch_size=4).table["score"].to_numpy()
-    res = scan(rec, model, engine="dask", n_workers=1, chunk_size=3, batch_size=4)
+    res = scan(rec, model, engine=engine, n_workers=1, chunk_size=chunk_size, batch_size=4)
     np.testing.assert_allclose(res.table["score"].to_numpy(), local, atol=1e-6, equal_nan=True)
+    return res, local
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask[distributed] not installed")
+def test_dask_engine_gives_local_scores(files, model):
+    res, _ = _engine_and_local_scores(files, model, "dask", chunk_size=3)
     assert res.info["chunks"] == 3 and res.n_skipped == 2
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
 def test_ray_engine_gives_local_scores(files, model):
-    root, index = files
-    rec = records_from_index(index, data_dir=root)
-    local = scan(rec, model, batch_size=4).table["score"].to_numpy()
-    res = scan(rec, model, engine="ray", n_workers=1, chunk_size=4, batch_size=4)
-    np.testing.assert_allclose(res.table["score"].to_numpy(), local, atol=1e-6, equal_nan=True)
+    res, local = _engine_and_local_scores(files, model, "ray", chunk_size=4)
     assert res.info["chunks"] == 3 and list(res.table["skip_reason"] != "") == list(local != local)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from galaxysd_core.errors import GalaxySDError, GalaxySDValueError
-from galaxysd_core.studio.store import Store, StoreError, default_url, open_store
+from galaxysd_core.errors import GalaxySDError, GalaxySDValueError, StoreError
+from galaxysd_core.studio.store import Store, default_url, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,10 @@ from galaxysd_core.schema.captioning import answer_targets
 from galaxysd_core.data.cache import prepare_dataset
 from tiny_models import TINY_CONFIG, build_tiny_sd15_components
 from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
-from galaxysd_core.training.diffusion import DiffusionTrainConfig, dihedral, feature_counts, train_diffusion
+from galaxysd_core._utils import dihedral
+from galaxysd_core.training.config import DiffusionTrainConfig
+from galaxysd_core.training.data import feature_counts
+from galaxysd_core.training.diffusion import train_diffusion
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = {
@@ -170,3 +173,28 @@ def test_sd15_shaped_finetune_two_steps(tiny_cache, tmp_path):
     out = after("sdss, smooth, {dust lane:1.3}", seed=0, num_inference_steps=2, output_type="np")
     assert out.images.shape == (1, 64, 64, 3)
     assert (tmp_path / "ft" / "checkpoint-2" / "DONE").is_file()
+
+
+def test_train_script_flags_of_the_readme(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_diffusion_script", REPO / "train" / "train_diffusion.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    seen = []
+    monkeypatch.setattr(script, "train_diffusion", lambda cfg: seen.append(cfg) or tmp_path)
+    assert script.main(["--caches", "cache/gz1_64", "cache/gz2_examples_64", "--output_dir", "runs/galaxysd-mini",
+                        "--resume_from_checkpoint", "latest"]) == 0
+    assert seen[-1] == DiffusionTrainConfig(caches=["cache/gz1_64", "cache/gz2_examples_64"],
+                                            output_dir="runs/galaxysd-mini", resume_from_checkpoint="latest")
+    assert script.main(["--sd15_recipe", "--pretrained_model_name_or_path", "/models/sd15", "--caches", "c",
+                        "--train_batch_size", "8", "--use_ema", "false"]) == 0
+    assert seen[-1] == DiffusionTrainConfig.sd15_finetune("/models/sd15", caches=["c"], train_batch_size=8,
+                                                          use_ema=False)
+    cfg = DiffusionTrainConfig(max_train_steps=7, caches=["a"], shuffle_tags=False)
+    cfg.save(tmp_path / "c.yaml")
+    assert script.main(["--config", str(tmp_path / "c.yaml"), "--max_train_steps", "4000"]) == 0
+    assert seen[-1] == DiffusionTrainConfig(max_train_steps=4000, caches=["a"], shuffle_tags=False)
+    assert script.main(["--stage", "everything"]) == 2  # a GalaxySDValueError, reported without a traceback
+    with pytest.raises(SystemExit):
+        script.main(["--sd15_recipe"])

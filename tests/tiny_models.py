@@ -22,11 +22,9 @@ TINY_CONFIG = MiniModelConfig(
 
 def build_tiny_pipeline(seed: int = 0):
     """A tiny randomly initialised :class:`~galaxysd_core.pipelines.pipeline_galaxysd.GalaxySDPipeline` for tests."""
-    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
+    from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline, load_pipeline
 
-    pipe = GalaxySDPipeline(**build_mini_components(TINY_CONFIG, seed=seed))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_pipeline(GalaxySDPipeline(**build_mini_components(TINY_CONFIG, seed=seed)))
 
 
 def build_tiny_sd15_components(tokenizer_dir: str, seed: int = 0) -> dict:

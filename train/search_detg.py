@@ -4,7 +4,8 @@ Generates synthetic D-ETGs with feature-weighted prompts (dust-lane weight sweep
 detector on them + the real dust-lane examples against real early types, scans every real galaxy
 image with the chosen engine and writes ``candidates.csv`` / ``candidates.ecsv`` (provenance in
 the ECSV metadata and ``provenance.json``), ``heldout_ranks.csv`` and the detector to ``--out``.
-All logic lives in :mod:`galaxysd_core.science.detg_search` and :mod:`galaxysd_core.science.scan`.
+All logic lives in :mod:`galaxysd_core.science.detg_search` (with ``detg_config``, ``detg_heldout``
+and ``detg_catalog``) and :mod:`galaxysd_core.science.scan`.
 
 Examples::
 
@@ -16,34 +17,30 @@ Examples::
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
-ROOT = Path(__file__).resolve().parent.parent
 
 from galaxysd_core import config as gconfig  # noqa: E402
-from galaxysd_core.science import detg_search as ds  # noqa: E402
-from galaxysd_core.science.augmentation import BinaryTrainSettings, generator_factory  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
+from galaxysd_core.science.detg_catalog import scan_catalog  # noqa: E402
+from galaxysd_core.science.detg_config import search_config  # noqa: E402
+from galaxysd_core.science.detg_heldout import summarize_heldout  # noqa: E402
+from galaxysd_core.science.detg_search import run_search  # noqa: E402
 from galaxysd_core.science.scan import ENGINES  # noqa: E402
+from galaxysd_core.science.script_support import load_judge, science_parser  # noqa: E402
+from galaxysd_core.science.synthetic import generator_factory  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="GalaxySD model folder (default: $GALAXYSD_MODEL_DIR or "
-                                                 "assets/galaxysd-mini); 'random' = untrained GalaxySD-mini (smoke test)")
-    p.add_argument("--caches", nargs="+", default=[str(ROOT / "cache/gz1_64"), str(ROOT / "cache/gz2_examples_64")],
-                   help="prepared caches of the real galaxies (their index gives the image files to scan)")
+    p = science_parser(__doc__, caches_help="prepared caches of the real galaxies (their index gives the image "
+                                            "files to scan)")
     p.add_argument("--data-dir", default=None, help="real-data folder; catalog image paths are written relative "
                                                     "to it (default: $GALAXYSD_DATA_DIR)")
-    p.add_argument("--out", default=str(ROOT / "assets/detg_candidates"))
-    p.add_argument("--synthetic-cache", default=str(ROOT / "cache/synthetic"))
+    p.add_argument("--out", default=str(gconfig.ASSETS_DIR / "detg_candidates"))
     p.add_argument("--classifier", default=str(gconfig.DEFAULT_CLASSIFIER_DIR),
                    help="shipped classifier, judges the synthetic images (smooth? edge-on?)")
     p.add_argument("--engine", choices=ENGINES, default="local", help="scan engine")
@@ -63,8 +60,6 @@ def main(argv=None) -> int:
     p.add_argument("--no-heldout", action="store_true", help="skip the leave-one-out evaluation")
     p.add_argument("--scan-only", metavar="DETECTOR_DIR", default=None,
                    help="only scan with a saved detector and write the catalog (no generation/training)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="tiny run to check the set-up")
     args = p.parse_args(argv)
 
     import torch
@@ -75,30 +70,20 @@ def main(argv=None) -> int:
                        chunk_size=args.chunk_size, n_workers=args.n_workers, address=args.address)
     try:
         if args.scan_only:
-            return _scan_only(args, data_dir, scan_kwargs)
-        cfg = ds.SearchConfig()
-        if args.quick:
-            cfg = ds.SearchConfig(dust_weights=[1.0, 2.0], shapes=["completely round galaxy"], n_per_prompt=8,
-                                  n_negatives=200, heldout_seeds=[0], top_n=50,
-                                  detector=BinaryTrainSettings(steps=20, balanced=True, augment=True))
-        for flag, attr in (("weights", "dust_weights"), ("shapes", "shapes"), ("n_per_prompt", "n_per_prompt"),
-                           ("guidance", "guidance_scale"), ("n_negatives", "n_negatives"),
-                           ("seeds", "heldout_seeds"), ("top", "top_n")):
-            if getattr(args, flag) is not None:
-                setattr(cfg, attr, getattr(args, flag))
-        if args.steps is not None:
-            cfg.detector.steps = args.steps
-        cfg.__post_init__()
+            res, files = scan_catalog(args.scan_only, args.caches, args.out, data_dir=data_dir, engine=args.engine,
+                                      top_n=args.top, scan_kwargs=scan_kwargs)
+            print(f"scanned {len(res.table)} galaxies at {res.rate:.0f}/s; wrote {files}")
+            return 0
+        cfg = search_config(args.quick, dust_weights=args.weights, shapes=args.shapes, n_per_prompt=args.n_per_prompt,
+                            guidance_scale=args.guidance, n_negatives=args.n_negatives, heldout_seeds=args.seeds,
+                            top_n=args.top, steps=args.steps)
         pipe_factory, model_id, model_path = generator_factory(args.model)
-        judge = None
-        if Path(args.classifier).is_dir():
-            from galaxysd_core.models.classifier import MorphologyClassifier
-            judge = MorphologyClassifier.from_pretrained(args.classifier)
+        judge = load_judge(args.classifier, required=False)
         t = time.perf_counter()
-        res = ds.run_search(args.caches, cfg, pipe_factory=pipe_factory, model_id=model_id, model_path=model_path,
-                            synthetic_cache=args.synthetic_cache, out_dir=args.out, data_dir=data_dir,
-                            engine=args.engine, scan_kwargs=scan_kwargs, heldout=not args.no_heldout, judge=judge,
-                            log=lambda m: print(m, flush=True))
+        res = run_search(args.caches, cfg, pipe_factory=pipe_factory, model_id=model_id, model_path=model_path,
+                         synthetic_cache=args.synthetic_cache, out_dir=args.out, data_dir=data_dir,
+                         engine=args.engine, scan_kwargs=scan_kwargs, heldout=not args.no_heldout, judge=judge,
+                         log=lambda m: print(m, flush=True))
     except GalaxySDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -108,29 +93,8 @@ def main(argv=None) -> int:
     print(res["catalog"].head(10).to_string(index=False))
     if res["heldout"] is not None:
         print("\nheld-out ranks (lower is better):")
-        print(ds.summarize_heldout(res["heldout"]).to_string(index=False))
+        print(summarize_heldout(res["heldout"]).to_string(index=False))
     print(f"\nwrote {', '.join(res['files'].values())} in {time.perf_counter() - t:.0f} s")
-    return 0
-
-
-def _scan_only(args, data_dir, scan_kwargs) -> int:
-    from galaxysd_core.models.classifier import MorphologyClassifier
-    from galaxysd_core.data.cache import PreparedDataset
-    from galaxysd_core.science.scan import records_from_index, scan
-
-    import pandas as pd
-
-    det = MorphologyClassifier.from_pretrained(args.scan_only)
-    index = pd.concat([PreparedDataset.load(c).index for c in args.caches], ignore_index=True)
-    res = scan(records_from_index(index), det, engine=args.engine, progress=True, **scan_kwargs)
-    t = res.table[res.table["skip_reason"] == ""].copy()
-    t["image_path"] = [ds.relative_image_path(p, data_dir) for p in t["file"]]
-    t = t.sort_values("score", ascending=False).head(args.top or 300)
-    t["rank"] = range(1, len(t) + 1)
-    prov = {"detector": str(args.scan_only), "scan": {"engine": args.engine, **res.info, "galaxies_per_s": res.rate},
-            "note": "scan-only run with a saved detector"}
-    files = ds.write_catalog(t[["id", "score", "rank", "image_path", "source"]], args.out, prov)
-    print(f"scanned {len(res.table)} galaxies at {res.rate:.0f}/s; wrote {files}")
     return 0
 
 

@@ -4,23 +4,23 @@ Example (the shipped ``assets/classifier``)::
 
     python train/train_classifier.py --cache cache/gz1_64 cache/gz2_examples_64 --out assets/classifier
 
-Prepare the caches first with ``python -m galaxysd_core data prepare ...``. All logic lives in
-:func:`galaxysd_core.models.classifier.fit_from_caches`.
+Prepare the caches first with ``galaxysd data prepare ...``. All logic lives in
+:func:`galaxysd_core.evaluation.classifier_release.fit_from_caches`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-
-from galaxysd_core.models.classifier import DEFAULT_EXCLUSIVE_SOURCES, TrainSettings, fit_from_caches  # noqa: E402
-from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR  # noqa: E402
-from galaxysd_core.errors import GalaxySDError  # noqa: E402
+from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR
+from galaxysd_core.errors import GalaxySDError
+from galaxysd_core.evaluation.classifier_release import fit_from_caches
+from galaxysd_core.training.classifier import TrainSettings
+from galaxysd_core.training.classifier_data import DEFAULT_EXCLUSIVE_SOURCES
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", nargs="+", required=True, metavar="DIR", help="prepared cache folder(s)")
     p.add_argument("--out", default=str(DEFAULT_CLASSIFIER_DIR), help="output folder (default: assets/classifier)")
     p.add_argument("--epochs", type=int, default=TrainSettings.epochs)

@@ -13,55 +13,59 @@ Fine-tune SD 1.5 like GalaxySD (batch 16, 10k steps, lr 1.6e-6 one-cycle, fp16),
     accelerate launch train/train_diffusion.py --pretrained_model_name_or_path /models/sd15 \\
         --sd15_recipe --caches cache/gz2_256 --output_dir runs/galaxysd-sd15
 
-Any setting of :class:`galaxysd_core.training.diffusion.DiffusionTrainConfig` can come from
-``--config file.yaml``; flags override it.
+Every setting of :class:`galaxysd_core.training.config.DiffusionTrainConfig` is a flag; the base
+values come from ``--config file.yaml``, else from ``--sd15_recipe``, else from the defaults, and
+flags override them. Booleans take a value (``--use_ema false``) or a ``--no_`` flag.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
-from dataclasses import fields
-from pathlib import Path
+from dataclasses import asdict
+
+from transformers import HfArgumentParser
+
+from galaxysd_core.errors import GalaxySDError
+from galaxysd_core.training.config import DiffusionTrainConfig
+from galaxysd_core.training.diffusion import train_diffusion
 
 
-from galaxysd_core.errors import GalaxySDError  # noqa: E402
-from galaxysd_core.training.diffusion import DiffusionTrainConfig, train_diffusion  # noqa: E402
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def build_parser(base: DiffusionTrainConfig) -> HfArgumentParser:
+    """Flags of every config field (defaults from ``base``) plus ``--config`` and ``--sd15_recipe``."""
+    parser = HfArgumentParser(DiffusionTrainConfig, description=__doc__, formatter_class=_HelpFormatter,
+                              conflict_handler="resolve")
+    parser.add_argument("--config", help="YAML file of DiffusionTrainConfig settings (the base values)")
+    parser.add_argument("--sd15_recipe", action="store_true",
+                        help="GalaxySD's SD 1.5 fine-tuning recipe as the base values "
+                             "(needs --pretrained_model_name_or_path)")
+    # HfArgumentParser would call dict() on the text of a dict field; the model sizes come as JSON
+    parser.add_argument("--model", type=json.loads, help=DiffusionTrainConfig.__dataclass_fields__["model"]
+                        .metadata["help"])
+    parser.set_defaults(**asdict(base))
+    return parser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file of DiffusionTrainConfig settings")
-    parser.add_argument("--sd15_recipe", action="store_true", help="GalaxySD's SD 1.5 fine-tuning recipe")
-    simple = {f.name: f for f in fields(DiffusionTrainConfig)}
-    for name, f in simple.items():
-        if name in ("model",):
-            continue
-        if name in ("caches", "validation_prompts"):
-            parser.add_argument(f"--{name}", nargs="+")
-        elif f.type in ("bool",):
-            parser.add_argument(f"--{name}", type=lambda s: s.lower() in ("1", "true", "yes"), metavar="BOOL")
-        elif f.type in ("int",):
-            parser.add_argument(f"--{name}", type=int)
-        elif f.type in ("float", "Optional[float]"):
-            parser.add_argument(f"--{name}", type=float)
-        elif f.type in ("Optional[int]",):
-            parser.add_argument(f"--{name}", type=int)
-        else:
-            parser.add_argument(f"--{name}")
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in simple and v is not None}
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("galaxysd_core").setLevel(logging.INFO)
+    parser = build_parser(DiffusionTrainConfig())
+    first = parser.parse_args(argv)  # checks every flag; only --config / --sd15_recipe are used from it
+    if first.sd15_recipe and not first.config and not first.pretrained_model_name_or_path:
+        parser.error("--sd15_recipe needs --pretrained_model_name_or_path")
     try:
-        if args.config:
-            cfg = DiffusionTrainConfig.from_yaml(args.config)
-            for k, v in overrides.items():
-                setattr(cfg, k, v)
-            cfg.__post_init__()
-        elif args.sd15_recipe:
-            if not overrides.get("pretrained_model_name_or_path"):
-                parser.error("--sd15_recipe needs --pretrained_model_name_or_path")
-            cfg = DiffusionTrainConfig.sd15_finetune(overrides.pop("pretrained_model_name_or_path"), **overrides)
+        if first.config:
+            base = DiffusionTrainConfig.from_yaml(first.config)
+        elif first.sd15_recipe:
+            base = DiffusionTrainConfig.sd15_finetune(first.pretrained_model_name_or_path)
         else:
-            cfg = DiffusionTrainConfig(**overrides)
+            base = DiffusionTrainConfig()
+        cfg, _extra = build_parser(base).parse_args_into_dataclasses(argv)
         final = train_diffusion(cfg)
     except GalaxySDError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -50,7 +50,8 @@ def _captioner(args: argparse.Namespace):
 
 def _read_records(args: argparse.Namespace):
     """Records of the source named by the flags, and a description of it for the config."""
-    from galaxysd_core.data import readers
+    from galaxysd_core.data.catalog import read_catalog
+    from galaxysd_core.data.gz2_release import read_gz2_release, read_vote_table
 
     captioner = _captioner(args)
     limit = args.limit
@@ -61,25 +62,24 @@ def _read_records(args: argparse.Namespace):
         if root is None:
             raise GalaxySDValueError("--source gz2 needs --root (the GZ2 release folder) or $GALAXYSD_DATA_DIR")
         images = _resolve(args.images, "--images")
-        records = readers.read_gz2_release(root, captioner=captioner, images=images, limit=limit,
-                                           on_error="skip")
+        records = read_gz2_release(root, captioner=captioner, images=images, limit=limit, on_error="skip")
         info = {"kind": "gz2", "root": str(root), "images": str(images) if images else None}
     elif args.source == "catalog":
         catalog = _resolve(args.catalog, "--catalog")
         if catalog is None:
             raise GalaxySDValueError("--source catalog needs --catalog (a CSV with image paths and labels)")
         images = _resolve(args.images, "--images")
-        records = readers.read_catalog(catalog, images=images, captioner=captioner,
-                                       answer_column=getattr(args, "answer_column", None),
-                                       source=getattr(args, "name", None), limit=limit, on_error="skip")
+        records = read_catalog(catalog, images=images, captioner=captioner,
+                               answer_column=getattr(args, "answer_column", None),
+                               source=getattr(args, "name", None), limit=limit, on_error="skip")
         info = {"kind": "catalog", "catalog": str(catalog), "images": str(images) if images else None}
     else:
         catalog = _resolve(args.catalog, "--catalog")
         if catalog is None:
             raise GalaxySDValueError("--source votes needs --catalog (a GZ2 vote table CSV, e.g. Willett 2013 "
                                      "Table 5)")
-        records = readers.read_vote_table(catalog, captioner=captioner, source=getattr(args, "name", None),
-                                          limit=limit, on_error="skip")
+        records = read_vote_table(catalog, captioner=captioner, source=getattr(args, "name", None),
+                                  limit=limit, on_error="skip")
         info = {"kind": "votes", "catalog": str(catalog)}
     info["limit"] = limit
     caption_settings = {"debiased": captioner.debiased, "shuffle": captioner.shuffle,

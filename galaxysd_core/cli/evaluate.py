@@ -23,7 +23,7 @@ from galaxysd_core.errors import GalaxySDValueError
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``evaluate`` sub-command."""
     from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR
-    from galaxysd_core.evaluation.runner import EvaluationConfig
+    from galaxysd_core.evaluation.config import EvaluationConfig
 
     d = EvaluationConfig()
     p = subparsers.add_parser(
@@ -61,7 +61,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from galaxysd_core.config import model_dir
-    from galaxysd_core.evaluation.runner import EvaluationConfig, Sweep, evaluate, evaluate_checkpoints, read_prompts
+    from galaxysd_core.evaluation.checkpoints import evaluate_checkpoints
+    from galaxysd_core.evaluation.config import EvaluationConfig, Sweep, read_prompts
+    from galaxysd_core.evaluation.runner import evaluate
 
     if args.num_images < 1:
         raise GalaxySDValueError(f"-n must be >= 1, got {args.num_images}")

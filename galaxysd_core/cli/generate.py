@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from galaxysd_core.config import model_dir
-    from galaxysd_core.io.image_io import image_file_name, load_uploaded_image, save_fits, save_png
+    from galaxysd_core.io.archives import image_file_name
+    from galaxysd_core.io.fits import save_fits
+    from galaxysd_core.io.png import save_png
+    from galaxysd_core.io.uploads import load_uploaded_image
     from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
     if args.num_images < 1:

@@ -1,4 +1,4 @@
-"""Prepared training cache: safe image decoding, centre crop + resize, captions, targets, skip report.
+"""Prepared training cache: images at model resolution, captions, targets, config and skip report.
 
 A prepared cache is a folder holding
 
@@ -14,32 +14,18 @@ A prepared cache is a folder holding
 ``skipped.csv``
     ``path, reason, id`` of every record that gave no image.
 
-Cropping
---------
-SDSS cutouts are centred on the galaxy. The Galaxy Zoo 1 cutouts (e.g. ``gz1_sdss``, 423 px) show
-the galaxy small in the frame, so only the central :data:`GZ1_CROP_FRACTION` (0.35) of the shorter
-side is kept; the GZ2 images (Willett et al. 2013; 424 px scaled to 0.02 x the Petrosian radius
-``petroR90_r``) frame the galaxy more tightly, so :data:`GZ2_CROP_FRACTION` (0.5) keeps the galaxy
-and its outskirts, as in the Galaxy Zoo 2 CNN literature (e.g. Dieleman et al. 2015, MNRAS 450,
-1441, crop 207 of 424 px).
-
-Safety
-------
-Missing, unreadable, truncated, non-image and oversized files (more than ``max_pixels`` pixels, a
-"decompression bomb") never stop a run: the record is skipped and listed with the reason. Pillow's
-own :class:`PIL.Image.DecompressionBombWarning` is turned into an error locally (the global
-``Image.MAX_IMAGE_PIXELS`` is left untouched). Files are written atomically (temporary file and
-:func:`os.replace`). No pickle is used anywhere: images are safetensors, tables CSV, settings JSON.
+Images are decoded, centre-cropped and resized by :func:`galaxysd_core.data.decode.load_image`;
+a record whose image is refused (missing, corrupt, oversized) never stops a run: it is skipped and
+listed with the reason. Files are written atomically (temporary file and :func:`os.replace`). No
+pickle is used anywhere: images are safetensors, tables CSV, settings JSON.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import platform
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,14 +33,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
+from galaxysd_core._utils import library_versions
+from galaxysd_core.data.decode import DEFAULT_MAX_PIXELS, check_decode_settings, default_crop_fraction, load_image
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError, ImageRejected
 from galaxysd_core.schema.gz2 import ANSWERS
 
-__all__ = ["PreparedDataset", "PrepareReport", "SkippedFile", "prepare_dataset", "load_image",
-           "default_crop_fraction", "INDEX_COLUMNS", "ANSWER_COLUMNS", "GZ1_CROP_FRACTION",
-           "GZ2_CROP_FRACTION", "DEFAULT_MAX_PIXELS", "CACHE_FORMAT_VERSION"]
+__all__ = ["PreparedDataset", "PrepareReport", "SkippedFile", "prepare_dataset", "concat", "INDEX_COLUMNS",
+           "ANSWER_COLUMNS", "CACHE_FORMAT_VERSION"]
 
 #: Version of the cache layout written to ``prepare_config.json``.
 CACHE_FORMAT_VERSION = 1
@@ -69,16 +55,6 @@ IMAGES_KEY = "images"
 ANSWER_COLUMNS: Tuple[str, ...] = tuple(a.column for a in ANSWERS)
 #: All columns of ``index.csv`` in order.
 INDEX_COLUMNS: Tuple[str, ...] = ("id", "caption", "source", "image_path", *ANSWER_COLUMNS)
-
-#: Central fraction of the shorter side kept for Galaxy Zoo 1 style cutouts (galaxy small in frame).
-GZ1_CROP_FRACTION = 0.35
-#: Central fraction of the shorter side kept for GZ2 images (galaxy scaled to the frame).
-GZ2_CROP_FRACTION = 0.5
-#: Largest accepted image, in pixels (width x height). SDSS cutouts have ~0.18 Mpx; 64 Mpx leaves
-#: room for large user images while refusing decompression bombs before decoding.
-DEFAULT_MAX_PIXELS = 64_000_000
-#: Smallest and largest accepted output resolution (pixels).
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 2048
 
 
 @dataclass(frozen=True)
@@ -125,98 +101,6 @@ class PrepareReport:
         if self.n_skipped > max_lines:
             lines.append(f"  ... {self.n_skipped - max_lines} more in {self.out_dir / SKIPPED_FILE}")
         return "\n".join(lines)
-
-
-def default_crop_fraction(label_kind: Optional[str] = None, source: Optional[str] = None) -> float:
-    """Default central crop fraction: :data:`GZ1_CROP_FRACTION` for Galaxy Zoo 1 style cutouts
-    (records labelled by GZ1 class, or a source named ``gz1*``), else :data:`GZ2_CROP_FRACTION`."""
-    if label_kind == "gz1_class" or (source or "").lower().startswith("gz1"):
-        return GZ1_CROP_FRACTION
-    return GZ2_CROP_FRACTION
-
-
-def _check_settings(resolution: int, crop_fraction: float, max_pixels: int) -> None:
-    if not isinstance(resolution, (int, np.integer)) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise GalaxySDValueError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] "
-                                 f"pixels, got {resolution!r}; the shipped model uses 64")
-    if not (isinstance(crop_fraction, (int, float)) and 0.0 < crop_fraction <= 1.0):
-        raise GalaxySDValueError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}; "
-                                 f"{GZ1_CROP_FRACTION} suits GZ1 cutouts, {GZ2_CROP_FRACTION} GZ2 images")
-    if max_pixels < 1:
-        raise GalaxySDValueError(f"max_pixels must be positive, got {max_pixels}")
-
-
-def load_image(path: os.PathLike | str, resolution: int = 64, crop_fraction: float = GZ2_CROP_FRACTION,
-               *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode one image safely, crop its centre and resize it.
-
-    Parameters
-    ----------
-    path : path-like
-        Image file (any format Pillow reads; JPEG is decoded in draft mode at a reduced scale
-        that still exceeds the output resolution).
-    resolution : int
-        Output side in pixels.
-    crop_fraction : float
-        Side of the central square crop as a fraction of the shorter image side, in (0, 1].
-    max_pixels : int
-        Images with more pixels (declared in the header) are refused before decoding.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``uint8`` array of shape ``(resolution, resolution, 3)``, RGB.
-
-    Raises
-    ------
-    ImageRejected
-        With the reason, for a missing, unreadable, truncated, non-image or oversized file.
-    """
-    _check_settings(resolution, crop_fraction, max_pixels)
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w < 1 or h < 1:
-                    raise ImageRejected(f"image has empty size {w}x{h}")
-                if w * h > max_pixels:
-                    raise ImageRejected(f"image declares {w}x{h} = {w * h} pixels, more than the limit "
-                                        f"of {max_pixels} (possible decompression bomb)")
-                side = crop_fraction * min(w, h)
-                if im.format == "JPEG":
-                    # Ask the decoder for the smallest DCT scale keeping the crop >= resolution.
-                    scale = resolution / side
-                    im.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
-                im.load()
-                dw, dh = im.size
-                f = dw / w
-                cx, cy, half = dw / 2.0, dh / 2.0, side * f / 2.0
-                box = (cx - half, cy - half, cx + half, cy + half)
-                rgb = im.convert("RGB") if im.mode != "RGB" else im
-                out = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box)
-                arr = np.asarray(out, dtype=np.uint8)
-    except ImageRejected:
-        raise
-    except FileNotFoundError:
-        raise ImageRejected("file not found") from None
-    except IsADirectoryError:
-        raise ImageRejected("is a folder, not an image file") from None
-    except PermissionError:
-        raise ImageRejected("permission denied") from None
-    except UnidentifiedImageError:
-        size = path.stat().st_size if path.exists() else -1
-        raise ImageRejected("empty file (0 bytes)" if size == 0 else "not an image Pillow can identify") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(f"decompression bomb refused: {exc}") from None
-    except OSError as exc:  # truncated or corrupt data
-        raise ImageRejected(f"corrupt or truncated image: {exc}") from None
-    except (ValueError, SyntaxError, EOFError, MemoryError, IndexError, TypeError) as exc:
-        raise ImageRejected(f"cannot decode image ({type(exc).__name__}: {exc})") from None
-    if arr.shape != (resolution, resolution, 3):  # pragma: no cover - defensive
-        raise ImageRejected(f"unexpected decoded shape {arr.shape}")
-    return arr
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,17 +152,6 @@ def _write_json(target: Path, obj: dict) -> None:
     _atomic_write(target, w)
 
 
-def library_versions() -> Dict[str, str]:
-    """Versions of Python and the libraries that shape a prepared cache."""
-    import PIL
-    import safetensors
-
-    from galaxysd_core import __version__
-
-    return {"python": platform.python_version(), "galaxysd_core": __version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "pillow": PIL.__version__, "safetensors": safetensors.__version__}
-
-
 # --------------------------------------------------------------------------------------------
 # preparation
 
@@ -300,16 +173,17 @@ def prepare_dataset(records: Iterable[Any], out_dir: os.PathLike | str, resoluti
     Parameters
     ----------
     records : iterable of GalaxyRecord
-        From :mod:`galaxysd_core.data.readers` (or mappings with ``id, image_path, caption, source,
-        targets``). Records without an image path are skipped and reported.
+        From :mod:`galaxysd_core.data.gz2_release` or :mod:`galaxysd_core.data.catalog` (or mappings
+        with ``id, image_path, caption, source, targets``). Records without an image path are
+        skipped and reported.
     out_dir : path-like
         Cache folder, created if needed; existing cache files in it are replaced atomically.
     resolution : int
         Output side in pixels (default 64, the GalaxySD-mini model).
     crop_fraction : float, optional
         Central crop side as a fraction of the shorter image side. Default: see
-        :func:`default_crop_fraction` (0.35 for GZ1 cutouts, 0.5 for GZ2 images), decided from
-        the first record.
+        :func:`~galaxysd_core.data.decode.default_crop_fraction` (0.35 for GZ1 cutouts, 0.5 for GZ2
+        images), decided from the first record.
     show_progress : bool
         Show a tqdm progress bar.
     max_pixels : int
@@ -341,7 +215,7 @@ def prepare_dataset(records: Iterable[Any], out_dir: os.PathLike | str, resoluti
     if crop_fraction is None:
         first = _record_fields(records[0]) if records else ("", None, "", "", {}, None)
         crop_fraction = default_crop_fraction(first[5], first[3])
-    _check_settings(resolution, crop_fraction, max_pixels)
+    check_decode_settings(resolution, crop_fraction, max_pixels)
 
     buffer = np.empty((len(records), resolution, resolution, 3), dtype=np.uint8)
     rows: List[Dict[str, Any]] = []

@@ -1,6 +1,6 @@
 """Resumable, checksum-verified download of the Galaxy Zoo 2 release.
 
-Files (what :func:`galaxysd_core.data.readers.read_gz2_release` reads):
+Files (what :func:`galaxysd_core.data.gz2_release.read_gz2_release` reads):
 
 * ``gz2_hart16.csv.gz``: Hart et al. (2016, MNRAS 461, 3663) Table 1, normal-depth sample with the
   new debiasing, as linked from https://data.galaxyzoo.org (served from ``gz2hart.s3.amazonaws.com``);
@@ -274,7 +274,7 @@ def download_gz2(out_dir: Optional[os.PathLike | str] = None, *, files: Sequence
     Parameters
     ----------
     out_dir : path-like, optional
-        Target folder; it then has the layout :func:`galaxysd_core.data.readers.read_gz2_release` reads.
+        Target folder; it then has the layout :func:`galaxysd_core.data.gz2_release.read_gz2_release` reads.
     files : sequence of RemoteFile
         Which files (default all of :data:`GZ2_FILES`).
     base_url : str, optional

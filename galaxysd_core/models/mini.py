@@ -9,8 +9,8 @@ UNet cost for no visible gain at this size).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Optional, Tuple
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Optional, Tuple
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -42,6 +42,11 @@ class MiniModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, sizes: Mapping[str, Any]) -> "MiniModelConfig":
+        """The config of :meth:`to_dict` output, also after a YAML/JSON round trip (lists -> tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(sizes).items()})
 
     @property
     def latent_size(self) -> int:

@@ -1,12 +1,16 @@
 """What a pipeline folder must hold (diffusers layout, safetensors weights only).
 
 One list of required files, used by :meth:`GalaxySDPipeline.from_pretrained` before loading and by
-the app's model check (:func:`galaxysd_core.studio.app_state.model_status`) without loading.
+the app's model check (:func:`galaxysd_core.studio.model_status.model_status`) without loading.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+#: File of a model folder with the feature counts of the training captions (written by training,
+#: read by :meth:`GalaxySDPipeline.from_pretrained` for ``unseen_features``); optional.
+TRAINING_CAPTIONS_FILE = "training_captions.json"
 
 
 def required_files(root: Path, variant: Optional[str] = None) -> Dict[str, Path]:

@@ -7,6 +7,7 @@ Reference: Ma, Sun et al. 2025, "Can AI Dream of Unseen Galaxies?", arXiv:2506.1
 """
 from __future__ import annotations
 
+import inspect
 import json
 import secrets
 import threading
@@ -15,32 +16,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from diffusers import (AutoencoderKL, DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
-                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, UNet2DConditionModel)
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 from PIL import Image
 
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.pipelines.model_folder import check_model_folder
+from galaxysd_core.pipelines.inputs import check_inputs
+from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE, check_model_folder
 from galaxysd_core.pipelines.output import GalaxySDPipelineOutput
-from galaxysd_core.schema.gz2 import SURVEY_PREFIX
-from galaxysd_core.prompts.grammar import ParsedPrompt, known_phrases, parse_prompt
+from galaxysd_core.pipelines.schedulers import make_scheduler
+from galaxysd_core.pipelines.tree_negatives import negative_prompts_for, tree_negative
+from galaxysd_core.prompts.grammar import ParsedPrompt, parse_prompt
+from galaxysd_core.prompts.tokenization import is_word_level, text_max_length
 from galaxysd_core.prompts.weighting import encode_weighted_prompts
-from galaxysd_core.prompts.tokenization import is_word_level
-
-#: Scheduler names accepted by ``scheduler=`` -> (class, extra config).
-SCHEDULERS: Dict[str, tuple] = {
-    "ddim": (DDIMScheduler, {}),
-    "euler_a": (EulerAncestralDiscreteScheduler, {}),
-    "euler": (EulerDiscreteScheduler, {}),
-    "dpmpp": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-}
-#: Input limits (checked by :meth:`GalaxySDPipeline.check_inputs`).
-MAX_STEPS = 200
-MAX_IMAGES = 64
-MAX_GUIDANCE = 30.0
-MAX_SEED = 2**63 - 1
-#: File listing the captions the model was trained on (written by training).
-TRAINING_CAPTIONS_FILE = "training_captions.json"
 
 
 def img2img_steps(num_inference_steps: int, strength: float) -> int:
@@ -161,93 +148,26 @@ class GalaxySDPipeline(DiffusionPipeline):
         return [p for p in phrases if self.trained_features.get(p, 0) == 0]
 
     def tree_negative_prompt(self, prompt: str) -> str:
-        """Automatic negative prompt of ``prompt``: the other morphologies at the GZ2 tree's branch
-        points it passes through (:func:`galaxysd_core.schema.gz2.tree_exclusions`), e.g.
+        """Automatic negative prompt of ``prompt`` (:func:`galaxysd_core.pipelines.tree_negatives.tree_negative`):
+        the other morphologies at the GZ2 tree's branch points it passes through, e.g.
         ``"sdss, smooth, star or artifact, edge-on galaxy"`` for ``"sdss, features or disk-shaped,
         spiral galaxy"``; ``""`` when the tree rules nothing out. Phrases weighted 0 do not count."""
-        from galaxysd_core.schema.gz2 import tree_exclusions
-
-        tags = [t for t, w in self.parse(prompt).phrase_weights().items() if w > 0]
-        excluded = tree_exclusions(tags)
-        if not excluded:
-            return ""
-        return ", ".join(([SURVEY_PREFIX] if SURVEY_PREFIX in tags else []) + excluded)
+        return tree_negative(self.parse(prompt))
 
     def make_scheduler(self, name: Optional[str] = None):
-        """A fresh scheduler instance (never the shared one, so concurrent calls cannot corrupt state)."""
-        if name is None:
-            return DDIMScheduler.from_config(self.scheduler.config)
-        key = str(name).lower()
-        if key not in SCHEDULERS:
-            raise GalaxySDValueError(f"unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}")
-        klass, extra = SCHEDULERS[key]
-        return klass.from_config(self.scheduler.config, **extra)
+        """A fresh scheduler instance (never the shared one, so concurrent calls cannot corrupt state);
+        names: :data:`galaxysd_core.pipelines.schedulers.SCHEDULERS`."""
+        return make_scheduler(self.scheduler.config, name)
 
     def parse(self, prompt: str) -> ParsedPrompt:
         """Parse a prompt with this model's vocabulary (strict for GalaxySD-mini)."""
         return parse_prompt(prompt, strict=self.strict_vocabulary)
 
-    def _parse_negative(self, text: Optional[str]) -> ParsedPrompt:
+    def parse_negative(self, text: Optional[str]) -> ParsedPrompt:
+        """Parse a negative prompt; None or blank is the empty (unconditional) prompt."""
         if text is None or not str(text).strip():
             return ParsedPrompt(text="", words=(), weights=())
         return self.parse(text)
-
-    # ------------------------------------------------------------------ checks
-    def check_inputs(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
-                     guidance_scale, scheduler, height, width, image, strength, output_type) -> List[str]:
-        """Validate every user input; raise :class:`GalaxySDValueError` with the fix. Returns the prompt list."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, (list, tuple)) else None
-        if not prompts or not all(isinstance(p, str) for p in prompts):
-            raise GalaxySDValueError("prompt must be a non-empty string or list of strings, "
-                                     "e.g. 'sdss, smooth, completely round galaxy'")
-        for p in prompts:
-            self.parse(p)
-        if negative_prompt is not None:
-            negs = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
-            if len(negs) not in (1, len(prompts)):
-                raise GalaxySDValueError(f"give one negative prompt or one per prompt ({len(prompts)}), not {len(negs)}")
-            for n in negs:
-                if not isinstance(n, str):
-                    raise GalaxySDValueError("negative_prompt must be a string or list of strings")
-                self._parse_negative(n)
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise GalaxySDValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
-        total = len(prompts) * num_images_per_prompt
-        if total > MAX_IMAGES:
-            raise GalaxySDValueError(f"{total} images requested; at most {MAX_IMAGES} per call — split the request")
-        if seed is not None:
-            seeds = [seed] if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else seed
-            if not isinstance(seeds, (list, tuple)) or not all(
-                    isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
-                raise GalaxySDValueError(f"seed must be an integer or a list of integers, got {seed!r}")
-            if any(not 0 <= int(s) <= MAX_SEED for s in seeds):
-                raise GalaxySDValueError(f"seeds must lie in [0, 2**63-1], got {seed!r}")
-            if isinstance(seed, (list, tuple)) and len(seed) != total:
-                raise GalaxySDValueError(f"{len(seed)} seeds given for {total} images; give one seed or one per image")
-        if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= MAX_STEPS:
-            raise GalaxySDValueError(f"num_inference_steps must be an integer in [1, {MAX_STEPS}], got {num_inference_steps!r}")
-        if not isinstance(guidance_scale, (int, float)) or not 0.0 <= float(guidance_scale) <= MAX_GUIDANCE \
-                or not np.isfinite(guidance_scale):
-            raise GalaxySDValueError(f"guidance_scale must be a number in [0, {MAX_GUIDANCE}], got {guidance_scale!r}")
-        self.make_scheduler(scheduler)
-        for name, value in (("height", height), ("width", width)):
-            if value is None:
-                continue
-            step = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
-            if not isinstance(value, int) or value < step or value % step or value > 4 * self.default_size:
-                raise GalaxySDValueError(f"{name} must be a multiple of {step} between {step} and "
-                                         f"{4 * self.default_size} pixels (the model was trained at "
-                                         f"{self.default_size}), got {value!r}")
-        if image is not None:
-            if not isinstance(image, (Image.Image, np.ndarray)):
-                raise GalaxySDValueError("image must be a PIL image or an RGB uint8 array (H, W, 3)")
-            if isinstance(image, np.ndarray) and (image.ndim != 3 or image.shape[2] != 3):
-                raise GalaxySDValueError(f"image array must have shape (H, W, 3), got {image.shape}")
-            if not isinstance(strength, (int, float)) or not 0.0 < float(strength) <= 1.0:
-                raise GalaxySDValueError(f"strength must be in (0, 1], got {strength!r}")
-        if output_type not in ("pil", "np", "latent"):
-            raise GalaxySDValueError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
-        return prompts
 
     # ------------------------------------------------------------------ image <-> latent
     def _image_to_tensor(self, image, height: int, width: int) -> torch.Tensor:
@@ -315,8 +235,8 @@ class GalaxySDPipeline(DiffusionPipeline):
                   scheduler_name, eta, height, width, image, strength, output_type, callback, return_dict,
                   tree_negatives=True):
         # 1. Check inputs
-        prompts = self.check_inputs(prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
-                                    guidance_scale, scheduler_name, height, width, image, strength, output_type)
+        prompts = check_inputs(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
+                               guidance_scale, scheduler_name, height, width, image, strength, output_type)
         height = height or self.default_size
         width = width or self.default_size
         device = self._execution_device
@@ -330,23 +250,14 @@ class GalaxySDPipeline(DiffusionPipeline):
         do_cfg = guidance_scale > 1.0
 
         # 2. Encode weighted prompts (and the negative prompt)
-        max_length = int(self.tokenizer.model_max_length)
-        if max_length > 10_000:  # tokenizer without a limit: use the text encoder's positions
-            max_length = int(self.text_encoder.config.max_position_embeddings)
+        max_length = text_max_length(self.tokenizer, self.text_encoder)
         parsed = [self.parse(p) for p in prompts]
         cond = encode_weighted_prompts(self.text_encoder, self.tokenizer, parsed, max_length, device)
         cond = cond.repeat_interleave(num_images_per_prompt, dim=0)
-        automatic = negative_prompt is None and bool(tree_negatives)
-        if automatic:
-            negs = [self.tree_negative_prompt(p) for p in prompts]
-        else:
-            negs = negative_prompt if isinstance(negative_prompt, (list, tuple)) else [negative_prompt] * len(prompts)
-            if len(negs) == 1:
-                negs = negs * len(prompts)
-        negs = ["" if n is None else str(n) for n in negs]
+        negs, automatic = negative_prompts_for(parsed, negative_prompt, tree_negatives)
         if do_cfg:
             uncond = encode_weighted_prompts(self.text_encoder, self.tokenizer,
-                                             [self._parse_negative(n) for n in negs], max_length, device)
+                                             [self.parse_negative(n) for n in negs], max_length, device)
             uncond = uncond.repeat_interleave(num_images_per_prompt, dim=0)
             embeddings = torch.cat([uncond, cond])
         else:
@@ -378,7 +289,6 @@ class GalaxySDPipeline(DiffusionPipeline):
 
         # 5. Denoising loop
         step_kwargs = {}
-        import inspect
         step_params = set(inspect.signature(scheduler.step).parameters)
         if "generator" in step_params:
             step_kwargs["generator"] = generators

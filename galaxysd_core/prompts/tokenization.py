@@ -58,3 +58,10 @@ def build_word_tokenizer(extra_words: Optional[Sequence[str]] = None,
 def is_word_level(tokenizer) -> bool:
     """True for the closed-vocabulary tokenizer of GalaxySD-mini (not for SD's CLIP BPE)."""
     return bool(getattr(tokenizer, "init_kwargs", {}).get(WORD_LEVEL_MARKER, False))
+
+
+def text_max_length(tokenizer, text_encoder) -> int:
+    """Tokens per prompt: the tokenizer's ``model_max_length``, or the text encoder's position count
+    when the tokenizer sets no real limit (transformers uses a huge sentinel, ~1e30, for "none")."""
+    m = int(tokenizer.model_max_length)
+    return m if m <= 10_000 else int(text_encoder.config.max_position_embeddings)

@@ -55,11 +55,6 @@ class Answer:
     captioned: bool
     leads_to: Optional[str]
 
-    @property
-    def key(self) -> str:
-        """Short feature key used by the app and the prompt builder (the phrase)."""
-        return self.phrase
-
 
 @dataclass(frozen=True)
 class Question:
@@ -158,7 +153,6 @@ ANSWERS: Tuple[Answer, ...] = tuple(a for q in QUESTIONS for a in q.answers)
 ANSWER_BY_COLUMN: Dict[str, Answer] = {a.column: a for a in ANSWERS}
 ANSWER_BY_PHRASE: Dict[str, Answer] = {a.phrase: a for a in ANSWERS}
 
-#: Caption phrases written in captions, in tree order (see :func:`tree_order`).
 assert len(ANSWERS) == 37, "GZ2 has 37 answers (Willett et al. 2013 Table 2)"
 assert len(ANSWER_BY_PHRASE) == 37, "caption phrases must be unique"
 
@@ -166,24 +160,6 @@ assert len(ANSWER_BY_PHRASE) == 37, "caption phrases must be unique"
 def parents_of(question_stem: str) -> List[Answer]:
     """Answers that lead to ``question_stem`` (empty for the root)."""
     return [a for a in ANSWERS if a.leads_to == question_stem]
-
-
-def _tree_order() -> List[str]:
-    # Breadth-first from the root following answer order; gives the reading order of captions:
-    # t01, t07, t02, t09, t03, t04, t10, t11, t05, t06, t08.
-    order: List[str] = []
-    frontier = [ROOT_QUESTION]
-    while frontier:
-        nxt: List[str] = []
-        for stem in frontier:
-            if stem in order:
-                continue
-            order.append(stem)
-            for a in QUESTION_BY_STEM[stem].answers:
-                if a.leads_to and a.leads_to not in order and a.leads_to not in nxt:
-                    nxt.append(a.leads_to)
-        frontier = nxt
-    return order
 
 
 def _depth_first_order() -> List[str]:

@@ -1,8 +1,9 @@
 """Does synthetic data help classify rare galaxies? A controlled augmentation experiment.
 
-For rare classes of the real data we train the same binary classifier (the
-:class:`~galaxysd_core.models.classifier.MorphologyClassifier` architecture with one head) four ways and
-measure it on the *fixed* held-out real test split of the shipped classifier
+For rare classes of the real data (:data:`galaxysd_core.science.binary_tasks.TASKS`) we train the
+same binary classifier (the :class:`~galaxysd_core.models.classifier.MorphologyClassifier`
+architecture with one head, :func:`galaxysd_core.science.binary_training.train_binary`) four ways
+and measure it on the *fixed* held-out real test split of the shipped classifier
 (``assets/classifier/split_test_ids.csv``), so the numbers are comparable with its card:
 
 ``real``
@@ -25,461 +26,38 @@ Reported per run: purity (precision), completeness (recall) and F1 at a 0.5 thre
 threshold-free average precision (area under the purity-completeness curve) and ROC AUC.
 
 Every arm gets the same optimisation budget (``steps`` x ``batch_size`` images), so an arm never
-wins by seeing more gradient steps. Synthetic galaxies are generated once per (model, caption,
-count, seed, guidance, steps) and cached as safetensors under ``cache/synthetic/``.
+wins by seeing more gradient steps. Synthetic galaxies come from the cache of
+:func:`galaxysd_core.science.synthetic.generate_cached`.
 
-This module also holds the small helpers the D-ETG search shares: :func:`focal_loss_with_logits`,
-:func:`batch_schedule` (natural or balanced/oversampled batches), :func:`train_binary` (a fresh
-one-head classifier on given arrays with a given loss; :func:`galaxysd_core.models.classifier.train_classifier`
-always uses class-balanced BCE and flips, which is exactly what the experiment must vary) and
-:func:`generate_cached`.
+This module owns the arms, :class:`ExperimentConfig` (and :func:`experiment_config`, the default
+or quick configuration with overrides), :func:`run_experiment`, the seed summary
+(:func:`summarize`) and the verdicts of synthetic against the other arms (:func:`verdicts`); the
+tables, plots and README of the results are written by :mod:`galaxysd_core.science.augmentation_report`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import platform
+import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 
-from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
+from galaxysd_core._utils import resize_images
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
+from galaxysd_core.science.binary_tasks import TASKS, load_labelled_caches, task_labels
+from galaxysd_core.science.binary_training import BinaryTrainSettings, binary_metrics, predict_scores, train_binary
+from galaxysd_core.science.script_support import with_overrides
+from galaxysd_core.science.synthetic import generate_cached
 
-__all__ = ["BinaryTask", "TASKS", "ARMS", "BinaryTrainSettings", "ExperimentConfig", "focal_loss_with_logits",
-           "batch_schedule", "train_binary", "binary_metrics", "task_labels", "generate_cached",
-           "model_fingerprint", "generator_factory", "resize_images", "run_experiment", "summarize", "plot_results",
-           "write_results", "versions"]
+__all__ = ["ARMS", "ARM_LABELS", "ExperimentConfig", "experiment_config", "run_experiment", "summarize",
+           "verdicts"]
 
-#: Column of the dust-lane answer (used as the head name of binary detectors by default).
-DUST_LANE_COLUMN = "t08_odd_feature_a38_dust_lane"
-
-
-# ------------------------------------------------------------------------------------------- tasks
-@dataclass(frozen=True)
-class BinaryTask:
-    """A binary classification task on the real data.
-
-    Attributes
-    ----------
-    name : str
-        Short name (``merger``).
-    positive_column : str
-        GZ2 answer column whose 1 marks a positive.
-    caption : str
-        Caption the generator is prompted with for synthetic positives.
-    negative_column : str or None
-        None: every row whose ``positive_column`` is 0 is a negative (one-vs-rest). Else only rows
-        with this column == 1 (and not positive) are negatives (e.g. spiral vs smooth).
-    """
-
-    name: str
-    positive_column: str
-    caption: str
-    negative_column: Optional[str] = None
-    description: str = ""
+logger = logging.getLogger(__name__)
 
 
-#: The rare-class tasks of the experiment (GZ1 classes mapped to GZ2 answers).
-TASKS: Dict[str, BinaryTask] = {
-    "merger": BinaryTask("merger", "t08_odd_feature_a24_merger", "sdss, merger",
-                         description="merger vs rest (GZ1 merger class; 1.8 % of the data)"),
-    "edge-on": BinaryTask("edge-on", "t02_edgeon_a04_yes", "sdss, features or disk-shaped, edge-on galaxy",
-                          description="edge-on disc vs rest (15 % of the data)"),
-    "spiral": BinaryTask("spiral", "t04_spiral_a08_spiral", "sdss, features or disk-shaped, spiral galaxy",
-                         negative_column="t01_smooth_or_features_a01_smooth",
-                         description="spiral vs smooth (elliptical) galaxies"),
-}
-
-
-def task_labels(index: pd.DataFrame, task: BinaryTask) -> np.ndarray:
-    """1 / 0 / NaN labels of ``task`` for the rows of a cache index.
-
-    Pass an index completed with implied negatives
-    (:func:`galaxysd_core.models.classifier.complete_exclusive_negatives`) for single-class sources.
-    """
-    for c in (task.positive_column, task.negative_column):
-        if c is not None and c not in index.columns:
-            raise GalaxySDDataError(f"the index has no column {c!r} needed by task {task.name!r}")
-    pos = index[task.positive_column].to_numpy(dtype=float)
-    out = np.full(len(index), np.nan)
-    out[pos == 1] = 1.0
-    if task.negative_column is None:
-        out[pos == 0] = 0.0
-    else:
-        neg = index[task.negative_column].to_numpy(dtype=float)
-        out[(neg == 1) & (pos != 1)] = 0.0
-    return out
-
-
-# ------------------------------------------------------------------------------------------- losses
-def focal_loss_with_logits(logits, targets, gamma: float = 2.0, alpha: Optional[float] = None,
-                           reduction: str = "mean"):
-    """Binary focal loss (Lin et al. 2017, ICCV, "Focal Loss for Dense Object Detection").
-
-    ``FL = -alpha_t (1 - p_t)^gamma log(p_t)``; with ``gamma = 0`` and ``alpha = None`` it is exactly
-    the binary cross-entropy.
-
-    Parameters
-    ----------
-    logits, targets : torch.Tensor
-        Same shape; targets in {0, 1} (or soft labels in [0, 1]).
-    gamma : float
-        Focusing parameter (>= 0); down-weights well-classified examples.
-    alpha : float, optional
-        Weight of positives in (0, 1) (negatives get ``1 - alpha``); None: no class weighting.
-    reduction : {"mean", "sum", "none"}
-    """
-    import torch
-    import torch.nn.functional as F
-
-    if gamma < 0:
-        raise GalaxySDValueError(f"focal gamma must be >= 0, got {gamma}")
-    if alpha is not None and not 0.0 < alpha < 1.0:
-        raise GalaxySDValueError(f"focal alpha must be in (0, 1) or None, got {alpha}")
-    if logits.shape != targets.shape:
-        raise GalaxySDValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ")
-    targets = targets.to(logits.dtype)
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    loss = ce
-    if gamma != 0:
-        p = torch.sigmoid(logits)
-        p_t = p * targets + (1 - p) * (1 - targets)
-        loss = ce * (1 - p_t).clamp_min(0) ** gamma
-    if alpha is not None:
-        loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise GalaxySDValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
-# ------------------------------------------------------------------------------------------- sampling
-def batch_schedule(labels: np.ndarray, steps: int, batch_size: int, rng: np.random.Generator,
-                   balanced: bool = False, pos_fraction: float = 0.5) -> np.ndarray:
-    """Indices of every training batch, shape ``(steps, batch_size)``.
-
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        0/1 labels of the training set.
-    balanced : bool
-        False: epochs of shuffled examples in their natural proportion. True: *oversampling*:
-        every batch holds ``round(pos_fraction * batch_size)`` positives, drawn by cycling through
-        reshuffled positives (each positive repeats about equally often), the rest negatives the
-        same way.
-    """
-    labels = np.asarray(labels)
-    n = len(labels)
-    if n == 0 or steps < 1 or batch_size < 1:
-        raise GalaxySDValueError(f"need a non-empty training set, steps >= 1 and batch_size >= 1 "
-                                 f"(got n={n}, steps={steps}, batch_size={batch_size})")
-    total = steps * batch_size
-
-    def cycle(pool: np.ndarray, k: int) -> np.ndarray:
-        reps = math.ceil(k / len(pool))
-        return np.concatenate([rng.permutation(pool) for _ in range(reps)])[:k]
-
-    if not balanced:
-        return cycle(np.arange(n), total).reshape(steps, batch_size)
-    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    if len(pos) == 0 or len(neg) == 0:
-        raise GalaxySDValueError("balanced batches need at least one positive and one negative example")
-    k_pos = int(round(pos_fraction * batch_size))
-    if not 0 < k_pos < batch_size:
-        raise GalaxySDValueError(f"pos_fraction {pos_fraction} leaves no positives or no negatives per batch")
-    p = cycle(pos, steps * k_pos).reshape(steps, k_pos)
-    q = cycle(neg, steps * (batch_size - k_pos)).reshape(steps, batch_size - k_pos)
-    out = np.concatenate([p, q], axis=1)
-    return np.stack([rng.permutation(row) for row in out])
-
-
-# ------------------------------------------------------------------------------------------- training
-@dataclass
-class BinaryTrainSettings:
-    """Settings of :func:`train_binary` (all stored with the results).
-
-    The default width (16-32-64-128-128 channels, 0.25 M parameters) is the shipped classifier's
-    architecture at half width: on one shared CPU core it trains ~4x faster than the full width
-    (0.98 M), which is what lets the whole experiment (>= 144 training runs) fit its 25-minute
-    budget; every arm uses the same width and budget.
-    """
-
-    steps: int = 100
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    channels: Tuple[int, ...] = (16, 32, 64, 128, 128)
-    image_size: int = 64
-    dropout: float = 0.2
-    loss: str = "bce"
-    focal_gamma: float = 2.0
-    focal_alpha: Optional[float] = None
-    balanced: bool = False
-    augment: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.channels = tuple(int(c) for c in self.channels)
-        if self.loss not in ("bce", "focal"):
-            raise GalaxySDValueError(f"loss must be 'bce' or 'focal', got {self.loss!r}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise GalaxySDValueError("steps and batch_size must be positive")
-
-    def to_dict(self) -> Dict[str, Any]:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-
-def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[BinaryTrainSettings] = None,
-                 column: str = DUST_LANE_COLUMN, progress: bool = False):
-    """Train a fresh one-head :class:`~galaxysd_core.models.classifier.MorphologyClassifier`.
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        ``uint8 (N, H, W, 3)``.
-    labels : numpy.ndarray
-        0/1 labels.
-    settings : BinaryTrainSettings
-        Loss (BCE or focal), batches (natural or balanced), flips/rotations, budget, width, seed.
-    column : str
-        GZ2 answer column naming the head (e.g. ``t08_odd_feature_a24_merger``).
-
-    Returns
-    -------
-    model : MorphologyClassifier
-        In eval mode.
-    history : dict
-        ``loss`` (mean per 10 % of the run), ``wall_time_s``, ``n_pos``, ``n_neg``.
-    """
-    import torch
-
-    from galaxysd_core.models.classifier import (ClassifierConfig, MorphologyClassifier, dihedral_augment, images_to_tensor,
-                             one_cycle_lr)
-
-    s = settings or BinaryTrainSettings()
-    images = np.asarray(images)
-    labels = np.asarray(labels, dtype=np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise GalaxySDValueError(f"training images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    if labels.shape != (len(images),) or not np.isin(labels, (0.0, 1.0)).all():
-        raise GalaxySDValueError("labels must be one 0/1 value per image")
-    rng = np.random.default_rng(s.seed)
-    torch.manual_seed(s.seed)
-    gen = torch.Generator().manual_seed(s.seed)
-    schedule = batch_schedule(labels, s.steps, s.batch_size, rng, balanced=s.balanced)
-    config = ClassifierConfig(feature_columns=[column], channels=list(s.channels), image_size=s.image_size,
-                              dropout=s.dropout)
-    model = MorphologyClassifier(config)
-    model.train().to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
-    x_all = torch.from_numpy(images)
-    y_all = torch.from_numpy(labels)
-    losses: List[float] = []
-    window: List[float] = []
-    every = max(1, s.steps // 10)
-    start = time.perf_counter()
-    it = range(s.steps)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="train", leave=False)
-    for step in it:
-        for g in opt.param_groups:
-            g["lr"] = one_cycle_lr(step / s.steps, s.learning_rate)
-        idx = torch.from_numpy(schedule[step])
-        x = images_to_tensor(x_all[idx].permute(0, 3, 1, 2))
-        if s.augment:
-            x = dihedral_augment(x, gen)
-        x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x)[:, 0]
-        if s.loss == "focal":
-            loss = focal_loss_with_logits(logits, y_all[idx], s.focal_gamma, s.focal_alpha)
-        else:
-            loss = focal_loss_with_logits(logits, y_all[idx], 0.0, None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        window.append(float(loss.detach()))
-        if len(window) == every or step == s.steps - 1:
-            losses.append(float(np.mean(window)))
-            window = []
-    model.to(memory_format=torch.contiguous_format)
-    history = {"loss": losses, "wall_time_s": time.perf_counter() - start,
-               "n_pos": int((labels == 1).sum()), "n_neg": int((labels == 0).sum())}
-    return model.eval(), history
-
-
-def predict_scores(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Sigmoid of the first head for uint8 ``(N, H, W, 3)`` images (eval mode, inference mode,
-    channels-last: the same code path as :mod:`galaxysd_core.science.scan`)."""
-    import torch
-
-    from galaxysd_core.science.scan import _infer
-
-    was = model.training
-    model.eval().to(memory_format=torch.channels_last)
-    try:
-        return _infer(model, np.asarray(images), 0, batch_size)
-    finally:
-        model.to(memory_format=torch.contiguous_format).train(was)
-
-
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> Dict[str, float]:
-    """Purity (precision), completeness (recall), F1, average precision and ROC AUC.
-
-    Precision is 0 (not undefined) when nothing is predicted positive, so an arm that never
-    fires scores F1 = 0; ``n_pred`` tells how many were predicted positive.
-    """
-    from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
-
-    y = np.asarray(labels).astype(int)
-    s = np.asarray(scores, dtype=float)
-    pred = (s >= threshold).astype(int)
-    both = 0 < y.sum() < len(y)
-    return {
-        "precision": float(precision_score(y, pred, zero_division=0)),
-        "recall": float(recall_score(y, pred, zero_division=0)),
-        "f1": float(f1_score(y, pred, zero_division=0)),
-        "ap": float(average_precision_score(y, s)) if both else float("nan"),
-        "auc": float(roc_auc_score(y, s)) if both else float("nan"),
-        "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum()), "n_pred": int(pred.sum()),
-    }
-
-
-# ------------------------------------------------------------------------------------------- synthetic data
-def model_fingerprint(model_dir: Union[str, Path]) -> str:
-    """Short SHA-256 of a pipeline folder's weight files (identifies the model in caches and provenance)."""
-    root = Path(model_dir)
-    files = sorted(p for p in root.rglob("*.safetensors") if p.is_file())
-    if not files:
-        raise GalaxySDFileError(f"{str(root)!r} holds no safetensors weights; is it a GalaxySD model folder?")
-    h = hashlib.sha256()
-    for p in files:
-        h.update(str(p.relative_to(root)).encode())
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
-def generator_factory(model: Optional[str]) -> Tuple[Callable[[], Any], str, str]:
-    """``(pipe_factory, model_id, model_path)`` of the generator the experiment scripts use.
-
-    ``model`` is a model folder (None: ``$GALAXYSD_MODEL_DIR`` or the shipped model) or
-    ``"random"`` for an untrained GalaxySD-mini (smoke runs of the scripts: the set-up, not the
-    science). The factory loads the pipeline only when called (on a synthetic-cache miss);
-    ``model_id`` (folder name + weights fingerprint) keys the caches.
-    """
-    if model == "random":
-        def random_factory():
-            from galaxysd_core.models.mini import build_mini_components
-            from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline, load_pipeline
-
-            return load_pipeline(GalaxySDPipeline(**build_mini_components(seed=0)))
-
-        return random_factory, "random-mini", "random"
-    from galaxysd_core.config import model_dir
-    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
-
-    model_path = str(model_dir(model))
-    model_id = f"{Path(model_path).name}:{model_fingerprint(model_path)}"
-
-    def pipe_factory():
-        return load_pipeline(model_path)
-
-    return pipe_factory, model_id, model_path
-
-
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize a uint8 batch to ``size`` x ``size`` (Lanczos); returned unchanged when already that size."""
-    from PIL import Image
-
-    images = np.asarray(images)
-    if images.shape[1:3] == (size, size):
-        return images
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS))
-                     for im in images]).astype(np.uint8)
-
-
-def generate_cached(pipe_factory: Callable[[], Any], prompt: str, n: int, *, seed: int, guidance_scale: float,
-                    num_inference_steps: int, cache_dir: Optional[Union[str, Path]], model_id: str,
-                    max_per_call: int = 64, progress: bool = False,
-                    tree_negatives: bool = True) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """Generate ``n`` images for ``prompt`` once and cache them (safetensors + JSON settings).
-
-    Parameters
-    ----------
-    pipe_factory : callable
-        Returns the :class:`~galaxysd_core.pipelines.pipeline_galaxysd.GalaxySDPipeline` (called only on a cache miss).
-    seed : int
-        Image ``i`` uses seed ``seed + i`` (reproducible, independent of batching).
-    cache_dir : path or None
-        Folder of the cache (None: no caching).
-    model_id : str
-        Identity of the model (e.g. :func:`model_fingerprint`), part of the cache key.
-    tree_negatives : bool
-        Use the pipeline's automatic GZ2-tree negative prompt (its default); part of the cache key.
-
-    Returns
-    -------
-    images : numpy.ndarray
-        ``uint8 (n, H, W, 3)``.
-    info : dict
-        Settings, ``cached`` flag, ``seconds`` spent generating, cache file.
-    """
-    from safetensors.numpy import load_file, save_file
-
-    if n < 1:
-        raise GalaxySDValueError(f"number of synthetic images must be >= 1, got {n}")
-    settings = {"prompt": prompt, "n": int(n), "seed": int(seed), "guidance_scale": float(guidance_scale),
-                "num_inference_steps": int(num_inference_steps), "scheduler": "ddim", "model_id": model_id,
-                "tree_negatives": bool(tree_negatives)}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
-    path = Path(cache_dir) / f"{key}.safetensors" if cache_dir else None
-    if path is not None and path.is_file():
-        try:
-            arr = load_file(str(path))["images"]
-            if len(arr) == n:
-                return arr, {**settings, "cached": True, "seconds": 0.0, "file": str(path)}
-        except Exception:  # corrupt cache entry: regenerate
-            pass
-    pipe = pipe_factory()
-    t = time.perf_counter()
-    chunks = []
-    done = 0
-    while done < n:
-        k = min(max_per_call, n - done)
-        out = pipe(prompt, num_images_per_prompt=k, seed=[seed + done + i for i in range(k)],
-                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="np",
-                   tree_negatives=tree_negatives)
-        chunks.append(np.asarray(out.images, dtype=np.uint8))
-        settings["negative_prompt_used"] = (getattr(out, "negative_prompts", None) or [""])[0]
-        done += k
-        if progress:
-            print(f"  generated {done}/{n} for {prompt!r}", flush=True)
-    arr = np.concatenate(chunks)
-    seconds = time.perf_counter() - t
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"images": np.ascontiguousarray(arr)}, str(tmp),
-                  metadata={"settings": json.dumps(settings), "seconds": f"{seconds:.2f}"})
-        tmp.replace(path)
-        path.with_suffix(".json").write_text(json.dumps({**settings, "seconds": seconds}, indent=2) + "\n")
-    return arr, {**settings, "cached": False, "seconds": seconds, "file": str(path) if path else None}
-
-
-# ------------------------------------------------------------------------------------------- experiment
 #: Arms of the experiment -> (use synthetic positives, training settings overrides).
 ARMS: Dict[str, Tuple[bool, Dict[str, Any]]] = {
     "real": (False, {"loss": "bce", "balanced": False, "augment": False}),
@@ -540,39 +118,36 @@ class ExperimentConfig:
         return d
 
 
-def versions() -> Dict[str, str]:
-    """Versions of the libraries that shape the numbers."""
-    import torch
+def experiment_config(quick: bool = False, **overrides: Any) -> ExperimentConfig:
+    """The default experiment, or with ``quick`` a tiny one that checks the set-up (2 seeds, 10
+    positives, 200 negatives, 16 synthetic images, 20 steps), with the given settings replaced.
 
-    from galaxysd_core import __version__
+    Parameters
+    ----------
+    quick : bool
+        Start from the tiny configuration.
+    **overrides
+        Fields of :class:`ExperimentConfig` (``tasks``, ``arms``, ``seeds``, ``shots``,
+        ``n_negatives``, ``n_synthetic``, ``guidance_scale``, ...) or of its
+        :class:`~galaxysd_core.science.binary_training.BinaryTrainSettings` (``steps``,
+        ``batch_size``, ``focal_gamma``, ``focal_alpha``, ...); None values are ignored.
 
-    out = {"galaxysd_core": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
-           "numpy": np.__version__, "pandas": pd.__version__}
-    for mod in ("sklearn", "diffusers", "PIL"):
-        try:
-            m = __import__(mod)
-            out[{"sklearn": "scikit-learn", "PIL": "pillow"}.get(mod, mod)] = str(getattr(m, "__version__", "?"))
-        except ImportError:  # pragma: no cover
-            pass
-    return out
-
-
-def _load_real(cache_dirs: Sequence[Union[str, Path]]):
-    from galaxysd_core.models.classifier import complete_exclusive_negatives
-    from galaxysd_core.data.cache import PreparedDataset
-
-    if not cache_dirs:
-        raise GalaxySDValueError("give at least one prepared cache (--caches DIR ...)")
-    dss = [PreparedDataset.load(d) for d in cache_dirs]
-    ds = PreparedDataset.concat(dss) if len(dss) > 1 else dss[0]
-    index = complete_exclusive_negatives(ds.index)
-    return ds.images, index
+    Raises
+    ------
+    GalaxySDValueError
+        Unknown settings or invalid values.
+    """
+    cfg = ExperimentConfig()
+    if quick:
+        cfg = ExperimentConfig(shots=[10], seeds=[0, 1], n_negatives=200, n_synthetic=16,
+                               train=BinaryTrainSettings(steps=20))
+    return with_overrides(cfg, "train", **overrides)
 
 
 def run_experiment(cache_dirs: Sequence[Union[str, Path]], test_ids: Sequence[str], config: ExperimentConfig, *,
                    pipe_factory: Optional[Callable[[], Any]] = None, model_id: str = "none",
                    synthetic_cache: Optional[Union[str, Path]] = None, judge=None,
-                   log: Optional[Callable[[str], None]] = print,
+                   log: Optional[Callable[[str], None]] = logger.info,
                    data: Optional[Tuple[np.ndarray, pd.DataFrame]] = None) -> Dict[str, Any]:
     """Run the experiment; returns ``{"runs": DataFrame, "summary": DataFrame, "info": dict}``.
 
@@ -594,7 +169,7 @@ def run_experiment(cache_dirs: Sequence[Union[str, Path]], test_ids: Sequence[st
         The shipped classifier; when given, the share of synthetic images it assigns to the
         task's class is reported (a quality check of the synthetic positives).
     log : callable or None
-        Progress messages.
+        Progress messages (default: this module's logger at INFO; None: silent).
     data : (images, index), optional
         Real images and their (negatives-completed) index instead of ``cache_dirs``.
     """
@@ -602,7 +177,7 @@ def run_experiment(cache_dirs: Sequence[Union[str, Path]], test_ids: Sequence[st
 
     t_start = time.perf_counter()
     say = log or (lambda m: None)
-    images, index = data if data is not None else _load_real(cache_dirs)
+    images, index = data if data is not None else load_labelled_caches(cache_dirs)
     size = int(images.shape[1])
     ids = index["id"].astype(str).to_numpy()
     test_set = set(str(t) for t in test_ids)
@@ -699,164 +274,6 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str] = ("precision", "recall
     return out
 
 
-def format_table(summary: pd.DataFrame, metrics: Sequence[str] = ("precision", "recall", "f1", "ap")) -> str:
-    """Markdown table ``mean +- std`` (the README/report form)."""
-    head = "| task | real positives | arm | " + " | ".join(
-        {"precision": "purity (P)", "recall": "completeness (R)", "f1": "F1", "ap": "AP", "auc": "AUC"}[m]
-        for m in metrics) + " |"
-    lines = [head, "|" + "---|" * (3 + len(metrics))]
-    for _, r in summary.iterrows():
-        cells = [f"{r[f'{m}_mean']:.3f} ± {r[f'{m}_std']:.3f}" if np.isfinite(r[f"{m}_std"])
-                 else f"{r[f'{m}_mean']:.3f}" for m in metrics]
-        shots = f"{r['shots']} ({r['n_real_pos']})" if str(r["shots"]) == "all" else str(r["shots"])
-        lines.append(f"| {r['task']} | {shots} | {ARM_LABELS.get(r['arm'], r['arm'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------- plots
-_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
-
-
-def plotly_figure(summary: pd.DataFrame, metric: str = "f1"):
-    """Plotly figure: ``metric`` (mean +- std over seeds) against real positives, one panel per task."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    tasks = list(dict.fromkeys(summary["task"]))
-    fig = make_subplots(rows=1, cols=len(tasks), subplot_titles=tasks, shared_yaxes=True)
-    arms = list(dict.fromkeys(summary["arm"]))
-    for j, task in enumerate(tasks):
-        sub = summary[summary["task"] == task]
-        for i, arm in enumerate(arms):
-            s = sub[sub["arm"] == arm]
-            fig.add_trace(go.Scatter(
-                x=[str(v) for v in s["shots"]], y=s[f"{metric}_mean"],
-                error_y=dict(type="data", array=s[f"{metric}_std"].fillna(0), visible=True),
-                mode="lines+markers", name=ARM_LABELS.get(arm, arm), legendgroup=arm, showlegend=j == 0,
-                line=dict(color=_COLORS[i % len(_COLORS)])), row=1, col=j + 1)
-        fig.update_xaxes(title_text="real positives", type="category", row=1, col=j + 1)
-    fig.update_yaxes(title_text=f"{metric.upper()} on held-out real test set", range=[0, 1], row=1, col=1)
-    fig.update_layout(title=f"Rare-class classification: {metric.upper()} (mean ± std over seeds)",
-                      legend=dict(orientation="h", y=-0.25), margin=dict(l=60, r=20, t=70, b=110))
-    return fig
-
-
-def draw_png(summary: pd.DataFrame, path: Union[str, Path], metrics: Sequence[str] = ("f1", "ap")) -> Path:
-    """Static PNG of the results drawn with Pillow (no matplotlib/kaleido here): one row per metric,
-    one panel per task, mean +- std over seeds against the number of real positives."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    tasks = list(dict.fromkeys(summary["task"]))
-    arms = list(dict.fromkeys(summary["arm"]))
-    pw, ph, left, top, gap = 360, 260, 70, 50, 30
-    legend_h = 30 + 22 * len(arms)
-    W = left + len(tasks) * (pw + gap) + 10
-    H = top + len(metrics) * (ph + 70) + legend_h
-    img = Image.new("RGB", (W, H), "white")
-    d = ImageDraw.Draw(img)
-    try:
-        font = ImageFont.load_default(size=14)
-        small = ImageFont.load_default(size=12)
-    except TypeError:  # pragma: no cover - very old Pillow
-        font = small = ImageFont.load_default()
-    d.text((left, 12), "Rare-class classifiers on the held-out real test set (mean ± std over seeds)",
-           fill="black", font=font)
-    names = {"f1": "F1", "ap": "average precision", "precision": "purity", "recall": "completeness", "auc": "ROC AUC"}
-    for r, metric in enumerate(metrics):
-        y0 = top + r * (ph + 70)
-        for c, task in enumerate(tasks):
-            x0 = left + c * (pw + gap)
-            d.text((x0 + 5, y0 - 18), f"{task}: {names.get(metric, metric)}", fill="black", font=font)
-            for k in range(6):
-                yy = y0 + ph - k * ph / 5
-                d.line([x0, yy, x0 + pw, yy], fill="#dddddd")
-                if c == 0:
-                    d.text((x0 - 32, yy - 7), f"{k / 5:.1f}", fill="black", font=small)
-            d.rectangle([x0, y0, x0 + pw, y0 + ph], outline="black")
-            sub = summary[summary["task"] == task]
-            cats = list(dict.fromkeys(str(v) for v in sub["shots"]))
-            xs = {v: x0 + (i + 0.5) * pw / max(1, len(cats)) for i, v in enumerate(cats)}
-            for v, xx in xs.items():
-                n_pos = sub[sub["shots"].astype(str) == v]["n_real_pos"].iloc[0]
-                label = f"all ({n_pos})" if v == "all" else v
-                d.text((xx - 14, y0 + ph + 4), label, fill="black", font=small)
-            for i, arm in enumerate(arms):
-                col = _COLORS[i % len(_COLORS)]
-                s = sub[sub["arm"] == arm]
-                off = (i - (len(arms) - 1) / 2) * 5  # dodge error bars
-                pts = []
-                for _, row in s.iterrows():
-                    mval = row[f"{metric}_mean"]
-                    if not np.isfinite(mval):
-                        continue
-                    sd = row[f"{metric}_std"] if np.isfinite(row[f"{metric}_std"]) else 0.0
-                    xx = xs[str(row["shots"])] + off
-                    to_y = lambda v: y0 + ph - float(np.clip(v, 0, 1)) * ph  # noqa: E731
-                    d.line([xx, to_y(mval - sd), xx, to_y(mval + sd)], fill=col, width=1)
-                    pts.append((xx, to_y(mval)))
-                if len(pts) > 1:
-                    d.line(pts, fill=col, width=2)
-                for (xx, yy) in pts:
-                    d.ellipse([xx - 3, yy - 3, xx + 3, yy + 3], fill=col)
-        d.text((left + len(tasks) * (pw + gap) / 2 - 60, y0 + ph + 20), "real positives in training",
-               fill="black", font=small)
-    ly = top + len(metrics) * (ph + 70)
-    for i, arm in enumerate(arms):
-        col = _COLORS[i % len(_COLORS)]
-        yy = ly + 22 * i
-        d.line([left, yy + 8, left + 30, yy + 8], fill=col, width=3)
-        d.text((left + 40, yy), ARM_LABELS.get(arm, arm), fill="black", font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
-
-
-def plot_results(summary: pd.DataFrame, out_dir: Union[str, Path]) -> Dict[str, str]:
-    """Write ``augmentation_f1.png`` (Pillow) and ``augmentation_f1.plotly.json`` / ``augmentation_ap.plotly.json``
-    (the app renders these with ``plotly.io.from_json``)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"png": str(draw_png(summary, out / "augmentation_f1.png"))}
-    try:
-        import plotly.io as pio
-
-        for metric in ("f1", "ap"):
-            p = out / f"augmentation_{metric}.plotly.json"
-            p.write_text(pio.to_json(plotly_figure(summary, metric)))
-            files[f"plotly_{metric}"] = str(p)
-    except ImportError:  # pragma: no cover - plotly is a requirement
-        pass
-    return files
-
-
-def write_results(result: Mapping[str, Any], out_dir: Union[str, Path], config: ExperimentConfig,
-                  extra: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
-    """Save ``runs.csv``, ``results.csv`` (summary), ``results.json`` (config, versions, info,
-    summary) and the plots to ``out_dir``."""
-    from galaxysd_core.models.classifier import _jsonable
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result["runs"].to_csv(out / "runs.csv", index=False, float_format="%.5f")
-    result["summary"].to_csv(out / "results.csv", index=False, float_format="%.5f")
-    payload = {
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": config.to_dict(), "versions": versions(), "info": dict(result["info"]),
-        **(dict(extra) if extra else {}),
-        "summary": result["summary"].to_dict("records"),
-    }
-    (out / "results.json").write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
-    files = {"runs": str(out / "runs.csv"), "results": str(out / "results.csv"), "json": str(out / "results.json")}
-    if not result["summary"].empty:
-        files.update(plot_results(result["summary"], out))
-    return files
-
-
-# ------------------------------------------------------------------------------------------- report
-_NOTES_BEGIN, _NOTES_END = "<!-- notes:begin -->", "<!-- notes:end -->"
-
-
 def verdicts(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
     """Per task and shot setting: does ``synthetic`` beat ``real`` and the best classic remedy?
 
@@ -881,91 +298,3 @@ def verdicts(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
                                           else "no clear difference")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def write_readme(result: Mapping[str, Any], out_dir: Union[str, Path], config: ExperimentConfig,
-                 extra: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write ``README.md`` of the results folder (numbers generated; a hand-written notes block
-    between ``<!-- notes:begin -->`` and ``<!-- notes:end -->`` survives re-runs)."""
-    out = Path(out_dir)
-    path = out / "README.md"
-    notes = ""
-    if path.is_file():
-        old = path.read_text()
-        if _NOTES_BEGIN in old and _NOTES_END in old:
-            notes = old[old.index(_NOTES_BEGIN) + len(_NOTES_BEGIN):old.index(_NOTES_END)].strip("\n")
-    info, summ, extra = result["info"], result["summary"], dict(extra or {})
-    t = config.train
-    lines = [
-        "# Augmentation experiment: does synthetic data help rare-class classifiers?",
-        "",
-        "Generated by `train/experiment_augmentation.py` (logic: `galaxysd_core/science/augmentation.py`) on "
-        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. Files: `results.csv` (mean and std "
-        "per task, shots, arm), `runs.csv` (every run), `results.json` (configuration, versions, timings, "
-        "summary), `augmentation_f1.png` (F1 and average precision, drawn with Pillow) and "
-        "`augmentation_{f1,ap}.plotly.json` (the same as Plotly figures for the app: "
-        "`plotly.io.from_json(open(path).read())`).",
-        "",
-        "## Set-up",
-        "",
-        f"- generator: `{extra.get('model', '?')}` (`{info.get('model_id', '?')}`); synthetic positives: "
-        f"{config.n_synthetic} per class from the class caption, seeds {config.synthetic_seed}..."
-        f"{config.synthetic_seed + config.n_synthetic - 1}, {config.num_inference_steps} DDIM steps, guidance "
-        f"{config.guidance_scale}, with the pipeline's automatic GZ2-tree negative prompt (e.g. `sdss, smooth, "
-        "star or artifact, edge-on galaxy` for spirals, none for mergers); generated once and cached "
-        "(`cache/synthetic/`, git-ignored)",
-        f"- real data: {', '.join(f'`{c}`' for c in extra.get('caches', []))}; held-out test set = the fixed "
-        f"split of the shipped classifier (`assets/classifier/split_test_ids.csv`, {info.get('n_test_total')} "
-        "galaxies), never used for training; Galaxy Zoo 1 single-class labels completed with implied negatives",
-        f"- classifier: the `MorphologyClassifier` architecture with one head at half width (channels "
-        f"{list(t.channels)}, {t.image_size} px), trained from scratch in every run: {t.steps} AdamW steps of "
-        f"{t.batch_size} images (one-cycle lr peak {t.learning_rate}, weight decay {t.weight_decay}) — the same "
-        "budget for every arm",
-        f"- negatives: {config.n_negatives} real negatives drawn per seed from the training part (the same for "
-        "every arm and shot setting of a seed); positives: the first k of a per-seed permutation of the "
-        "training positives (nested: the 10 are among the 30, ...); `all` = every training positive",
-        f"- arms: (a) real only, BCE, natural proportions, no augmentation; (b) (a) + the synthetic positives; "
-        f"(c) oversampling (half of every batch positives) + random flips/90-degree rotations; (d) focal loss "
-        f"(gamma {t.focal_gamma}, alpha {t.focal_alpha}); (e), when present: synthetic + oversampling + flips",
-        f"- metrics at threshold {config.threshold} on the classifier's probability: purity (precision), "
-        "completeness (recall), F1 (precision is 0 when nothing is predicted positive); threshold-free: "
-        "average precision (AP, area under the purity-completeness curve) and ROC AUC",
-        f"- seeds {config.seeds}; mean ± standard deviation (ddof 1) over seeds",
-        f"- budget: {len(result['runs'])} training runs in {info.get('wall_time_s', float('nan')) / 60:.1f} min "
-        f"on {info.get('torch_threads')} torch thread(s), generation {info.get('generation_s', 0.0) / 60:.1f} min "
-        "of it (0 when cached)",
-        "",
-        "## Test set and synthetic data",
-        "",
-        "| task | train pos | train neg | test pos | test neg | synthetic judged as the class by the shipped "
-        "classifier | real test positives judged as the class |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, ti in info.get("tasks", {}).items():
-        sj = ti.get("synthetic_judged_positive")
-        rj = ti.get("real_test_positives_judged_positive")
-        lines.append(f"| {name} | {ti['train_pos']} | {ti['train_neg']} | {ti['test_pos']} | {ti['test_neg']} | "
-                     f"{'—' if sj is None else f'{sj:.2f}'} | {'—' if rj is None else f'{rj:.2f}'} |")
-    lines += ["", "## Results (held-out real test set)", "", format_table(summ), ""]
-    v = verdicts(summ) if not summ.empty else pd.DataFrame()
-    if not v.empty:
-        lines += ["## Where synthetic data helps — and where it does not (F1)", "",
-                  "Difference of mean F1, (b) minus the other arm; 'better'/'worse' only when the difference "
-                  "exceeds the larger seed standard deviation.", "",
-                  "| task | real positives | vs (a) real only | vs (c) oversampling + flips | vs (d) focal |",
-                  "|---|---|---|---|---|"]
-        for _, r in v.iterrows():
-            cells = []
-            for o in ("real", "classic", "focal"):
-                cells.append(f"{r[f'vs_{o}']:+.3f} ({r[f'vs_{o}_verdict']})" if f"vs_{o}" in r and
-                             pd.notna(r.get(f"vs_{o}")) else "—")
-            lines.append(f"| {r['task']} | {r['shots']} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += ["## Discussion", "", _NOTES_BEGIN, notes or "(to be written after inspecting the numbers)", _NOTES_END,
-              "", "## Reproduce", "", "```bash", "OMP_NUM_THREADS=1 " + (extra.get("command") or
-              "python train/experiment_augmentation.py"), "```", "",
-              "Data: SDSS and Galaxy Zoo 1/2 (Lintott et al. 2008, 2011; Willett et al. 2013). No real images "
-              "are stored here.", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path

@@ -109,17 +109,6 @@ class CandidateCatalog:
         """True when at least one row has finite ra and dec."""
         return bool(np.isfinite(self.table["ra"]).any() and np.isfinite(self.table["dec"]).any())
 
-    @property
-    def ids(self) -> list:
-        return self.table["id"].tolist()
-
-    def row(self, candidate_id: str) -> pd.Series:
-        """The row of one candidate."""
-        hit = self.table.index[self.table["id"] == str(candidate_id)]
-        if len(hit) == 0:
-            raise GalaxySDValueError(f"candidate {candidate_id!r} is not in catalog {self.name!r}")
-        return self.table.loc[hit[0]]
-
 
 # ------------------------------------------------------------------------------------ reading
 def _is_ecsv(data: bytes, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""Fast scanning of real galaxy images with a binary detector: decode, preprocess, score.
+"""Fast scanning of real galaxy images with a binary detector: the scan and its engines.
 
 A *scan* turns a list of image files into one detector score per galaxy, at survey scale (the
 full GZ2 release has 239,695 galaxies; the next surveys have hundreds of millions). Each image is
@@ -6,7 +6,7 @@ full GZ2 release has 239,695 galaxies; the next surveys have hundreds of million
 1. decoded with Pillow in JPEG *draft* mode (the decoder skips DCT scales the output does not
    need: a 424 px SDSS cutout whose central crop becomes 64 px is decoded at 212 px, about 3x
    less work), centre-cropped and resized exactly as the prepared training caches were
-   (:func:`galaxysd_core.data.cache.load_image`, so a detector trained on a cache sees the same
+   (:func:`galaxysd_core.data.decode.load_image`, so a detector trained on a cache sees the same
    pixels when it scans the files);
 2. batched and passed through the detector (a :class:`~galaxysd_core.models.classifier.MorphologyClassifier`)
    in eval mode without gradients; the score is the sigmoid of one head.
@@ -25,15 +25,13 @@ Engines
     Chunks are Ray tasks (one CPU each) on a local Ray instance (``ray.init(num_cpus=...)``;
     Ray's old ``local_mode`` no longer exists in Ray 2.x) or on the cluster ``address`` points to.
 
-The detector travels to workers once per worker as a safetensors byte string (never a pickled
-module): :func:`model_to_bytes` / :func:`model_from_bytes`. All engines give the same scores (up
+What each worker does (detector transport, decoding, inference) lives in
+:mod:`galaxysd_core.science.scan_worker`; this module owns the scan records
+(:func:`records_from_index`), the engines and :func:`scan`. All engines give the same scores (up
 to float rounding of different batch compositions).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,54 +43,15 @@ import numpy as np
 import pandas as pd
 
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
+from galaxysd_core.science.scan_worker import decode_images, infer_scores, model_from_bytes, model_to_bytes, score_chunk
 
-__all__ = ["ENGINES", "ScanResult", "model_to_bytes", "model_from_bytes", "records_from_index",
-           "decode_images", "score_chunk", "scan", "scan_local", "scan_dask", "scan_ray",
+__all__ = ["ENGINES", "ScanResult", "records_from_index", "scan", "scan_local", "scan_dask", "scan_ray",
            "GZ2_FULL_RELEASE_SIZE"]
 
 #: Engines accepted by :func:`scan`.
 ENGINES = ("local", "dask", "ray")
 #: Galaxies in the full GZ2 release (Hart et al. 2016), for throughput projections.
 GZ2_FULL_RELEASE_SIZE = 239_695
-
-# per-process cache of deserialised detectors (key: sha256 of the blob)
-_MODEL_CACHE: Dict[str, Any] = {}
-
-
-# ---------------------------------------------------------------------------------- model transport
-def model_to_bytes(model) -> bytes:
-    """Serialise a :class:`MorphologyClassifier` to safetensors bytes (config in the metadata)."""
-    import torch
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"config": json.dumps(model.config.to_dict()), "class": type(model).__name__}
-    return save(state, metadata=meta)
-
-
-def model_from_bytes(blob: bytes, threads: Optional[int] = None):
-    """Inverse of :func:`model_to_bytes` (cached per process); returns the model in eval mode."""
-    import torch
-    from safetensors.torch import load
-
-    from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier
-
-    if threads:
-        torch.set_num_threads(int(threads))
-    key = hashlib.sha256(blob).hexdigest()
-    model = _MODEL_CACHE.get(key)
-    if model is None:
-        import struct
-
-        n = struct.unpack("<Q", blob[:8])[0]
-        header = json.loads(blob[8:8 + n])
-        cfg = json.loads(header.get("__metadata__", {}).get("config", "{}"))
-        model = MorphologyClassifier(ClassifierConfig.from_dict(cfg))
-        model.load_state_dict(load(blob), strict=True)
-        model.eval().to(memory_format=torch.channels_last)
-        _MODEL_CACHE.clear()  # one detector per process at a time
-        _MODEL_CACHE[key] = model
-    return model
 
 
 # ---------------------------------------------------------------------------------- records
@@ -104,13 +63,13 @@ def records_from_index(index: pd.DataFrame, data_dir: Optional[Union[str, os.Pat
     ----------
     index : pandas.DataFrame
         Needs ``id`` and ``image_path``; ``source`` (e.g. ``gz1_sdss``) chooses the crop
-        (:func:`galaxysd_core.data.cache.default_crop_fraction`) when ``crop_fraction`` is None.
+        (:func:`galaxysd_core.data.decode.default_crop_fraction`) when ``crop_fraction`` is None.
     data_dir : path, optional
         Folder relative ``image_path`` values are relative to (``$GALAXYSD_DATA_DIR``).
     crop_fraction : float, optional
         One crop for every record.
     """
-    from galaxysd_core.data.cache import default_crop_fraction
+    from galaxysd_core.data.decode import default_crop_fraction
 
     missing = [c for c in ("id", "image_path") if c not in index.columns]
     if missing:
@@ -127,61 +86,6 @@ def records_from_index(index: pd.DataFrame, data_dir: Optional[Union[str, os.Pat
     base = Path(data_dir).expanduser() if data_dir else None
     out["file"] = [p if (os.path.isabs(p) or base is None) else str(base / p) for p in out["image_path"]]
     return out
-
-
-# ---------------------------------------------------------------------------------- decode + score
-def decode_images(files: Sequence[str], crop_fractions: Sequence[float], resolution: int = 64
-                  ) -> Tuple[np.ndarray, List[str]]:
-    """Decode, crop and resize image files (draft-mode JPEG); failures give zeros and a reason.
-
-    Returns
-    -------
-    images : numpy.ndarray
-        ``uint8 (N, resolution, resolution, 3)``.
-    reasons : list of str
-        ``""`` for decoded images, else why the file was skipped.
-    """
-    from galaxysd_core.data.cache import ImageRejected, load_image
-
-    out = np.zeros((len(files), resolution, resolution, 3), dtype=np.uint8)
-    reasons = [""] * len(files)
-    for i, (f, c) in enumerate(zip(files, crop_fractions)):
-        try:
-            out[i] = load_image(f, resolution, float(c))
-        except ImageRejected as exc:
-            reasons[i] = str(exc)
-    return out, reasons
-
-
-def _infer(model, images: np.ndarray, head: int, batch_size: int) -> np.ndarray:
-    import torch
-
-    scores = np.empty(len(images), dtype=np.float64)
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[i:i + batch_size]).permute(0, 3, 1, 2).float().div_(255.0)
-            x = x.contiguous(memory_format=torch.channels_last)
-            scores[i:i + batch_size] = torch.sigmoid(model(x)[:, head]).double().numpy()
-    return scores
-
-
-def score_chunk(blob: bytes, files: Sequence[str], crop_fractions: Sequence[float], resolution: int = 64,
-                head: int = 0, batch_size: int = 64, threads: int = 1) -> Dict[str, Any]:
-    """Worker function of every engine: decode ``files`` and score them with the detector ``blob``.
-
-    Returns
-    -------
-    dict
-        ``scores`` (float array, NaN for skipped files), ``reasons`` (list of str), ``decode_s`` and
-        ``infer_s`` (seconds spent in each stage).
-    """
-    model = model_from_bytes(blob, threads=threads)
-    t0 = time.perf_counter()
-    images, reasons = decode_images(files, crop_fractions, resolution)
-    t1 = time.perf_counter()
-    scores = _infer(model, images, head, batch_size)
-    scores[[bool(r) for r in reasons]] = np.nan
-    return {"scores": scores, "reasons": reasons, "decode_s": t1 - t0, "infer_s": time.perf_counter() - t1}
 
 
 # ---------------------------------------------------------------------------------- engines
@@ -270,7 +174,7 @@ def scan_local(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head
         for (a, b), imgs, rs, dt in produced:
             t_decode += dt
             t = time.perf_counter()
-            s = _infer(model, imgs, head, batch_size)
+            s = infer_scores(model, imgs, head, batch_size)
             t_infer += time.perf_counter() - t
             bad = np.array([bool(r) for r in rs])
             s[bad] = np.nan

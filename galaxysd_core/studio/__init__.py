@@ -1,2 +1,3 @@
-"""The app's logic (no Streamlit): request limits, cached models, controls, generation, real-data
-views, the quiz, metric files, figures and the verdict store. Pages only draw what this returns."""
+"""The app's logic (no Streamlit): request limits and the generation gate, the model check, the
+Generate controls, generation and sweeps, real-data views and the quiz, metric files and figures,
+the Candidates cursor and the verdict store. Pages only parse widgets, call this and draw."""

@@ -42,7 +42,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from galaxysd_core.errors import GalaxySDError, GalaxySDFileError, GalaxySDValueError, StoreError
+from galaxysd_core.config import STORE_URL_ENV, state_dir
+from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError, StoreError
 
 __all__ = ["Store", "StoreError", "VERDICTS", "default_url", "open_store", "Verdict"]
 
@@ -118,11 +119,9 @@ class Verdict:
 
 def default_url() -> str:
     """``$GALAXYSD_STORE_URL`` or ``sqlite:///<state dir>/store.sqlite``."""
-    url = os.environ.get("GALAXYSD_STORE_URL")
+    url = os.environ.get(STORE_URL_ENV)
     if url:
         return url
-    from galaxysd_core.config import state_dir
-
     return f"sqlite:///{state_dir() / 'store.sqlite'}"
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import torch
@@ -125,30 +125,6 @@ def prdc(real_features, fake_features, k: int = DEFAULT_K) -> PRDC:
                 density=float(np.mean(in_real_balls) / k), coverage=float(np.mean(real_covered)), k=int(k))
 
 
-def frechet_distance(real_features, fake_features, eps: float = 1e-6) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (numpy/scipy).
-
-    ``|mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})`` (Dowson & Landau 1982; Heusel et al.
-    2017), with unbiased sample covariances. ``eps`` is added to the diagonals when the product
-    is singular, as in the reference ``pytorch-fid`` code.
-    """
-    from scipy import linalg
-
-    a = _as_features(real_features, "real")
-    b = _as_features(fake_features, "fake")
-    if len(a) < 2 or len(b) < 2:
-        raise GalaxySDValueError("the Frechet distance needs at least 2 samples in each set")
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.all(np.isfinite(covmean)):
-        offset = np.eye(len(s1)) * eps
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    covmean = np.real(covmean)
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
-
-
 class PrecomputedFeatures(nn.Module):
     """Identity "feature extractor" for torchmetrics' FID/KID, fed with ready embeddings."""
 
@@ -184,7 +160,11 @@ class ClassifierEmbedding(nn.Module):
 
 
 def domain_fd(real_features, fake_features) -> float:
-    """Frechet distance in the classifier space with torchmetrics' ``FrechetInceptionDistance``."""
+    """Frechet distance in the classifier space with torchmetrics' ``FrechetInceptionDistance``.
+
+    ``|mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})`` between Gaussians fitted to the two
+    embedding sets (Dowson & Landau 1982; Heusel et al. 2017), with unbiased sample covariances.
+    """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     real = torch.as_tensor(_as_features(real_features, "real"))

@@ -2,7 +2,7 @@
 
 Galaxy Zoo 1 labels say "elliptical" but not *how round* (GZ2 question t07). For training captions
 we derive the t07 answer of smooth galaxies from the moment ellipticity of the image
-(:func:`galaxysd_core.evaluation.metrics.physical.light_profile_stats`), by quantile matching to the real GZ2
+(:func:`galaxysd_core.data.morphometry.light_profile_stats`), by quantile matching to the real GZ2
 answer distribution of smooth galaxies in Stripe 82 (Willett et al. 2013 Table 5, debiased votes,
 captioned with the default :class:`~galaxysd_core.schema.captioning.Captioner` thresholds: 4,574 completely
 round, 5,232 in-between, 931 cigar-shaped). The roundest 42.6 % become "completely round galaxy",
@@ -53,7 +53,7 @@ def add_roundness(captions: Sequence[str], images: np.ndarray, show_progress: bo
 
     Returns the new captions and the number of captions changed per phrase.
     """
-    from galaxysd_core.evaluation.metrics.physical import light_profile_stats
+    from galaxysd_core.data.morphometry import light_profile_stats
 
     captions = list(captions)
     smooth = [i for i, c in enumerate(captions) if c.strip() == f"{SURVEY_PREFIX}, smooth"]

@@ -1,0 +1,191 @@
+"""The record every galaxy reader produces, and the table-reading steps the readers share.
+
+:class:`GalaxyRecord` is what :mod:`galaxysd_core.data.gz2_release` (the GZ2 release, vote tables)
+and :mod:`galaxysd_core.data.catalog` (catalog CSV + image folder) return: id, image path,
+caption, 1/0/NaN answer targets and extra columns such as ra/dec. The helpers below read CSV
+headers and tables with clear errors, pick id/image columns, caption vote-fraction rows and
+collect or raise the rows that cannot be captioned (``on_error``).
+
+Readers know nothing of models and never open images (that is :mod:`galaxysd_core.data.decode`).
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDError, GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.schema.captioning import Captioner, answer_targets, caption_from_answers
+from galaxysd_core.schema.gz2 import ANSWERS, SUFFIX_COUNT
+
+#: How a record's caption was obtained (``GalaxyRecord.label_kind``).
+LABEL_KINDS = ("votes", "gz1_class", "gz2_answer", "answers")
+
+#: Candidate id columns of catalogs, in order of preference.
+ID_COLUMNS = ("dr7objid", "objid", "id", "galaxy_id", "iauname")
+#: Candidate image-path columns of catalogs, in order of preference.
+IMAGE_COLUMNS = ("filename", "image_path", "file", "path", "image", "file_loc")
+#: Extra columns kept in ``GalaxyRecord.extra`` when present.
+EXTRA_COLUMNS = ("ra", "dec", "sample", "gz2_class", "total_classifications", "total_votes",
+                 "gz1_class_name", "gz2_column", "redshift", "z")
+
+
+@dataclass
+class GalaxyRecord:
+    """One galaxy of a source, ready for caption statistics or image preparation.
+
+    Attributes
+    ----------
+    id : str
+        Identifier (SDSS DR7 objid where known, otherwise the image file stem).
+    image_path : pathlib.Path or None
+        Image file; ``None`` for vote tables without images.
+    caption : str
+        GalaxySD caption, e.g. ``"sdss, smooth, completely round galaxy"``.
+    targets : dict of str to float
+        1.0 / 0.0 / NaN per GZ2 answer column stem (all 37), see
+        :func:`galaxysd_core.schema.captioning.answer_targets`.
+    source : str
+        Name of the source (e.g. ``"gz1_sdss"``, ``"gz2_hart16"``).
+    label_kind : str
+        How the caption was made: one of :data:`LABEL_KINDS`.
+    extra : dict
+        Other columns of interest (``ra``, ``dec`` in degrees, ``sample``, ...).
+    """
+
+    id: str
+    image_path: Optional[Path]
+    caption: str
+    targets: Dict[str, float]
+    source: str = ""
+    label_kind: str = "votes"
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# shared reading steps
+
+
+def check_file(path: os.PathLike | str, what: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path`; :class:`GalaxySDFileError` naming ``what`` when it is not a file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise GalaxySDFileError(f"{what} {str(path)!r} does not exist or is not a file; check the path "
+                                f"(command-line flag or $GALAXYSD_DATA_DIR)")
+    return path
+
+
+def read_header(path: Path) -> List[str]:
+    """Column names of a CSV (no rows read); :class:`GalaxySDFileError` when it is not readable CSV."""
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise GalaxySDFileError(f"cannot read {str(path)!r} as CSV: {exc}") from exc
+
+
+def read_csv(path: Path, *, usecols: Optional[Sequence[str]] = None, str_cols: Sequence[str] = (),
+             limit: Optional[int] = None) -> pd.DataFrame:
+    """A CSV table (``str_cols`` read as strings, at most ``limit`` rows); :class:`GalaxySDFileError` on failure."""
+    try:
+        return pd.read_csv(path, usecols=list(usecols) if usecols is not None else None,
+                           dtype={c: str for c in str_cols}, nrows=limit)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise GalaxySDFileError(f"cannot read {str(path)!r} as CSV: {exc}") from exc
+
+
+def first_column(columns: Sequence[str], candidates: Sequence[str]) -> Optional[str]:
+    """The first of ``candidates`` present in ``columns`` (case-insensitive), or None."""
+    lower = {c.lower(): c for c in columns}
+    for cand in candidates:
+        if cand in lower:
+            return lower[cand]
+    return None
+
+
+def _clean(value: Any) -> Any:
+    """numpy scalars -> Python scalars, NaN kept."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def extra_fields(row: Dict[str, Any]) -> Dict[str, Any]:
+    """The :data:`EXTRA_COLUMNS` of a row that have a value (numpy scalars made Python scalars)."""
+    return {k: _clean(row[k]) for k in EXTRA_COLUMNS if k in row and not _isnan(row[k])}
+
+
+def _isnan(value: Any) -> bool:
+    try:
+        return bool(isinstance(value, float) and math.isnan(value)) or value is None
+    except TypeError:  # pragma: no cover - defensive
+        return False
+
+
+def vote_columns(header: Sequence[str], captioner: Captioner) -> List[str]:
+    """Columns the captioner reads (fractions always, counts when present)."""
+    cols = list(captioner.required_columns())
+    missing = [c for c in cols if c not in header]
+    if missing:
+        kind = "debiased" if captioner.debiased else "raw vote"
+        raise GalaxySDDataError(
+            f"table has no {kind} fraction column {missing[0]!r} ({len(missing)} of 37 missing); "
+            f"a GZ2 vote table (Willett 2013 Table 5 or Hart 2016 gz2_hart16.csv) is needed"
+            + ("; try raw fractions (--raw-fractions / debiased=False)" if captioner.debiased else ""))
+    counts = [a.column + SUFFIX_COUNT for a in ANSWERS]
+    if all(c in header for c in counts):
+        cols += counts
+    return cols
+
+
+def iter_rows(df: pd.DataFrame) -> Iterator[Dict[str, Any]]:
+    """Rows as plain dicts (much faster than ``DataFrame.iterrows`` for the captioner)."""
+    cols = list(df.columns)
+    for values in df.itertuples(index=False, name=None):
+        yield dict(zip(cols, values))
+
+
+def caption_votes(row: Dict[str, Any], captioner: Captioner) -> Tuple[str, Dict[str, float]]:
+    """``(caption, targets)`` of a vote-fraction row through ``captioner``."""
+    answers = captioner.answers(row)
+    caption = caption_from_answers(answers, shuffle=captioner.shuffle)
+    return caption, answer_targets(answers)
+
+
+def handle_row_error(on_error: str, exc: GalaxySDError, where: str, skipped: List[str]) -> None:
+    """Raise (``on_error="raise"``, naming ``where``) or note a row that cannot be captioned."""
+    if on_error == "raise":
+        raise type(exc)(f"{where}: {exc}") from exc
+    skipped.append(f"{where}: {exc}")
+
+
+def check_on_error(on_error: str) -> None:
+    """Refuse an ``on_error`` other than ``"raise"`` or ``"skip"``."""
+    if on_error not in ("raise", "skip"):
+        raise GalaxySDValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+
+def warn_skipped(skipped: List[str], source: str) -> None:
+    """One :class:`UserWarning` saying how many rows of ``source`` were left out (and the first reason)."""
+    if skipped:
+        warnings.warn(f"{source}: {len(skipped)} rows could not be captioned and were left out "
+                      f"(first: {skipped[0]})", UserWarning, stacklevel=3)
+
+
+def records_to_frame(records: Sequence[GalaxyRecord]) -> pd.DataFrame:
+    """Records as a DataFrame: ``id, caption, source, image_path`` then the 37 answer targets."""
+    cols = [a.column for a in ANSWERS]
+    data = {
+        "id": [r.id for r in records],
+        "caption": [r.caption for r in records],
+        "source": [r.source for r in records],
+        "image_path": [str(r.image_path) if r.image_path is not None else "" for r in records],
+    }
+    for c in cols:
+        data[c] = np.array([r.targets.get(c, math.nan) for r in records], dtype=np.float64)
+    return pd.DataFrame(data)

@@ -1,0 +1,233 @@
+"""Plotly figures of the Metrics and Real vs synthetic pages, and the tables they are drawn from.
+
+Every function takes tables already read (:mod:`galaxysd_core.studio.metric_files`) or computed
+(:mod:`galaxysd_core.studio.comparison`) and returns a figure, or None when the table lacks the
+columns it needs; the pages only place the figures. :func:`training_curves` and
+:func:`upset_data` shape the tables for the training and UpSet plots.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from galaxysd_core.errors import GalaxySDDataError
+from galaxysd_core.evaluation.metrics.physical import STAT_UNITS, STATS
+from galaxysd_core.schema.morphology_stats import COMBINATION_SEP, NO_FEATURE
+from galaxysd_core.studio.metric_files import TRAINING_METRICS, prompt_column
+
+#: Colours of the metric plots (plotly's D3 palette).
+PALETTE = px.colors.qualitative.D3
+#: Axis and legend names of metric columns.
+LABELS = {"consistency": "prompt consistency", "precision": "precision (realism)", "recall": "recall (diversity)",
+          "density": "density", "coverage": "coverage", "domain_fd": "domain Frechet distance",
+          "domain_kid": "domain KID"}
+PRDC_COLUMNS = ("precision", "recall", "density", "coverage")
+DISTANCE_COLUMNS = ("domain_fd", "domain_kid")
+
+
+# ----------------------------------------------------------------------------- tables
+def training_curves(df: pd.DataFrame, prompt: Optional[str] = None) -> pd.DataFrame:
+    """Metric columns of a training-metrics table per step: one prompt's rows, or the mean over prompts.
+
+    Non-numeric columns are dropped; rows are sorted by ``step``.
+
+    Raises
+    ------
+    GalaxySDDataError
+        When the table has no ``step`` column.
+    """
+    if "step" not in df.columns:
+        raise GalaxySDDataError(f"training metrics need a 'step' column (columns: {list(df.columns)[:10]})")
+    sel = df
+    pcol = prompt_column(df)
+    if prompt is not None and pcol is not None:
+        sel = df[df[pcol] == prompt]
+    num = sel.select_dtypes("number")
+    if "step" not in num.columns:
+        num = num.assign(step=pd.to_numeric(sel["step"], errors="coerce"))
+    return num.groupby("step", as_index=False).mean(numeric_only=True).sort_values("step")
+
+
+def upset_data(combinations: pd.DataFrame, top: int = 15) -> Tuple[pd.DataFrame, List[str]]:
+    """Top feature combinations and the features they use, for an UpSet-style plot.
+
+    Returns
+    -------
+    combos : pandas.DataFrame
+        ``combination, count, members`` (tuple of features), most frequent first.
+    features : list of str
+        Features appearing in those combinations, most frequent (by the combinations' counts) first.
+    """
+    if combinations is None or len(combinations) == 0 or not {"combination", "count"} <= set(combinations.columns):
+        return pd.DataFrame(columns=["combination", "count", "members"]), []
+    c = combinations.sort_values("count", ascending=False, kind="stable").head(int(top)).copy()
+    c["members"] = [tuple() if str(x) == NO_FEATURE else tuple(str(x).split(COMBINATION_SEP))
+                    for x in c["combination"]]
+    weight: Dict[str, float] = {}
+    for members, count in zip(c["members"], c["count"]):
+        for f in members:
+            weight[f] = weight.get(f, 0.0) + float(count)
+    feats = sorted(weight, key=lambda f: -weight[f])
+    return c[["combination", "count", "members"]].reset_index(drop=True), feats
+
+
+def _present(curves: pd.DataFrame, names) -> List[str]:
+    return [c for c in names if c in curves.columns and curves[c].notna().any()]
+
+
+# ----------------------------------------------------------------------------- over training
+def consistency_figure(curves: pd.DataFrame, reference_lines: List[Tuple[str, float]]) -> Optional[go.Figure]:
+    """Prompt consistency over training steps with horizontal reference lines
+    (:func:`~galaxysd_core.studio.metric_files.benchmark_consistency`); None without the column."""
+    if "consistency" not in curves.columns:
+        return None
+    fig = go.Figure(go.Scatter(x=curves["step"], y=curves["consistency"], mode="lines+markers",
+                               name="generated", line=dict(color=PALETTE[0])))
+    for i, (label, value) in enumerate(reference_lines):
+        fig.add_hline(y=value, line_dash="dash" if i == 0 else "dot", line_color="gray",
+                      annotation_text=f"{label}: {value:.3f}",
+                      annotation_position="bottom right" if i == 0 else "top left")
+    fig.update_layout(title="Prompt consistency", xaxis_title="training step", yaxis_title="consistency",
+                      yaxis_range=[0, 1.02], height=360, margin=dict(t=50, b=40))
+    return fig
+
+
+def prdc_figure(curves: pd.DataFrame) -> Optional[go.Figure]:
+    """Precision, recall, density and coverage over training steps (those present); None without any."""
+    prdc = _present(curves, PRDC_COLUMNS)
+    if not prdc:
+        return None
+    fig = go.Figure([go.Scatter(x=curves["step"], y=curves[c], mode="lines+markers", name=LABELS[c],
+                                line=dict(color=PALETTE[i + 1])) for i, c in enumerate(prdc)])
+    fig.update_layout(title="Realism and diversity (PRDC)", xaxis_title="training step", height=360,
+                      margin=dict(t=50, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def distance_figure(curves: pd.DataFrame, benchmark: Optional[Mapping[str, Any]]) -> Optional[go.Figure]:
+    """Domain Frechet distance and KID over training, with the real-vs-real level of the benchmark
+    (``benchmark["real_vs_real"]``) as a dashed line; None without either column."""
+    dist = _present(curves, DISTANCE_COLUMNS)
+    if not dist:
+        return None
+    real_vs_real = (benchmark or {}).get("real_vs_real", {}) if benchmark else {}
+    fig = make_subplots(rows=1, cols=len(dist), subplot_titles=[LABELS[c] for c in dist])
+    for i, c in enumerate(dist):
+        fig.add_trace(go.Scatter(x=curves["step"], y=curves[c], mode="lines+markers", name=LABELS[c],
+                                 showlegend=False, line=dict(color=PALETTE[5 + i])), row=1, col=i + 1)
+        rvr = real_vs_real.get(c)
+        if isinstance(rvr, (int, float)) and math.isfinite(rvr):
+            fig.add_hline(y=rvr, line_dash="dash", line_color="gray", row=1, col=i + 1,
+                          annotation_text=f"real vs real {rvr:.3g}")
+    fig.update_layout(height=330, margin=dict(t=50, b=40), title="Distance to real galaxies (lower is closer)")
+    fig.update_xaxes(title_text="training step")
+    return fig
+
+
+def other_metric_figures(curves: pd.DataFrame) -> Dict[str, go.Figure]:
+    """One line plot per further :data:`~galaxysd_core.studio.metric_files.TRAINING_METRICS` column
+    (e.g. ``loss``) with values, keyed by column."""
+    shown = ("step", "consistency", *_present(curves, PRDC_COLUMNS), *_present(curves, DISTANCE_COLUMNS))
+    return {c: px.line(curves, x="step", y=c, markers=True, title=c, height=300)
+            for c in curves.columns if c not in shown and c in TRAINING_METRICS and curves[c].notna().any()}
+
+
+# ----------------------------------------------------------------------------- sweeps
+def pareto_figure(rows: pd.DataFrame, cols: Mapping[str, Optional[str]]) -> go.Figure:
+    """Realism against diversity of a sweep, points of each prompt joined in sweep order
+    (``cols`` from :func:`~galaxysd_core.studio.metric_files.pareto_columns`)."""
+    hover = [c for c in (cols["consistency"], cols["sweep_value"]) if c]
+    fig = px.scatter(rows, x=cols["diversity"], y=cols["realism"], color=cols["prompt"], hover_data=hover,
+                     text=cols["sweep_value"], height=460)
+    if cols["prompt"] and cols["sweep_value"]:
+        for trace in fig.data:  # connect the sweep points of each prompt in sweep order
+            part = rows[rows[cols["prompt"]] == trace.name].sort_values(cols["sweep_value"])
+            trace.update(x=part[cols["diversity"]], y=part[cols["realism"]], text=part[cols["sweep_value"]],
+                         mode="lines+markers+text", textposition="top center")
+    fig.update_layout(xaxis_title=f"diversity ({cols['diversity']})", yaxis_title=f"realism ({cols['realism']})",
+                      legend=dict(orientation="h", y=-0.2), margin=dict(t=30))
+    return fig
+
+
+def sweep_consistency_figure(rows: pd.DataFrame, cols: Mapping[str, Optional[str]]) -> Optional[go.Figure]:
+    """Prompt consistency along the sweep per prompt; None without consistency or sweep values."""
+    if not (cols["consistency"] and cols["sweep_value"]):
+        return None
+    fig = px.line(rows.sort_values(cols["sweep_value"]), x=cols["sweep_value"], y=cols["consistency"],
+                  color=cols["prompt"], markers=True, height=360, title="Prompt consistency along the sweep")
+    fig.update_layout(legend=dict(orientation="h", y=-0.3), yaxis_range=[0, 1.02])
+    return fig
+
+
+# ----------------------------------------------------------------------------- morphology
+def feature_counts_figure(features: pd.DataFrame, label: str, log: bool = True) -> go.Figure:
+    """Horizontal bars of galaxies per caption feature (``feature, count``), optionally log-scaled."""
+    fig = px.bar(features.iloc[::-1], x="count", y="feature", orientation="h", log_x=log,
+                 height=max(360, 18 * len(features)), title=f"Galaxies per caption feature ({label})")
+    fig.update_layout(yaxis_title=None, margin=dict(t=40, l=10))
+    return fig
+
+
+def upset_figure(combinations: Optional[pd.DataFrame], top: int = 15) -> Optional[go.Figure]:
+    """UpSet-style plot of the ``top`` feature combinations (bars of counts over a membership matrix);
+    None without combinations."""
+    combos, members = upset_data(combinations, top=top)
+    if not len(combos):
+        return None
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.03)
+    xs = list(range(len(combos)))
+    fig.add_trace(go.Bar(x=xs, y=combos["count"], marker_color=PALETTE[0], showlegend=False,
+                         hovertext=combos["combination"]), row=1, col=1)
+    for f in members:
+        inside = [i for i, m in enumerate(combos["members"]) if f in m]
+        fig.add_trace(go.Scatter(x=xs, y=[f] * len(xs), mode="markers", showlegend=False,
+                                 marker=dict(color="#dddddd", size=9), hoverinfo="skip"), row=2, col=1)
+        fig.add_trace(go.Scatter(x=inside, y=[f] * len(inside), mode="markers", showlegend=False,
+                                 marker=dict(color="#333333", size=10), hoverinfo="skip"), row=2, col=1)
+    for i, m in enumerate(combos["members"]):
+        if len(m) > 1:
+            fig.add_trace(go.Scatter(x=[i] * len(m), y=list(m), mode="lines", showlegend=False,
+                                     line=dict(color="#333333", width=2), hoverinfo="skip"), row=2, col=1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(title_text="galaxies", row=1, col=1)
+    fig.update_yaxes(categoryorder="array", categoryarray=members[::-1], row=2, col=1)
+    fig.update_layout(height=300 + 22 * len(members), title="Most common feature combinations (UpSet)",
+                      margin=dict(t=40))
+    return fig
+
+
+# ----------------------------------------------------------------------------- classifier, augmentation
+def classifier_figure(metrics: Optional[pd.DataFrame]) -> Optional[go.Figure]:
+    """Held-out precision / recall / ROC AUC per classifier head; None without ``phrase, precision, recall``."""
+    if metrics is None or not {"phrase", "precision", "recall"} <= set(metrics.columns):
+        return None
+    fig = go.Figure([go.Bar(x=metrics["phrase"], y=metrics[c], name=c, marker_color=PALETTE[i])
+                     for i, c in enumerate(c for c in ("precision", "recall", "auc") if c in metrics.columns)])
+    fig.update_layout(barmode="group", height=340, yaxis_range=[0, 1], title="Held-out precision / recall / ROC AUC",
+                      margin=dict(t=40))
+    return fig
+
+
+def augmentation_figure(results: pd.DataFrame, metric: str, categorical: List[str]) -> go.Figure:
+    """Grouped bars of one metric of the augmentation results: first categorical column on x, the
+    second (if any) as colour."""
+    color = categorical[1] if len(categorical) > 1 else None
+    return px.bar(results, x=categorical[0], y=metric, color=color, barmode="group", height=360)
+
+
+# ----------------------------------------------------------------------------- real vs synthetic
+def light_profile_figure(real_stats: pd.DataFrame, fake_stats: pd.DataFrame) -> go.Figure:
+    """Overlaid histograms (probability) of each light-profile statistic, real against generated."""
+    fig = make_subplots(rows=1, cols=len(STATS), subplot_titles=[
+        f"{s} ({STAT_UNITS[s]})" if STAT_UNITS[s] else s for s in STATS])
+    for j, s in enumerate(STATS):
+        for name, tab, colour in (("real", real_stats, "#1f77b4"), ("generated", fake_stats, "#ff7f0e")):
+            fig.add_trace(go.Histogram(x=tab[s], name=name, marker_color=colour, opacity=0.6, showlegend=j == 0,
+                                       histnorm="probability", nbinsx=15), row=1, col=j + 1)
+    fig.update_layout(barmode="overlay", height=320, margin=dict(t=50, b=30), legend=dict(orientation="h", y=-0.2))
+    return fig

@@ -1,0 +1,163 @@
+"""Generation requests of the app: one press of Generate through the shared pipeline, and the gallery.
+
+:func:`generate` validates a :class:`GenerationRequest` (request limits, prompt grammar) before
+queueing, holds a slot of the generation gate (:data:`galaxysd_core.studio.limits.GATE`) while the
+pipeline runs, and returns one :class:`GalleryItem` per image with everything needed to reproduce
+and save it. The per-session gallery is a plain list, newest first (:func:`add_to_gallery`).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.io.archives import zip_images
+from galaxysd_core.io.provenance import provenance
+from galaxysd_core.studio.controls import settings_from_png
+from galaxysd_core.studio.limits import GALLERY_LIMIT, GATE, GenerationGate, check_request
+
+#: ``callback(step, total)`` called after every denoising step.
+StepCallback = Callable[[int, int], None]
+
+
+@dataclass
+class GalleryItem:
+    """One generated image with everything needed to reproduce and save it.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        ``(H, W, 3)`` uint8.
+    prompt : str
+        Prompt of this image, with weights.
+    seed : int
+        Seed of this image.
+    parameters : dict
+        The pipeline's ``out.parameters`` with this image's negative prompt.
+    created : str
+        ``HH:MM:SS`` of creation (shown under the image).
+    label : str
+        Extra caption (e.g. a sweep's ``"dust lane 1.3 / seed 0"``).
+    uid : str
+        Random id (widget keys, file names).
+    """
+
+    image: np.ndarray
+    prompt: str
+    seed: int
+    parameters: Dict[str, Any]
+    created: str = field(default_factory=lambda: _dt.datetime.now().strftime("%H:%M:%S"))
+    label: str = ""
+    uid: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    @property
+    def file_stem(self) -> str:
+        """Download file name without extension: ``galaxysd_seed<seed>_<uid>``."""
+        return f"galaxysd_seed{self.seed}_{self.uid}"
+
+
+@dataclass
+class GenerationRequest:
+    """Settings of one press of Generate (validated by :meth:`check`).
+
+    ``init_image`` (``(H, W, 3)`` uint8) starts from a real galaxy (img2img) with ``strength`` in
+    (0, 1]; ``tree_negatives`` uses the automatic GZ2-tree negative prompt when
+    ``negative_prompt`` is empty.
+    """
+
+    prompt: str
+    negative_prompt: str = ""
+    tree_negatives: bool = True
+    n_images: int = 4
+    steps: int = 20
+    guidance: float = 6.5
+    scheduler: str = "ddim"
+    seed: Optional[int] = 0
+    init_image: Optional[np.ndarray] = None
+    strength: float = 0.6
+
+    def check(self) -> None:
+        """Raise :class:`GalaxySDValueError` for a request over the limits (the pipeline checks the rest)."""
+        check_request(self.n_images, self.steps)
+        if self.init_image is None:
+            return
+        from galaxysd_core.pipelines.pipeline_galaxysd import img2img_steps  # imports torch: only for img2img
+
+        if img2img_steps(self.steps, self.strength) < 1:
+            raise GalaxySDValueError(f"strength {self.strength:g} with {self.steps} steps leaves no denoising "
+                                     f"step; raise the strength or the steps")
+
+
+def gallery_items(out, label: str = "") -> List[GalleryItem]:
+    """One :class:`GalleryItem` per image of a pipeline output (``output_type="np"`` or PIL images).
+
+    Each item records the negative prompt it was made with (automatic ones differ per prompt).
+    """
+    arrays = [np.asarray(im.convert("RGB") if hasattr(im, "convert") else im, dtype=np.uint8) for im in out.images]
+    negs = list(getattr(out, "negative_prompts", None) or [out.parameters.get("negative_prompt") or ""] * len(arrays))
+    return [GalleryItem(image=a, prompt=p, seed=int(s), parameters={**out.parameters, "negative_prompt": n},
+                        label=label)
+            for a, p, s, n in zip(arrays, out.prompts, out.seeds, negs)]
+
+
+def generate(pipe, request: GenerationRequest, callback: Optional[StepCallback] = None,
+             *, gate: Optional[GenerationGate] = None, timeout: Optional[float] = None) -> List[GalleryItem]:
+    """Run one request through the shared pipeline, holding a generation slot.
+
+    Parameters
+    ----------
+    pipe : GalaxySDPipeline
+    request : GenerationRequest
+    callback : callable, optional
+        ``callback(step, total)`` after every denoising step (drives ``st.progress``).
+    gate : GenerationGate, optional
+        Default :data:`~galaxysd_core.studio.limits.GATE`.
+    timeout : float, optional
+        Queue timeout (default :data:`~galaxysd_core.studio.limits.QUEUE_TIMEOUT_S`).
+
+    Raises
+    ------
+    GalaxySDValueError
+        Invalid prompt or settings, or a request over the limits.
+    ServerBusyError
+        No slot within the timeout.
+    """
+    request.check()
+    pipe.parse(request.prompt)  # fail fast, before queueing
+    with (gate or GATE).slot(timeout):
+        out = pipe(request.prompt, negative_prompt=request.negative_prompt or None,
+                   num_images_per_prompt=int(request.n_images), seed=request.seed,
+                   num_inference_steps=int(request.steps), guidance_scale=float(request.guidance),
+                   scheduler=request.scheduler, image=request.init_image, strength=float(request.strength),
+                   output_type="np", callback=callback, tree_negatives=bool(request.tree_negatives))
+    return gallery_items(out)
+
+
+def add_to_gallery(gallery: List[GalleryItem], items: Sequence[GalleryItem],
+                   limit: int = GALLERY_LIMIT) -> List[GalleryItem]:
+    """Gallery with ``items`` in front (newest first), at most ``limit`` long."""
+    return (list(items) + list(gallery))[:limit]
+
+
+def gallery_zip(items: Sequence[GalleryItem], include_fits: bool = True) -> bytes:
+    """All gallery images as one zip (PNG with settings, FITS, ``manifest.json``)."""
+    return zip_images(items, include_fits=include_fits)
+
+
+def reuse_settings(item: GalleryItem) -> Tuple[Dict[str, Any], List[str]]:
+    """Control values that remake a gallery image ("Reuse"): its stored settings, one image.
+
+    Same return as :func:`galaxysd_core.studio.controls.settings_from_png`.
+    """
+    info = provenance(item.prompt, item.seed, item.parameters)
+    info["num_images_per_prompt"] = 1
+    return settings_from_png(info)
+
+
+def random_seed() -> int:
+    """A fresh random seed in [0, 2**31)."""
+    return secrets.randbelow(2**31)

@@ -1,0 +1,122 @@
+"""The VAE stage: train the AutoencoderKL of GalaxySD-mini and measure its latent normalisation.
+
+Loss: L1 + MSE reconstruction plus a small KL term, on random dihedral transforms (and random
+crops) of the training images. Afterwards the latent shift and scale are measured on the data so
+latents have zero mean and unit variance (the role of Stable Diffusion's fixed 0.18215).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from galaxysd_core._utils import dihedral
+from galaxysd_core.models.mini import build_mini_components
+from galaxysd_core.training.checkpoints import checkpoint_step, resolve_resume, save_checkpoint
+from galaxysd_core.training.config import DiffusionTrainConfig
+from galaxysd_core.training.data import to_unit_range
+from galaxysd_core.training.schedules import vae_lr_scheduler
+
+logger = logging.getLogger(__name__)
+
+#: Images (at most) on which the latent shift and scale are measured.
+NORMALISATION_IMAGES = 2048
+
+
+def _log_row(row: dict) -> None:
+    logger.info("%s", json.dumps(row))
+
+
+def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
+              log: Callable[[dict], None] = _log_row):
+    """Train the AutoencoderKL; returns it with ``shift_factor`` and ``scaling_factor`` set.
+
+    Parameters
+    ----------
+    cfg : DiffusionTrainConfig
+        ``vae_*`` settings, ``seed``, ``mixed_precision``, checkpointing and resume settings.
+    images : numpy.ndarray
+        uint8 ``(N, H, W, 3)`` training images.
+    vae : AutoencoderKL, optional
+        Start from this VAE (default: a fresh GalaxySD-mini VAE of ``cfg.model``).
+    log : callable
+        Receives a dict per checkpoint and a final one (default: this module's logger).
+
+    The stage writes ``output_dir/vae_stage/`` (checkpoints and ``final/``, the trained VAE).
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    vae_dir = Path(cfg.output_dir) / "vae_stage"
+    vae_dir.mkdir(parents=True, exist_ok=True)
+    if vae is None:
+        vae = build_mini_components(cfg.mini_config, seed=cfg.seed)["vae"]
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=str(vae_dir))
+    model = _VAEReconstruction(vae)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.vae_learning_rate, weight_decay=0.0)
+    lr_sched = vae_lr_scheduler(optimizer, cfg.vae_steps)
+    model, optimizer, lr_sched = accelerator.prepare(model, optimizer, lr_sched)
+    start = 0
+    ckpt = resolve_resume(vae_dir, cfg.resume_from_checkpoint)
+    if ckpt is not None:
+        accelerator.load_state(str(ckpt))
+        start = checkpoint_step(ckpt)
+    data = to_unit_range(images)
+    n = len(data)
+    bar = tqdm(range(start, cfg.vae_steps), desc="VAE", disable=not accelerator.is_main_process)
+    t0 = time.time()
+    for step in bar:
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        idx = torch.randint(0, n, (cfg.vae_batch_size,), generator=g)
+        x = dihedral(data[idx], int(torch.randint(0, 8, (1,), generator=g)))
+        if cfg.vae_crop and cfg.vae_crop < x.shape[-1]:
+            oy, ox = (int(v) for v in torch.randint(0, x.shape[-1] - cfg.vae_crop + 1, (2,), generator=g))
+            x = x[..., oy:oy + cfg.vae_crop, ox:ox + cfg.vae_crop]
+        x = x.to(accelerator.device)
+        with accelerator.autocast():
+            rec, kl = model(x)
+            loss_rec = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+            loss = loss_rec + cfg.vae_kl_weight * kl.mean()
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        lr_sched.step()
+        optimizer.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss_rec.item():.4f}")
+        if (step + 1) % cfg.checkpointing_steps == 0:
+            save_checkpoint(accelerator, vae_dir, step + 1, cfg.checkpoints_total_limit)
+            log({"stage": "vae", "step": step + 1, "loss_rec": float(loss_rec.item()), "wall_s": time.time() - t0})
+    vae = accelerator.unwrap_model(model).vae.eval()
+    shift, scale = latent_normalisation(vae, data[:NORMALISATION_IMAGES].to(accelerator.device))
+    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    vae.save_pretrained(vae_dir / "final", safe_serialization=True)
+    log({"stage": "vae", "done": True, "shift_factor": shift, "scaling_factor": scale,
+         "wall_s": time.time() - t0, "final_loss_rec": float(loss_rec.item()) if cfg.vae_steps > start else None})
+    return vae
+
+
+@torch.no_grad()
+def latent_normalisation(vae, images: torch.Tensor, batch_size: int = 256) -> Tuple[float, float]:
+    """``(shift, scale)`` making the latent means of ``images`` (``NCHW`` in [-1, 1]) zero-mean and
+    unit-variance: ``(z - shift) * scale``."""
+    z = torch.cat([vae.encode(images[i:i + batch_size]).latent_dist.mean for i in range(0, len(images), batch_size)])
+    shift = float(z.mean())
+    return shift, float(1.0 / (z - shift).std())
+
+
+class _VAEReconstruction(torch.nn.Module):
+    """encode -> sample -> decode as one forward, so DDP sees (and syncs) the whole graph."""
+
+    def __init__(self, vae) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor):
+        post = self.vae.encode(x).latent_dist
+        return self.vae.decode(post.sample()).sample, post.kl()
