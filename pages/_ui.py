@@ -140,7 +140,7 @@ def data_dir_notice() -> None:
         f"`{config.DATA_DIR_ENV}` before starting the app (e.g. "
         f"`{config.DATA_DIR_ENV}=~/gz2 streamlit run app.py`) or type a folder in the sidebar.\n\n"
         "Download the Galaxy Zoo 2 release (Hart et al. 2016 table + about 3.4 GB of images) with "
-        "`python -m galaxysd_core data download --out ~/gz2 --extract` (the `galaxysd data download` command). "
+        "`galaxysd data download --out ~/gz2 --extract`. "
         "A folder with a `labels.csv` and images (like the Galaxy Zoo 1 cutouts) works too.",
         icon=":material/folder_open:")
 

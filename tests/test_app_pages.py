@@ -381,7 +381,7 @@ def test_metrics_page_without_files_explains_how_to_make_them(env, monkeypatch, 
     monkeypatch.setattr(config, "ASSETS_DIR", tmp_path / "no-assets")
     at = run_app("metrics")
     info = texts(at.info)
-    assert "galaxysd_core evaluate --checkpoints" in info and "--sweep" in info
+    assert "galaxysd evaluate --checkpoints" in info and "--sweep" in info
     assert "data describe" in info and "train_classifier.py" in info and "augmentation" in info
     assert not at.get("plotly_chart")
 

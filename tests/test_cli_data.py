@@ -1,4 +1,4 @@
-"""``python -m galaxysd_core data ...``: prepare, describe, download --list."""
+"""``galaxysd data ...``: prepare, describe, download --list."""
 from __future__ import annotations
 
 import json

@@ -4,11 +4,11 @@ Examples
 --------
 ::
 
-    python -m galaxysd_core data download --out ~/gz2
-    python -m galaxysd_core data prepare --source gz2 --root ~/gz2 --out cache/gz2_64
-    python -m galaxysd_core data prepare --source catalog --catalog DATA/gz1_sdss/labels.csv \\
+    galaxysd data download --out ~/gz2
+    galaxysd data prepare --source gz2 --root ~/gz2 --out cache/gz2_64
+    galaxysd data prepare --source catalog --catalog DATA/gz1_sdss/labels.csv \\
         --out cache/gz1_64 --resolution 64
-    python -m galaxysd_core data describe --source votes \\
+    galaxysd data describe --source votes \\
         --catalog DATA/gz2_stripe82_votes/willett13_table5_stripe82.csv.gz
 
 Data paths come only from flags or ``$GALAXYSD_DATA_DIR`` (relative ``--root``/``--catalog``

@@ -346,7 +346,7 @@ class PreparedDataset:
             if not (folder / name).is_file():
                 raise GalaxySDFileError(
                     f"{str(folder)!r} is not a prepared cache ({name} missing); create it with "
-                    f"'python -m galaxysd_core data prepare --out {folder} ...'")
+                    f"'galaxysd data prepare --out {folder} ...'")
         try:
             tensors = load_file(str(folder / IMAGES_FILE))
         except (SafetensorError, OSError) as exc:

@@ -134,7 +134,7 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
                 try:
                     caption = caption_for_gz1_class(name)
                 except GalaxySDValueError as exc:
-                    raise GalaxySDDataError(str(exc)) from None
+                    raise GalaxySDDataError(str(exc)) from exc
                 targets = answer_targets(GZ1_CLASS_ANSWERS[gz1_class_key(name)])
             elif kind == "gz2_answer":
                 answers = _parse_answers(row["gz2_column"], "column 'gz2_column'")

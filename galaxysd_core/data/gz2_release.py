@@ -97,20 +97,20 @@ def find_gz2_release(root: os.PathLike | str, images: Optional[os.PathLike | str
     ------
     GalaxySDFileError
         When a part is missing; the message names the file and where to get it
-        (``python -m galaxysd_core data download``).
+        (``galaxysd data download``).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise GalaxySDFileError(f"GZ2 release folder {str(root)!r} does not exist; download it with "
-                                f"'python -m galaxysd_core data download --out {root}'")
+                                f"'galaxysd data download --out {root}'")
     table = next((root / n for n in GZ2_TABLE_NAMES if (root / n).is_file()), None)
     if table is None:
         raise GalaxySDFileError(f"{str(root)!r} has no {' or '.join(GZ2_TABLE_NAMES)} (Hart et al. 2016 table); "
-                                f"download it with 'python -m galaxysd_core data download --out {root}'")
+                                f"download it with 'galaxysd data download --out {root}'")
     mapping = root / GZ2_MAPPING_NAME
     if not mapping.is_file():
         raise GalaxySDFileError(f"{str(root)!r} has no {GZ2_MAPPING_NAME} (Zenodo record 3565489); download it "
-                                f"with 'python -m galaxysd_core data download --out {root}'")
+                                f"with 'galaxysd data download --out {root}'")
     if images is not None:
         img_dir = Path(images).expanduser()
         if not img_dir.is_dir():

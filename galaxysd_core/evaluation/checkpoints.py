@@ -16,6 +16,7 @@ from galaxysd_core.errors import GalaxySDFileError
 from galaxysd_core.evaluation.config import EvaluationConfig
 from galaxysd_core.evaluation.reference import RealReference, classifier_test_ids
 from galaxysd_core.evaluation.runner import EvaluationResult, evaluate, load_classifier, write_results
+from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE
 
 _STEP_RE = re.compile(r"(\d+)$")
 
@@ -40,7 +41,7 @@ def find_checkpoints(folder: Union[str, Path]) -> List[Tuple[int, Path]]:
         if not (p / "model_index.json").is_file():
             continue
         step = None
-        info = p / "training_captions.json"
+        info = p / TRAINING_CAPTIONS_FILE
         if info.is_file():
             try:
                 step = json.loads(info.read_text()).get("step")

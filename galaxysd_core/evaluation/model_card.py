@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from galaxysd_core.evaluation.quality_bar import consistency_gap, quality_bar_status, quality_bar_table
+from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE
 
 
 def training_wall_time(log: Sequence[dict]) -> Dict[str, float]:
@@ -66,7 +67,7 @@ def write_model_card(model_dir: str | Path, run_dir: Optional[str | Path] = None
     """Write ``model_dir/README.md``; returns its path."""
     model_dir = Path(model_dir)
     metrics = model_dir / "metrics"
-    info = json.loads((model_dir / "training_captions.json").read_text())
+    info = json.loads((model_dir / TRAINING_CAPTIONS_FILE).read_text())
     cfg = yaml.safe_load((model_dir / "train_config.yaml").read_text())
     log: List[dict] = []
     if run_dir and (Path(run_dir) / "train_log.jsonl").is_file():

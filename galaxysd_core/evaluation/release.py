@@ -37,6 +37,7 @@ from galaxysd_core.evaluation.quality_bar import QUALITY_BAR
 from galaxysd_core.evaluation.runner import evaluate, write_results
 from galaxysd_core.evaluation.sample_grid import sample_grid
 from galaxysd_core.schema.morphology_stats import describe
+from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     if copy:
         copy_model(run, out)
         logger.info("copied %s to %s", run / "model", out)
-    info_path = out / "training_captions.json"
+    info_path = out / TRAINING_CAPTIONS_FILE
     if not info_path.is_file():
         raise GalaxySDFileError(f"{str(info_path)!r} not found; the release folder must hold a model written by "
                                 f"train/train_diffusion.py")

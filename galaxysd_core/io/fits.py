@@ -126,7 +126,7 @@ def read_fits(file: FileLike, *, max_bytes: int = 200 * 1024 * 1024) -> Tuple[np
             cube = np.asarray(hdul[0].data)
             keys = {k: hdr[k] for k in (*_CARD_KEYS, "GSDPARAM") if k in hdr}
     except OSError as exc:
-        raise GalaxySDValueError(f"{Path(name).name!r} is not a readable FITS file: {exc}") from None
+        raise GalaxySDValueError(f"{Path(name).name!r} is not a readable FITS file: {exc}") from exc
     if cube.ndim != 3 or cube.shape[0] != 3:
         raise GalaxySDValueError(f"{Path(name).name!r} does not hold a (3, H, W) RGB cube (shape {cube.shape})")
     image = np.moveaxis(cube, 0, -1)[::-1]

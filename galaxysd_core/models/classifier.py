@@ -357,22 +357,22 @@ class MorphologyClassifier(nn.Module):
             raw = json.loads(cfg_path.read_text())
             config = ClassifierConfig.from_dict(raw)
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as exc:
-            raise GalaxySDFileError(f"{str(cfg_path)!r} is not a valid classifier config.json ({exc})") from None
+            raise GalaxySDFileError(f"{str(cfg_path)!r} is not a valid classifier config.json ({exc})") from exc
         except GalaxySDValueError as exc:
-            raise GalaxySDFileError(f"{str(cfg_path)!r} describes an invalid classifier: {exc}") from None
+            raise GalaxySDFileError(f"{str(cfg_path)!r} describes an invalid classifier: {exc}") from exc
         try:
             state = load_file(str(w_path), device=map_location)
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise GalaxySDFileError(
                 f"{str(w_path)!r} is not a readable safetensors file ({exc}); re-train or re-download "
-                f"the classifier") from None
+                f"the classifier") from exc
         model = cls(config)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise GalaxySDFileError(
                 f"weights in {str(w_path)!r} do not match {CONFIG_NAME} ({str(exc).splitlines()[0]}); "
-                f"the two files come from different models") from None
+                f"the two files come from different models") from exc
         model.training_info = raw.get("training", {})
         return model.eval()
 

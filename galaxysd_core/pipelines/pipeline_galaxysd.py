@@ -98,7 +98,7 @@ class GalaxySDPipeline(DiffusionPipeline):
                 try:
                     json.loads(path.read_text())
                 except (ValueError, UnicodeDecodeError) as exc:
-                    raise GalaxySDFileError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+                    raise GalaxySDFileError(f"{what} {str(path)!r} is not valid JSON: {exc}") from exc
 
         def load(what: str, fn: Callable[[], Any]) -> Any:
             try:
@@ -107,7 +107,7 @@ class GalaxySDPipeline(DiffusionPipeline):
                 raise
             except Exception as exc:  # any parse/shape error of a corrupt file
                 raise GalaxySDFileError(f"could not load the {what} of {str(root)!r}: "
-                                        f"{type(exc).__name__}: {exc}") from None
+                                        f"{type(exc).__name__}: {exc}") from exc
 
         common = dict(use_safetensors=True, variant=variant)
         if torch_dtype is not None:
@@ -127,7 +127,7 @@ class GalaxySDPipeline(DiffusionPipeline):
                 data = json.loads(captions_file.read_text())
                 pipe.trained_features = {str(k): int(v) for k, v in data.get("feature_counts", {}).items()}
             except (ValueError, AttributeError, TypeError) as exc:
-                raise GalaxySDFileError(f"{str(captions_file)!r} is corrupt: {exc}") from None
+                raise GalaxySDFileError(f"{str(captions_file)!r} is corrupt: {exc}") from exc
         pipe.source_path = str(root)
         return pipe
 

@@ -123,7 +123,7 @@ def _read_table(data: bytes, name: str):
         try:
             t = Table.read(io.BytesIO(data), format="ascii.ecsv")
         except Exception as exc:  # astropy raises many types for malformed headers
-            raise GalaxySDDataError(f"{name!r} is not a valid ECSV table: {type(exc).__name__}: {exc}") from None
+            raise GalaxySDDataError(f"{name!r} is not a valid ECSV table: {type(exc).__name__}: {exc}") from exc
         meta = {str(k): v for k, v in dict(t.meta).items()}
         multi = [c for c in t.colnames if len(t[c].shape) > 1]
         if multi:
@@ -141,7 +141,7 @@ def _read_table(data: bytes, name: str):
                                                                                   "dr7objid", "name")},
                          skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise GalaxySDDataError(f"{name!r} is not a readable CSV table: {exc}") from None
+        raise GalaxySDDataError(f"{name!r} is not a readable CSV table: {exc}") from exc
     return df, {}
 
 

@@ -226,8 +226,8 @@ def scan_dask(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head:
     _check(records, batch_size, chunk_size)
     try:
         from distributed import Client, LocalCluster
-    except ImportError:  # pragma: no cover - optional dependency
-        raise GalaxySDValueError("the dask engine needs dask[distributed]: pip install 'dask[distributed]'") from None
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise GalaxySDValueError("the dask engine needs dask[distributed]: pip install 'dask[distributed]'") from exc
     t0 = time.perf_counter()
     own_client = own_cluster = None
     if client is None:
@@ -271,8 +271,8 @@ def scan_ray(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: 
     _check(records, batch_size, chunk_size)
     try:
         import ray
-    except ImportError:  # pragma: no cover - optional dependency
-        raise GalaxySDValueError("the ray engine needs ray: pip install ray") from None
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise GalaxySDValueError("the ray engine needs ray: pip install ray") from exc
     t0 = time.perf_counter()
     started = False
     if not ray.is_initialized():

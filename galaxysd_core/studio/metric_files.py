@@ -227,19 +227,19 @@ def how_to_make(kind: str, metrics_dir: os.PathLike, model_dir: os.PathLike,
     rel, assets = Path(metrics_dir), Path(assets_dir) if assets_dir is not None else config.ASSETS_DIR
     if kind == "training":
         return _missing("training metrics", rel / TRAINING_FILES[0], "Evaluate the training snapshots",
-                        f"python -m galaxysd_core evaluate --checkpoints runs/galaxysd-mini --prompts prompts.txt "
+                        f"galaxysd evaluate --checkpoints runs/galaxysd-mini --prompts prompts.txt "
                         f"-n 32 --real-cache cache/gz1_64 --out {rel}",
                         f"writes `{TRAINING_FILES[1]}`, read here as well, and `{BENCHMARK_FILE}`")
     if kind == "pareto":
         return _missing("sweep table", rel / PARETO_FILES[0], "Produce one",
-                        f"python -m galaxysd_core evaluate --model {model_dir} --prompts prompts.txt -n 64 "
+                        f"galaxysd evaluate --model {model_dir} --prompts prompts.txt -n 64 "
                         f"--real-cache cache/gz1_64 --sweep guidance=1,3,6.5,9 --sweep "
                         f"\"weight:dust lane=0.8,1.3,2.0\" --out {rel}",
                         f"writes `{PARETO_FILES[1]}`, read here as well")
     if kind == "morphology":
         return _missing("morphology distribution", rel / MORPHOLOGY_DIR / "<source>" / "features.csv",
                         "Write one per source",
-                        f"python -m galaxysd_core data describe --source catalog --catalog "
+                        f"galaxysd data describe --source catalog --catalog "
                         f"${config.DATA_DIR_ENV}/gz1_sdss/labels.csv --out {rel / MORPHOLOGY_DIR / 'gz1_sdss'}")
     if kind == "classifier":
         return (f"No classifier card (`{assets / 'classifier' / 'README.md'}`). Train the classifier with "

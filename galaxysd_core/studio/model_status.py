@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from galaxysd_core import config
-from galaxysd_core.pipelines.model_folder import check_model_folder
+from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE, check_model_folder
 
 #: Files whose modification times make up :func:`model_stamp`.
 STAMP_FILES = ("model_index.json", "unet/diffusion_pytorch_model.safetensors",
                "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
-               "training_captions.json")
+               TRAINING_CAPTIONS_FILE)
 
 
 @dataclass
@@ -54,7 +54,7 @@ def model_status(path: Optional[os.PathLike] = None) -> ModelStatus:
     from_env = bool(os.environ.get(config.MODEL_DIR_ENV)) and path is None
     folder = Path(path) if path is not None else config.model_dir()
     how = (f"Train GalaxySD-mini with `python train/train_diffusion.py --caches cache/gz1_64 "
-           f"--output_dir runs/galaxysd-mini` (prepare the caches with `python -m galaxysd_core data prepare`) "
+           f"--output_dir runs/galaxysd-mini` (prepare the caches with `galaxysd data prepare`) "
            f"and copy `runs/galaxysd-mini/model` to `{config.DEFAULT_MODEL_DIR.relative_to(config.PROJECT_ROOT)}`, "
            f"or point `{config.MODEL_DIR_ENV}` at a diffusers pipeline folder (GalaxySD-mini, or Stable Diffusion "
            f"1.5 fine-tuned on GZ2; safetensors weights), e.g. "

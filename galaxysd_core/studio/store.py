@@ -99,7 +99,7 @@ def _db_errors(fn):
             return fn(self, *args, **kwargs)
         except sa.exc.SQLAlchemyError as exc:
             orig = getattr(exc, "orig", None) or exc
-            raise StoreError(f"store {self.url!r}: {type(orig).__name__}: {orig}") from None
+            raise StoreError(f"store {self.url!r}: {type(orig).__name__}: {orig}") from exc
     return wrapper
 
 
@@ -186,7 +186,7 @@ class Store:
         try:
             parsed = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError as exc:
-            raise GalaxySDValueError(f"store URL {self.url!r} is not a valid SQLAlchemy URL: {exc}") from None
+            raise GalaxySDValueError(f"store URL {self.url!r} is not a valid SQLAlchemy URL: {exc}") from exc
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: Dict[str, Any] = {"future": True}
         if self.is_sqlite:
@@ -195,7 +195,7 @@ class Store:
                 try:
                     Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    raise GalaxySDFileError(f"cannot create the folder of the store {db!r}: {exc}") from None
+                    raise GalaxySDFileError(f"cannot create the folder of the store {db!r}: {exc}") from exc
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
             if not db or db == ":memory:":
                 # one shared connection, or every connection would see its own empty database
@@ -205,7 +205,7 @@ class Store:
         try:
             self.engine = sa.create_engine(parsed, **kwargs)
         except Exception as exc:  # missing driver, bad options
-            raise GalaxySDValueError(f"cannot open store {self.url!r}: {type(exc).__name__}: {exc}") from None
+            raise GalaxySDValueError(f"cannot open store {self.url!r}: {type(exc).__name__}: {exc}") from exc
         if self.is_sqlite:
             sync = os.environ.get("GALAXYSD_SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS).strip().upper()
             if sync not in _SYNCHRONOUS_LEVELS:
@@ -228,7 +228,7 @@ class Store:
                 metadata.create_all(self.engine, checkfirst=True)
             except sa.exc.OperationalError as exc:
                 if "already exists" not in str(exc):
-                    raise GalaxySDFileError(f"cannot create the store schema at {self.url!r}: {exc.orig}") from None
+                    raise GalaxySDFileError(f"cannot create the store schema at {self.url!r}: {exc.orig}") from exc
             self._schema_ready = True
 
     def _begin(self):
