@@ -5,6 +5,7 @@ import math
 import random
 
 import pandas as pd
+import numpy as np
 import pytest
 
 from galaxysd_core.schema import captioning as c
@@ -66,7 +67,7 @@ def test_features_only_on_reached_branches(stripe82_rows):
         if tags & (_phrases("t10_arms_winding") | _phrases("t11_arms_number")):
             assert "spiral galaxy" in tags
         if tags & _phrases("t08_odd_feature"):
-            assert row["t06_odd_a14_yes_debiased"] >= 0.5
+            assert row["t06_odd_a14_yes_debiased"] >= c.WILLETT13_REACHED_THRESHOLDS["t08_odd_feature"]
         if "star or artifact" in tags:
             assert tags == {"star or artifact"}
         assert len(tags & _phrases("t01_smooth_or_features")) <= 1
@@ -91,6 +92,7 @@ def test_targets_match_caption(stripe82_rows):
 def test_nan_and_missing_columns_raise_naming_the_column(stripe82_rows):
     row = dict(stripe82_rows[0])
     row["t01_smooth_or_features_a02_features_or_disk_debiased"] = float("nan")
+    row["t01_smooth_or_features_a02_features_or_disk_weighted_fraction"] = float("nan")
     with pytest.raises(GalaxySDDataError, match="t01_smooth_or_features_a02_features_or_disk_debiased"):
         c.Captioner().caption(row)
     row = dict(stripe82_rows[0])
@@ -197,3 +199,68 @@ def test_gz2_examples_single_answer_captions(shared_data):
 def test_unknown_answer_column():
     with pytest.raises(GalaxySDValueError, match="unknown GZ2 answer column"):
         c.caption_from_answers(["t03_bar_a99_nope"])
+
+
+def test_nan_debiased_falls_back_to_the_weighted_fraction(stripe82_rows):
+    row = dict(stripe82_rows[0])
+    cap = c.Captioner()
+    expected = cap.caption(row)
+    col = "t01_smooth_or_features_a01_smooth"
+    assert row[col + "_weighted_fraction"] == pytest.approx(row[col + "_weighted_fraction"])  # present and finite
+    row[col + "_debiased"] = float("nan")
+    fallback = c.Captioner()
+    got = fallback.caption(row)
+    # the caption is made from the weighted fraction of the same answer, and the fallback is counted
+    row2 = dict(row, **{col + "_debiased": row[col + "_weighted_fraction"]})
+    assert got == c.Captioner().caption(row2)
+    assert fallback.report.fallbacks[col] == 1 and fallback.report.rows_with_fallback == 1
+    assert "weighted fraction: 1 values in 1 rows" in fallback.report.summary()
+    assert expected.startswith("sdss")
+
+
+def test_absent_tasks_are_not_asked_never_no(stripe82_rows):
+    """A table without t10/t11 columns (like gz2_cutouts): spirals stop at 'spiral galaxy', arm answers get NaN
+    targets (not 0), and the report names the absent tasks."""
+    from galaxysd_core.schema.gz2 import QUESTION_BY_STEM as Q
+
+    arm_cols = {a.column for s in ("t10_arms_winding", "t11_arms_number") for a in Q[s].answers}
+    full = c.Captioner()
+    spiral_rows = [r for r in stripe82_rows if "2 spiral arms" in full.caption(r) or "tightly wound" in full.caption(r)]
+    assert spiral_rows, "fixture has spirals with arm answers"
+    row = {k: v for k, v in spiral_rows[0].items() if not any(k.startswith(col) for col in arm_cols)}
+    part = c.Captioner()
+    part.bind(list(row))
+    assert part.absent_tasks == ("t10_arms_winding", "t11_arms_number")
+    assert "t10_arms_winding, t11_arms_number" in part.report.summary()
+    caption = part.caption(row)
+    assert "spiral galaxy" in caption and "arm" not in caption.replace("spiral galaxy", "")
+    targets = part.targets(row)
+    assert all(np.isnan(targets[col]) for col in arm_cols)
+    # the questions after the arms (bulge prominence) are still reached through their own gate
+    assert full.caption(spiral_rows[0]).split(", ")[-1] in caption or "bulge" not in full.caption(spiral_rows[0])
+    # a table without the root question cannot be captioned at all
+    root_cols = [k for k in row if k.startswith("t01_")]
+    with pytest.raises(GalaxySDDataError, match="first GZ2 question"):
+        c.Captioner().bind([k for k in row if k not in root_cols])
+    # a question with only some of its columns is a damaged table, not an absent one
+    with pytest.raises(GalaxySDDataError, match="some but not all"):
+        c.Captioner().bind([k for k in row if not k.startswith("t03_bar_a06_bar")])
+
+
+def test_rare_odd_features_reached_at_the_willett_threshold(stripe82_rows):
+    """t08 (ring, merger, dust lane) is reached at p_odd >= 0.42 (Willett et al. 2013 Table 3), without an 'odd'
+    majority."""
+    row = {k: v for k, v in stripe82_rows[0].items() if not k.endswith("_count")}  # vote counts not in play
+    for a in Q8():
+        row[a.column + "_debiased"] = 0.0
+    row["t08_odd_feature_a38_dust_lane_debiased"] = 0.9
+    row["t06_odd_a14_yes_debiased"], row["t06_odd_a15_no_debiased"] = 0.45, 0.55
+    assert "dust lane" in c.Captioner().caption(row)
+    row["t06_odd_a14_yes_debiased"], row["t06_odd_a15_no_debiased"] = 0.40, 0.60
+    assert "dust lane" not in c.Captioner().caption(row)
+
+
+def Q8():
+    from galaxysd_core.schema.gz2 import QUESTION_BY_STEM
+
+    return QUESTION_BY_STEM["t08_odd_feature"].answers

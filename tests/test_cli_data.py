@@ -123,3 +123,47 @@ def test_describe_api_counts_and_membership():
     m = st.membership()
     assert m["count"].sum() == 4 and bool(m.iloc[0]["smooth"]) and not bool(m.iloc[0]["dust lane"])
     assert len(st.top_combinations()) == 2
+
+
+def test_prepare_gz2_cutouts_votes_reports_absent_tasks_and_fallbacks(shared_data, tmp_path, capsys):
+    """A catalog with Hart et al. 2016 vote columns but no t10/t11 (the shared gz2_cutouts) is read as votes:
+    the arm questions are 'not asked', NaN debiased values fall back to weighted fractions, both reported."""
+    labels = shared_data("gz2_cutouts/labels.csv")
+    out = tmp_path / "cutouts"
+    rc = cli.main(["data", "prepare", "--source", "catalog", "--catalog", str(labels), "--out", str(out),
+                   "--resolution", "32", "--crop-fraction", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "not asked" in err and "t10_arms_winding, t11_arms_number" in err
+    assert "replaced by the weighted fraction" in err
+    cfg = json.loads((out / "prepare_config.json").read_text())
+    report = cfg["caption_settings"]["report"]
+    assert report["absent_tasks"] == ["t10_arms_winding", "t11_arms_number"]
+    assert report["n_fallbacks"] > 0 and report["rows_with_fallback"] > 0
+    ds = PreparedDataset.load(out)
+    assert len(ds.index) == 7551 and ds.images.shape[1:] == (32, 32, 3)
+    captions = ds.index["caption"]
+    assert not captions.str.contains("spiral arm").any()  # never invented for an absent task
+    assert captions.str.contains("spiral galaxy").sum() > 1000 and captions.str.contains("dust lane").sum() >= 10
+    arms = [c for c in ds.index.columns if c.startswith(("t10_", "t11_"))]
+    assert arms and ds.index[arms].isna().all().all()  # "not asked" is NaN, never 0 ("no")
+
+
+def test_describe_gz2_cutouts_prints_feature_and_combination_counts(shared_data, capsys):
+    labels = shared_data("gz2_cutouts/labels.csv")
+    assert cli.main(["data", "describe", "--source", "catalog", "--catalog", str(labels)]) == 0
+    text = capsys.readouterr().out
+    assert "7551 galaxies" in text and "bar-shaped structure in the center of galaxy" in text
+    assert "top 10 combinations" in text and "smooth + in-between round galaxy" in text
+
+
+def test_crop_fraction_flag_accepts_auto_and_refuses_nonsense(tiny_catalog, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["data", "prepare", "--source", "catalog", "--catalog", str(tiny_catalog), "--out",
+                  str(tmp_path / "x"), "--crop-fraction", "1.5"])
+    assert "crop fraction must be in (0, 1]" in capsys.readouterr().err
+    rc = cli.main(["data", "prepare", "--source", "catalog", "--catalog", str(tiny_catalog), "--out",
+                   str(tmp_path / "auto"), "--resolution", "16", "--crop-fraction", "auto", "--quiet"])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "auto" / "prepare_config.json").read_text())
+    assert cfg["source"]["scale_match"]["trials"] and 0 < cfg["crop_fraction"] <= 1

@@ -102,6 +102,7 @@ def test_gz2_release_nan_row(tmp_path):
     root = make_gz2_release(tmp_path / "gz2")
     df = pd.read_csv(root / "gz2_hart16.csv", dtype={"dr7objid": str})
     df.loc[1, "t01_smooth_or_features_a01_smooth_debiased"] = np.nan
+    df.loc[1, "t01_smooth_or_features_a01_smooth_weighted_fraction"] = np.nan  # no fallback either
     df.to_csv(root / "gz2_hart16.csv", index=False)
     with pytest.raises(GalaxySDDataError, match="587722981736579107.*t01_smooth_or_features_a01_smooth_debiased"):
         read_gz2_release(root)

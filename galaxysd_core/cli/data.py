@@ -41,6 +41,19 @@ def _resolve(value: Optional[str], what: str) -> Optional[Path]:
     return path
 
 
+def _crop_fraction(text: str):
+    """``--crop-fraction``: a number in (0, 1] or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'auto', got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"crop fraction must be in (0, 1], got {value}")
+    return value
+
+
 def _captioner(args: argparse.Namespace):
     from galaxysd_core.schema.captioning import CaptionThresholds, Captioner
 
@@ -71,7 +84,8 @@ def _read_records(args: argparse.Namespace):
         images = _resolve(args.images, "--images")
         records = read_catalog(catalog, images=images, captioner=captioner,
                                answer_column=getattr(args, "answer_column", None),
-                               source=getattr(args, "name", None), limit=limit, on_error="skip")
+                               source=getattr(args, "name", None), limit=limit, on_error="skip",
+                               label_kind=getattr(args, "labels", None))
         info = {"kind": "catalog", "catalog": str(catalog), "images": str(images) if images else None}
     else:
         catalog = _resolve(args.catalog, "--catalog")
@@ -83,7 +97,9 @@ def _read_records(args: argparse.Namespace):
         info = {"kind": "votes", "catalog": str(catalog)}
     info["limit"] = limit
     caption_settings = {"debiased": captioner.debiased, "shuffle": captioner.shuffle,
-                        "thresholds": captioner.thresholds.to_dict()}
+                        "thresholds": captioner.thresholds.to_dict(), "report": captioner.report.to_dict()}
+    if captioner.report.summary():
+        print(captioner.report.summary(max_lines=getattr(args, "show_skipped", 10)), file=sys.stderr)
     return records, info, caption_settings
 
 
@@ -95,6 +111,8 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", help="catalog CSV (catalog) or vote table CSV[.gz] (votes)")
     p.add_argument("--images", help="image folder (default: next to the catalog / inside --root)")
     p.add_argument("--answer-column", help="catalog column holding GZ2 answer columns or caption phrases")
+    p.add_argument("--labels", choices=("votes", "gz1_class", "gz2_answer", "answers"),
+                   help="how a catalog is labelled (default: detected; Hart et al. 2016 vote columns -> votes)")
     p.add_argument("--name", help="source name written to the records (default: the catalog's folder name)")
     p.add_argument("--raw-fractions", action="store_true",
                    help="caption from raw vote fractions (*_fraction) instead of debiased ones")
@@ -117,7 +135,14 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from galaxysd_core.data.cache import prepare_dataset
 
     records, info, caption_settings = _read_records_reporting(args)
-    report = prepare_dataset(records, args.out, resolution=args.resolution, crop_fraction=args.crop_fraction,
+    crop = args.crop_fraction
+    if crop == "auto":
+        from galaxysd_core.data.scale import matched_crop_for_records
+
+        crop, info["scale_match"] = matched_crop_for_records(records)
+        print(f"crop fraction {crop:.2f}: median half-light radius {info['scale_match']['trials'][-1]['median']:.3f} "
+              f"of the frame (reference {info['scale_match']['target_r50_fraction']:.3f})", file=sys.stderr)
+    report = prepare_dataset(records, args.out, resolution=args.resolution, crop_fraction=crop,
                              show_progress=not args.quiet, source_info=info,
                              **({"max_pixels": args.max_pixels} if args.max_pixels else {}),
                              caption_settings=caption_settings)
@@ -164,8 +189,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _add_source_flags(p)
     p.add_argument("--out", required=True, help="cache folder to write")
     p.add_argument("--resolution", type=int, default=64, help="output side in pixels (default 64)")
-    p.add_argument("--crop-fraction", type=float, default=None,
-                   help="central crop side / shorter image side (default 0.35 for GZ1 cutouts, 0.5 otherwise)")
+    p.add_argument("--crop-fraction", type=_crop_fraction, default=None,
+                   help="central crop side / shorter image side (default 0.35 for GZ1 cutouts, 0.5 otherwise; "
+                        "1 keeps the whole frame, e.g. gz2_cutouts); 'auto' measures the galaxies and crops "
+                        "until their median half-light radius matches the reference scale (0.198 of the frame)")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse images with more pixels (decompression bombs); default 64e6")
     p.add_argument("--show-skipped", type=int, default=20, help="skipped files listed (all are in skipped.csv)")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
-from galaxysd_core.data.records import (ID_COLUMNS, IMAGE_COLUMNS, GalaxyRecord, caption_votes, check_file,
+from galaxysd_core.data.records import (ID_COLUMNS, IMAGE_COLUMNS, LABEL_KINDS, GalaxyRecord, caption_votes, check_file,
                                         check_on_error, extra_fields, first_column, handle_row_error, iter_rows,
                                         read_csv, read_header, warn_skipped)
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
@@ -67,7 +67,7 @@ def detect_label_kind(header: Sequence[str], answer_column: Optional[str] = None
 def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | str] = None,
                  source: Optional[str] = None, captioner: Optional[Captioner] = None,
                  answer_column: Optional[str] = None, limit: Optional[int] = None,
-                 on_error: str = "raise") -> List[GalaxyRecord]:
+                 on_error: str = "raise", label_kind: Optional[str] = None) -> List[GalaxyRecord]:
     """Records of a catalog CSV plus image folder.
 
     Parameters
@@ -90,6 +90,12 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
         Read only the first ``limit`` rows.
     on_error : {"raise", "skip"}
         Handling of rows whose label cannot be captioned (unknown class, NaN fraction).
+    label_kind : {"votes", "gz1_class", "gz2_answer", "answers"}, optional
+        How the catalog is labelled; default: detected from the header (:func:`detect_label_kind`).
+        A catalog with Hart et al. (2016) vote columns (e.g. ``gz2_cutouts``) is read as votes,
+        through the same captioner as the full GZ2 release: questions without columns are "not
+        asked" (``captioner.report.absent_tasks``), NaN debiased fractions fall back to the
+        weighted fraction (counted in ``captioner.report``).
 
     Returns
     -------
@@ -102,6 +108,12 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
     captioner = captioner or Captioner()
     header = read_header(path)
     kind = detect_label_kind(header, answer_column, captioner)
+    if label_kind is not None:
+        if label_kind not in LABEL_KINDS:
+            raise GalaxySDValueError(f"label kind must be one of {LABEL_KINDS}, got {label_kind!r}")
+        kind = label_kind
+    if kind == "votes":
+        captioner.bind(header)  # absent questions become "not asked"; checks the root question is there
     if kind == "answers" and answer_column is None:
         answer_column = next(n for n in ("answer", "answers", "gz2_answer_column", "label") if n in header)
     img_col = first_column(header, IMAGE_COLUMNS)
@@ -145,7 +157,7 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
             else:
                 caption, targets = caption_votes(row, captioner)
         except GalaxySDDataError as exc:
-            handle_row_error(on_error, exc, where, skipped)
+            handle_row_error(on_error, exc, where, skipped, captioner if kind == "votes" else None)
             continue
         records.append(GalaxyRecord(id=rid, image_path=image_path, caption=caption, targets=targets,
                                     source=source, label_kind=kind, extra=extra_fields(row)))

@@ -72,7 +72,7 @@ def read_vote_table(path: os.PathLike | str, *, captioner: Optional[Captioner] =
         try:
             caption, targets = caption_votes(row, captioner)
         except GalaxySDDataError as exc:
-            handle_row_error(on_error, exc, f"{path.name} row {id_col}={row[id_col]}", skipped)
+            handle_row_error(on_error, exc, f"{path.name} row {id_col}={row[id_col]}", skipped, captioner)
             continue
         records.append(GalaxyRecord(id=str(row[id_col]), image_path=None, caption=caption,
                                     targets=targets, source=source, label_kind="votes",
@@ -176,7 +176,7 @@ def read_gz2_release(root: os.PathLike | str, *, captioner: Optional[Captioner] 
         try:
             caption, targets = caption_votes(row, captioner)
         except GalaxySDDataError as exc:
-            handle_row_error(on_error, exc, f"{paths.table.name} row {id_col}={oid}", skipped)
+            handle_row_error(on_error, exc, f"{paths.table.name} row {id_col}={oid}", skipped, captioner)
             continue
         asset = asset_of.get(oid)
         image = paths.images / f"{asset}.jpg" if asset else None

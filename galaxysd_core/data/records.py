@@ -22,7 +22,7 @@ import pandas as pd
 
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDError, GalaxySDFileError, GalaxySDValueError
 from galaxysd_core.schema.captioning import Captioner, answer_targets, caption_from_answers
-from galaxysd_core.schema.gz2 import ANSWERS, SUFFIX_COUNT
+from galaxysd_core.schema.gz2 import ANSWERS
 
 #: How a record's caption was obtained (``GalaxyRecord.label_kind``).
 LABEL_KINDS = ("votes", "gz1_class", "gz2_answer", "answers")
@@ -128,19 +128,13 @@ def _isnan(value: Any) -> bool:
 
 
 def vote_columns(header: Sequence[str], captioner: Captioner) -> List[str]:
-    """Columns the captioner reads (fractions always, counts when present)."""
-    cols = list(captioner.required_columns())
-    missing = [c for c in cols if c not in header]
-    if missing:
-        kind = "debiased" if captioner.debiased else "raw vote"
-        raise GalaxySDDataError(
-            f"table has no {kind} fraction column {missing[0]!r} ({len(missing)} of 37 missing); "
-            f"a GZ2 vote table (Willett 2013 Table 5 or Hart 2016 gz2_hart16.csv) is needed"
-            + ("; try raw fractions (--raw-fractions / debiased=False)" if captioner.debiased else ""))
-    counts = [a.column + SUFFIX_COUNT for a in ANSWERS]
-    if all(c in header for c in counts):
-        cols += counts
-    return cols
+    """Columns the captioner reads from a table with this header (:meth:`Captioner.bind`).
+
+    Fractions of every question present (with the weighted fractions to fall back on for NaN
+    debiased values), counts where a question has them all. Questions without columns are "not
+    asked" and recorded in ``captioner.report.absent_tasks``.
+    """
+    return captioner.bind(header)
 
 
 def iter_rows(df: pd.DataFrame) -> Iterator[Dict[str, Any]]:
@@ -157,11 +151,15 @@ def caption_votes(row: Dict[str, Any], captioner: Captioner) -> Tuple[str, Dict[
     return caption, answer_targets(answers)
 
 
-def handle_row_error(on_error: str, exc: GalaxySDError, where: str, skipped: List[str]) -> None:
-    """Raise (``on_error="raise"``, naming ``where``) or note a row that cannot be captioned."""
+def handle_row_error(on_error: str, exc: GalaxySDError, where: str, skipped: List[str],
+                     captioner: Optional[Captioner] = None) -> None:
+    """Raise (``on_error="raise"``, naming ``where``) or note a row that cannot be captioned
+    (also in ``captioner.report`` when a captioner is given)."""
     if on_error == "raise":
         raise type(exc)(f"{where}: {exc}") from exc
     skipped.append(f"{where}: {exc}")
+    if captioner is not None:
+        captioner.note_skipped(f"{where}: {exc}")
 
 
 def check_on_error(on_error: str) -> None:

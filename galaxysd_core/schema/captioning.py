@@ -6,26 +6,35 @@ spiral arms, 2 spiral arms"`` (Ma, Sun et al. 2025, arXiv:2506.16233, Sec. 2.1).
 
 Thresholds
 ----------
-A question counts as *reached* when the answer gating it (:data:`WILLETT13_GATES`) was chosen and
-its fraction is at least the
-Willett et al. (2013, MNRAS 435, 2835, Table 3) threshold for that question ("well-sampled"
-cuts), and, when vote counts are present, the question had at least ``min_votes`` votes (Willett
+A question counts as *reached* when the answer gating it (:data:`WILLETT13_GATES`) was chosen (or,
+for the one gate captions never write, t06 "odd: yes", when t06 was reached) and its fraction is at
+least the Willett et al. (2013, MNRAS 435, 2835, Table 3) threshold for that question
+("well-sampled" cuts; p_odd >= 0.42 reaches t08 without an "odd" majority), and, when vote counts are present, the question had at least ``min_votes`` votes (Willett
 et al. use N >= 20 for the full sample; we default to 10 because Stripe 82 depth-normal galaxies have
 ~40 classifications in total). At a reached question the answer with the largest fraction is
 chosen when that fraction is at least ``answer_threshold`` (0.5 = a majority of volunteers; Willett
 et al. 2013 Sec. 6 use 0.8 for "clean" samples: :meth:`CaptionThresholds.clean`).
+
+Partial tables
+--------------
+A table may lack whole questions (``gz2_cutouts`` keeps only t01-t09): :meth:`Captioner.bind` marks
+them "not asked", so captions stop at that branch and their answers get NaN targets (never "no").
+A NaN debiased fraction (Hart et al. 2016 leave some cells empty) falls back to the weighted
+fraction of the same answer and row; a reached question with no usable value makes the row
+uncaptionable (readers skip and list it). Both are counted in :class:`CaptioningReport`.
 """
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import asdict, dataclass, field
+from collections import Counter
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
-from galaxysd_core.schema.gz2 import (ANSWER_BY_COLUMN, QUESTION_BY_STEM, ROOT_QUESTION, SUFFIX_COUNT,
-                         SUFFIX_DEBIASED, SUFFIX_FRACTION, SURVEY_PREFIX, TREE_ORDER, Answer,
-                         parents_of, unique_ancestor_answers)
+from galaxysd_core.schema.gz2 import (ANSWER_BY_COLUMN, QUESTION_BY_STEM, QUESTIONS, ROOT_QUESTION, SUFFIX_COUNT,
+                                      SUFFIX_DEBIASED, SUFFIX_FRACTION, SUFFIX_WEIGHTED_FRACTION, SURVEY_PREFIX,
+                                      TREE_ORDER, Answer, parents_of, unique_ancestor_answers)
 
 #: Willett et al. (2013) Table 3: minimum fraction of the answer leading to each question for the
 #: question to count as answered by enough volunteers. Keys are question stems; values map the
@@ -202,6 +211,55 @@ def answer_targets(answers: Iterable[str | Answer]) -> Dict[str, float]:
     return out
 
 
+@dataclass
+class CaptioningReport:
+    """What a :class:`Captioner` met while captioning a table (for the preparation report).
+
+    Attributes
+    ----------
+    absent_tasks : list of str
+        Question stems with no fraction columns in the table ("not asked": captions stop at that
+        branch; its answers get NaN targets, never "no"). E.g. ``t10_arms_winding`` and
+        ``t11_arms_number`` in a table that kept only tasks t01-t09.
+    fallbacks : collections.Counter
+        Per answer column, how many NaN debiased fractions were replaced by the weighted fraction
+        of the same answer and row (Hart et al. 2016 leave some debiased cells empty).
+    rows_with_fallback : int
+        Rows that used at least one fallback.
+    skipped : list of str
+        Rows that could not be captioned (a reached question without any usable value), with the
+        reason; readers leave them out instead of captioning them wrongly.
+    """
+
+    absent_tasks: List[str] = field(default_factory=list)
+    fallbacks: Counter = field(default_factory=Counter)
+    rows_with_fallback: int = 0
+    skipped: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"absent_tasks": list(self.absent_tasks), "fallbacks": dict(self.fallbacks),
+                "n_fallbacks": int(sum(self.fallbacks.values())), "rows_with_fallback": int(self.rows_with_fallback),
+                "n_skipped": len(self.skipped), "skipped": list(self.skipped)}
+
+    def summary(self, max_lines: int = 10) -> str:
+        """Human-readable lines: absent tasks, fallbacks and skipped rows (at most ``max_lines``)."""
+        lines = []
+        if self.absent_tasks:
+            lines.append("tasks absent from the table (not asked; captions stop at that branch): "
+                         + ", ".join(self.absent_tasks))
+        n = sum(self.fallbacks.values())
+        if n:
+            per = ", ".join(f"{c} {k}" for c, k in self.fallbacks.most_common())
+            lines.append(f"NaN debiased fractions replaced by the weighted fraction: {n} values in "
+                         f"{self.rows_with_fallback} rows ({per})")
+        if self.skipped:
+            lines.append(f"rows left out (no usable vote fraction on a reached branch): {len(self.skipped)}")
+            lines += [f"  {s}" for s in self.skipped[:max_lines]]
+            if len(self.skipped) > max_lines:
+                lines.append(f"  ... {len(self.skipped) - max_lines} more")
+        return "\n".join(lines)
+
+
 class Captioner:
     """Turn GZ2 vote fractions into GalaxySD captions.
 
@@ -226,29 +284,105 @@ class Captioner:
         self.thresholds = thresholds or CaptionThresholds()
         self.debiased = bool(debiased)
         self.shuffle = bool(shuffle)
+        #: Questions without columns in the bound table (see :meth:`bind`); empty = all 11 asked.
+        self.absent_tasks: Tuple[str, ...] = ()
+        self.report = CaptioningReport()
+        self._row_fallbacks: set = set()
 
     @property
     def suffix(self) -> str:
         return SUFFIX_DEBIASED if self.debiased else SUFFIX_FRACTION
 
-    def required_columns(self) -> List[str]:
-        """Fraction columns a vote table must have."""
-        return [a.column + self.suffix for a in ANSWER_BY_COLUMN.values()]
+    def required_columns(self, tasks: Optional[Iterable[str]] = None) -> List[str]:
+        """Fraction columns a vote table must have (of all 11 questions, or of ``tasks``)."""
+        wanted = set(tasks) if tasks is not None else None
+        return [a.column + self.suffix for a in ANSWER_BY_COLUMN.values() if wanted is None or a.question in wanted]
+
+    def tasks_in(self, header: Sequence[str]) -> Tuple[List[str], List[str]]:
+        """``(present, absent)`` question stems of a table header.
+
+        A question is present when every one of its answers has its fraction column (this
+        captioner's suffix, or for debiased fractions at least the weighted fraction to fall back
+        on); a question with only some of its columns is an error (a damaged table), not absent.
+        """
+        cols = set(header)
+        present, absent = [], []
+        for q in QUESTIONS:
+            have = [a.column + self.suffix in cols
+                    or (self.debiased and a.column + SUFFIX_WEIGHTED_FRACTION in cols) for a in q.answers]
+            if all(have):
+                present.append(q.stem)
+            elif not any(have):
+                absent.append(q.stem)
+            else:
+                missing = [a.column + self.suffix for a, h in zip(q.answers, have) if not h]
+                raise GalaxySDDataError(
+                    f"table has some but not all fraction columns of question {q.stem} (missing "
+                    f"{', '.join(missing)}); a question is either fully present or absent")
+        return present, absent
+
+    def bind(self, header: Sequence[str]) -> List[str]:
+        """Prepare to caption a table with this header; returns the vote columns to read.
+
+        Questions without columns become "not asked" (:attr:`absent_tasks`; reported in
+        :attr:`report`): captions stop at that branch and their answers get NaN targets. The
+        root question (t01) must be present. Vote counts are read where a question has them all.
+
+        Raises
+        ------
+        GalaxySDDataError
+            When the root question is absent or a question is only partly present.
+        """
+        present, absent = self.tasks_in(header)
+        if ROOT_QUESTION not in present:
+            kind = "debiased" if self.debiased else "raw vote"
+            raise GalaxySDDataError(
+                f"table has no {kind} fraction columns of the first GZ2 question (e.g. "
+                f"{ROOT_QUESTION + '_a01_smooth' + self.suffix!r}); a GZ2 vote table (Willett 2013 Table 5 "
+                f"or Hart 2016 gz2_hart16.csv columns) is needed"
+                + ("; try raw fractions (--raw-fractions / debiased=False)" if self.debiased else ""))
+        self.absent_tasks = tuple(absent)
+        self.report.absent_tasks = list(absent)
+        cols = set(header)
+        out: List[str] = []
+        for stem in present:
+            for a in QUESTION_BY_STEM[stem].answers:
+                for suffix in (self.suffix, SUFFIX_WEIGHTED_FRACTION if self.debiased else None):
+                    if suffix and a.column + suffix in cols:
+                        out.append(a.column + suffix)
+            counts = [a.column + SUFFIX_COUNT for a in QUESTION_BY_STEM[stem].answers]
+            if all(c in cols for c in counts):
+                out += counts
+        return out
+
+    def note_skipped(self, where: str) -> None:
+        """Record a row that could not be captioned (listed in :attr:`report`)."""
+        self.report.skipped.append(where)
+
+    @staticmethod
+    def _number(row: Mapping[str, float], name: str) -> float:
+        try:
+            return float(row[name])
+        except (TypeError, ValueError):
+            raise GalaxySDDataError(f"column {name!r} holds {row[name]!r}, not a vote fraction") from None
 
     def _fraction(self, row: Mapping[str, float], ans: Answer) -> float:
         name = ans.column + self.suffix
-        try:
-            value = row[name]
-        except KeyError:
+        if name not in row and not (self.debiased and ans.column + SUFFIX_WEIGHTED_FRACTION in row):
             raise GalaxySDDataError(
                 f"vote table has no column {name!r}; a GZ2 table (Willett 2013 Table 5 or Hart 2016 "
-                f"gz2_hart16.csv) is needed" + ("" if self.debiased else "")) from None
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise GalaxySDDataError(f"column {name!r} holds {value!r}, not a vote fraction") from None
+                f"gz2_hart16.csv) is needed")
+        value = self._number(row, name) if name in row else math.nan
+        if math.isnan(value) and self.debiased and ans.column + SUFFIX_WEIGHTED_FRACTION in row:
+            # Hart et al. (2016) leave some debiased cells empty; the weighted fraction of the same
+            # answer is the closest measured value (the debiasing starts from it).
+            fallback = self._number(row, ans.column + SUFFIX_WEIGHTED_FRACTION)
+            if not math.isnan(fallback):
+                self._row_fallbacks.add(ans.column)
+                value = fallback
         if math.isnan(value):
-            raise GalaxySDDataError(f"column {name!r} is NaN: no vote fraction to caption from")
+            raise GalaxySDDataError(f"column {name!r} is NaN: no vote fraction to caption from"
+                                    + (" (nor a weighted fraction)" if self.debiased else ""))
         if value < -1e-6 or value > 1 + 1e-6:
             raise GalaxySDDataError(f"column {name!r} = {value} is not a fraction in [0, 1]")
         return value
@@ -269,12 +403,21 @@ class Captioner:
         """Answers chosen along the reached branches, in tree order (including uncaptioned ones)."""
         chosen: List[Answer] = []
         chosen_set = set()
+        reached_set = set()
+        self._row_fallbacks = set()
         for stem in TREE_ORDER:
             q = QUESTION_BY_STEM[stem]
+            if stem in self.absent_tasks:
+                continue  # not asked in this table: the branch stops here (never read as "no")
             if stem != ROOT_QUESTION:
                 gates = WILLETT13_GATES.get(stem)
                 candidates = [ANSWER_BY_COLUMN[c] for c in gates] if gates else parents_of(stem)
-                leading = [p for p in candidates if p in chosen_set]
+                # A gate counts when its answer was chosen or, for an answer captions never write
+                # (t06 "odd: yes"), when its question was reached and the fraction passes the
+                # threshold: Willett et al. (2013) Table 3 reach t08 at p_odd >= 0.42 even without
+                # an "odd" majority (rare features such as dust lanes and mergers need this).
+                leading = [p for p in candidates
+                           if p in chosen_set or (not p.captioned and p.question in reached_set)]
                 if not leading:
                     continue  # branch not reached
                 need = self.thresholds.reached.get(stem, 0.0)
@@ -283,11 +426,15 @@ class Captioner:
             votes = self._votes(row, stem)
             if votes is not None and votes < self.thresholds.min_votes:
                 continue
+            reached_set.add(stem)
             fractions = [(self._fraction(row, a), a) for a in q.answers]
             best_value, best = max(fractions, key=lambda t: t[0])
             if best_value >= self.thresholds.answer_threshold and best_value > 0:
                 chosen.append(best)
                 chosen_set.add(best)
+        if self._row_fallbacks:  # counted once per row and answer, however often the value was read
+            self.report.rows_with_fallback += 1
+            self.report.fallbacks.update(self._row_fallbacks)
         return chosen
 
     def caption(self, row: Mapping[str, float], rng: Optional[random.Random] = None) -> str:
