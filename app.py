@@ -3,7 +3,9 @@
 Run with ``streamlit run app.py``. Configuration comes from the environment:
 ``GALAXYSD_MODEL_DIR`` (model folder; default ``assets/galaxysd-mini``), ``GALAXYSD_DATA_DIR``
 (real Galaxy Zoo images) and ``GALAXYSD_STORE_URL`` (verdict store; default SQLite under
-``~/.galaxysd``). Pages: Generate, Metrics, Real vs synthetic, Candidates, About.
+``~/.galaxysd``). Visitors can only upload files unless ``GALAXYSD_ALLOW_SERVER_PATHS=1``, and typed
+paths must stay inside the configured folders (README "Deploying publicly"). Pages: Generate, Metrics,
+Real vs synthetic, Candidates, About.
 """
 from __future__ import annotations
 
@@ -26,7 +28,11 @@ pages = [
     st.Page(str(ROOT / "pages" / "about.py"), title="About" if status.ok else "Getting started",
             icon=":material/info:", default=not status.ok),
 ]
-page = st.navigation(pages)
+# The navigation is drawn as page links in the sidebar below, not by Streamlit: on a server's first run
+# Streamlit sees the pages/ folder and lists every file in it (pages/_ui.py as "ui", app.py as "app")
+# until st.navigation replaces the list. `.streamlit/config.toml` hides that automatic list
+# (client.showSidebarNavigation = false), which hides st.navigation's sidebar menu as well.
+page = st.navigation(pages, position="hidden")
 
 # Widget values under "keep." keys survive page switches: Streamlit drops the state of widgets that a
 # run does not draw, unless the key is re-assigned (the documented multipage pattern).
@@ -34,6 +40,9 @@ for _key in [k for k in st.session_state.keys() if isinstance(k, str) and k.star
     st.session_state[_key] = st.session_state[_key]
 
 with st.sidebar:
+    for _page in pages:
+        st.page_link(_page)
+    st.divider()
     if status.ok:
         st.caption(f"Model: **{status.path.name}**")
     else:

@@ -29,6 +29,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 DEFAULT_MODEL_DIR = ASSETS_DIR / "galaxysd-mini"
 DEFAULT_CLASSIFIER_DIR = ASSETS_DIR / "classifier"
+#: Where commands and scripts write when no output folder is given: ``galaxysd-output/`` in the
+#: current folder (git-ignored here). Only the explicit release steps (``train/finalize_model.py``,
+#: or an ``--out assets/...`` you type) write into ``assets/``.
+OUTPUT_DIR_NAME = "galaxysd-output"
 
 
 def data_dir(override: Optional[str | os.PathLike] = None) -> Optional[Path]:
@@ -47,6 +51,11 @@ def model_dir(override: Optional[str | os.PathLike] = None) -> Path:
     """Model folder to use: flag value, ``$GALAXYSD_MODEL_DIR``, or the shipped default."""
     value = override or os.environ.get(MODEL_DIR_ENV)
     return Path(value).expanduser() if value else DEFAULT_MODEL_DIR
+
+
+def output_dir(kind: str) -> Path:
+    """Default output folder of a command or script: ``./galaxysd-output/<kind>`` (current folder)."""
+    return Path.cwd() / OUTPUT_DIR_NAME / kind
 
 
 def state_dir() -> Path:

@@ -17,6 +17,7 @@ from PIL import Image
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.io.uploads import load_uploaded_image
+from galaxysd_core.studio.path_policy import PathPolicy, is_inside
 from galaxysd_core.studio.model_status import ModelStatus, model_stamp
 from galaxysd_core.studio.model_status import model_status as configured_model_status
 from galaxysd_core.studio.real_data import load_real_index
@@ -122,15 +123,31 @@ def show_error(exc: BaseException) -> None:
 
 
 def data_dir_input(key: str = "data_dir") -> Optional[Path]:
-    """Sidebar text box for the real-data folder (default ``$GALAXYSD_DATA_DIR``); None when empty."""
+    """The real-data folder: ``$GALAXYSD_DATA_DIR``, or None when unset.
+
+    Only when the operator enables server paths (``$GALAXYSD_ALLOW_SERVER_PATHS``) is there a
+    sidebar box to type another folder, and then only folders inside the policy's roots
+    (:class:`~galaxysd_core.studio.path_policy.PathPolicy`) are used; a refused one gives a message
+    in the sidebar and None.
+    """
+    policy = PathPolicy.from_config()
+    if not policy.allow_typed:
+        return config.data_dir()
     if key not in st.session_state:
         st.session_state[key] = os.environ.get(config.DATA_DIR_ENV, "")
     value = st.sidebar.text_input(
         "Real data folder", key=key,
         help=f"Folder with Galaxy Zoo images: a GZ2 release (gz2_hart16.csv, gz2_filename_mapping.csv, "
-             f"images_gz2/) or folders with a labels.csv and images. Default: ${config.DATA_DIR_ENV}.")
+             f"images_gz2/) or folders with a labels.csv and images. Default: ${config.DATA_DIR_ENV}. "
+             f"Only folders inside the server's allowed folders ({policy.describe()}) are accepted.")
     value = str(value or "").strip()
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    try:
+        return policy.check_typed(value, what="real-data folder", kind="dir")
+    except GalaxySDError as exc:
+        st.sidebar.error(str(exc), icon=":material/error:")
+        return None
 
 
 def data_dir_notice() -> None:
@@ -138,7 +155,8 @@ def data_dir_notice() -> None:
     st.info(
         "**No real-data folder configured.** Set the environment variable "
         f"`{config.DATA_DIR_ENV}` before starting the app (e.g. "
-        f"`{config.DATA_DIR_ENV}=~/gz2 streamlit run app.py`) or type a folder in the sidebar.\n\n"
+        f"`{config.DATA_DIR_ENV}=~/gz2 streamlit run app.py`)"
+        + (" or type a folder in the sidebar." if config.allow_server_paths() else ".") + "\n\n"
         "Download the Galaxy Zoo 2 release (Hart et al. 2016 table + about 3.4 GB of images) with "
         "`galaxysd data download --out ~/gz2 --extract`. "
         "A folder with a `labels.csv` and images (like the Galaxy Zoo 1 cutouts) works too.",
@@ -160,8 +178,14 @@ def get_real_index(data_dir: Path):
     return real_index(str(data_dir), stamp)
 
 
-def thumbnail(path: str, px: int = THUMB_PX) -> Optional[np.ndarray]:
-    """Validated, downsized RGB array of an image file, or None when unreadable."""
+def thumbnail(path: str, px: int = THUMB_PX, *, root: Optional[os.PathLike]) -> Optional[np.ndarray]:
+    """Validated, downsized RGB array of an image file inside ``root``, or None.
+
+    None when the file is unreadable, when there is no ``root`` or when ``path`` (symbolic links
+    followed) lies outside it: a file outside the image folder is never opened.
+    """
+    if root is None or not path or not is_inside(path, root):
+        return None
     return _thumb(str(path), px, _mtime(path))
 
 

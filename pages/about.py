@@ -1,11 +1,10 @@
 """About / Getting started: what the app does, and what to set up when something is missing."""
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from galaxysd_core import __version__, config
+from galaxysd_core.studio.store import describe_url
 from pages import _ui
 
 _ui.ensure_app_navigation()
@@ -56,7 +55,21 @@ st.markdown(
     f"| variable | meaning | now |\n|---|---|---|\n"
     f"| `{config.MODEL_DIR_ENV}` | model folder | `{config.model_dir()}` |\n"
     f"| `{config.DATA_DIR_ENV}` | real galaxies | `{data or 'not set'}` |\n"
-    f"| `{config.STORE_URL_ENV}` | verdict store (SQLAlchemy URL) | "
-    f"`{os.environ.get(config.STORE_URL_ENV) or 'SQLite in ' + str(config.state_dir())}` |")
+    f"| `{config.ALLOW_SERVER_PATHS_ENV}` | visitors may type server paths (inside the allowed folders) | "
+    f"`{'1 (on)' if config.allow_server_paths() else 'off'}` |\n"
+    f"| `{config.CATALOGS_DIR_ENV}` | folder of catalogs visitors may open by path | "
+    f"`{'set' if config.catalogs_dir() else 'not set'}` |\n"
+    f"| `{config.CANDIDATES_ENV}` | catalog the Candidates page opens first | "
+    f"`{'set' if config.candidates_path() else 'shipped catalog'}` |\n"
+    f"| `{config.STORE_URL_ENV}` | verdict and quiz store (SQLAlchemy URL) | `{describe_url()}` |\n"
+    f"| `GALAXYSD_HOME` | folder of the default SQLite store | `{config.state_dir()}` |")
+st.markdown(f"Candidate verdicts and quiz answers are saved in `{describe_url()}`; set `{config.STORE_URL_ENV}` "
+            f"(any SQLAlchemy URL, e.g. PostgreSQL) or `GALAXYSD_HOME` (folder of the default SQLite file, "
+            f"default `~/.galaxysd`) to move them.")
+st.markdown(f"**Public deployments.** Visitors can only upload files unless `{config.ALLOW_SERVER_PATHS_ENV}=1`; even "
+            f"then every typed path must resolve (links followed) inside the allowed folders: the real-data "
+            f"folder, `{config.CATALOGS_DIR_ENV}`, the model folder and the shipped assets. Image paths in "
+            f"catalogs never leave the catalog's image folder. Root-level keys of `.streamlit/secrets.toml` "
+            f"become environment variables, so these can be set there too.")
 st.caption(f"galaxysd_core {__version__}. Images: SDSS; labels: Galaxy Zoo (Lintott et al. 2008; "
            f"Willett et al. 2013; Hart et al. 2016).")

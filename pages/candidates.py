@@ -10,6 +10,7 @@ import streamlit as st
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.science import candidates as cands
+from galaxysd_core.studio.path_policy import MAX_CATALOG_UPLOAD_BYTES, PathPolicy
 from galaxysd_core.studio.vetting import extra_columns, vetting_cursor
 from pages import _ui
 
@@ -32,11 +33,21 @@ def _read_bytes(digest: str, data: bytes, name: str, images: str) -> cands.Candi
 
 
 def load_catalog() -> Optional[cands.CandidateCatalog]:
-    """The catalog chosen at the top of the page (None, with a message, when there is none)."""
+    """The catalog chosen at the top of the page (None, with a message, when there is none).
+
+    Server paths (a catalog file, an image folder) are offered only when the operator enables them
+    (``$GALAXYSD_ALLOW_SERVER_PATHS``), and then pass the path policy: only files inside the
+    configured folders are read. Uploads are size-limited; their image paths resolve only inside
+    the image folder (or the real-data folder for catalogs of real galaxies).
+    """
+    policy = PathPolicy.from_config()
+    sources = [k for k in SOURCES if k != "path" or policy.allow_typed]
     for k, v in (("keep.cand.source", "shipped"), ("keep.cand.path", ""), ("keep.cand.images", "")):
         ss.setdefault(k, v)
+    if ss["keep.cand.source"] not in sources:
+        ss["keep.cand.source"] = "shipped"
     c1, c2 = st.columns([2, 3])
-    source = c1.radio("Catalog", list(SOURCES), key="keep.cand.source", format_func=SOURCES.get)
+    source = c1.radio("Catalog", sources, key="keep.cand.source", format_func=SOURCES.get)
     try:
         if source == "shipped":
             path = cands.default_catalog_path()
@@ -45,22 +56,31 @@ def load_catalog() -> Optional[cands.CandidateCatalog]:
                 return None
             c2.caption(f"`{path}`" + (" (synthetic demo galaxies)" if "demo_candidates" in str(path) else ""))
             return _read_path(str(path), "", path.stat().st_mtime, str(config.data_dir() or ""))
-        images = c2.text_input("Image folder (default: the catalog's folder)", key="keep.cand.images")
+        images = ""
+        if policy.allow_typed:
+            typed = c2.text_input("Image folder (default: the catalog's folder)", key="keep.cand.images",
+                                  help=f"A folder inside the server's allowed folders ({policy.describe()}).")
+            if typed.strip():
+                images = str(policy.check_typed(typed, what="image folder", kind="dir"))
         if source == "path":
             text = c2.text_input("Catalog file (CSV or ECSV with id, score, image_path; ra, dec optional)",
-                                 key="keep.cand.path")
+                                 key="keep.cand.path",
+                                 help=f"A file inside the server's allowed folders ({policy.describe()}).")
             if not text.strip():
                 return None
-            p = Path(text.strip()).expanduser()
-            mtime = p.stat().st_mtime if p.exists() else 0.0
-            return _read_path(str(p), images.strip(), mtime, str(config.data_dir() or ""))
-        up = c2.file_uploader("Catalog (CSV or ECSV)", type=["csv", "ecsv"], key="up.cand.file")
+            p = policy.check_typed(text, what="catalog file", kind="file")
+            return _read_path(str(p), images, p.stat().st_mtime, str(config.data_dir() or ""))
+        up = c2.file_uploader("Catalog (CSV or ECSV)", type=["csv", "ecsv"], key="up.cand.file",
+                              max_upload_size=max(1, MAX_CATALOG_UPLOAD_BYTES // 2**20))
         if up is None:
             return None
+        policy.check_upload_size(up.size)
         data = up.getvalue()
-        if not images.strip():
-            c2.caption(":orange[Relative image paths of an uploaded catalog need an image folder.]")
-        return _read_bytes(hashlib.sha256(data).hexdigest(), data, up.name, images.strip())
+        if not images:
+            c2.caption(":orange[Relative image paths of an uploaded catalog need an image folder"
+                       + (".]" if policy.allow_typed else " on the server, which this server does not offer "
+                          "(images of real-data catalogs come from its data folder).]"))
+        return _read_bytes(hashlib.sha256(data).hexdigest(), data, up.name, images)
     except GalaxySDError as exc:
         _ui.show_error(exc)
         return None
@@ -98,6 +118,11 @@ if catalog.needs_data_dir:
             f"paths are relative to the real-data folder. Set `{config.DATA_DIR_ENV}` before starting the app "
             f"(e.g. `{config.DATA_DIR_ENV}=../shared/data streamlit run app.py`) to see them; vetting works "
             "without images too.", icon=":material/folder_open:")
+if catalog.refused_ids:
+    shown = ", ".join(catalog.refused_ids[:10]) + (" ..." if len(catalog.refused_ids) > 10 else "")
+    st.warning(f"{len(catalog.refused_ids)} image path(s) refused (ids {shown}): absolute paths, '..' that climbs "
+               "out and symbolic links out of the catalog's image folder are never opened. Write image paths "
+               "relative to the image folder.", icon=":material/block:")
 store = _ui.get_store()
 try:
     latest = store.latest_verdicts(catalog.name)
@@ -135,10 +160,13 @@ row = view.iloc[cursor.pos]
 main, side = st.columns([3, 2], gap="large")
 with main:
     st.subheader(f"{row['id']}  ·  score {row['score']:.3g}")
-    img = _ui.thumbnail(row["image_file"], _ui.LARGE_PX) if row["image_exists"] else None
+    img = _ui.thumbnail(row["image_file"], _ui.LARGE_PX, root=catalog.images_dir) if row["image_exists"] else None
     a, b = st.columns([3, 2])
     if img is not None:
         a.image(img)
+    elif row["image_refused"]:
+        a.warning(f"Image path `{row['image_path']}` refused: it leaves the catalog's image folder, so it is "
+                  "never opened.", icon=":material/block:")
     else:
         a.warning(f"Image not found: `{row['image_path']}`")
     with b:
@@ -186,11 +214,11 @@ with side:
     grid = st.columns(3)
     for i, r in enumerate(view.iloc[start:start + cursor.per_page].itertuples(index=False)):
         with grid[i % 3]:
-            thumb = _ui.thumbnail(r.image_file, 120) if r.image_exists else None
+            thumb = _ui.thumbnail(r.image_file, 120, root=catalog.images_dir) if r.image_exists else None
             if thumb is not None:
                 st.image(thumb)
             else:
-                st.caption("(no image)")
+                st.caption("(image refused)" if r.image_refused else "(no image)")
             label = f"{'▶ ' if r.id == current else ''}{r.id}"
             st.button(label, key=f"btn.cand.open.{r.id}", on_click=go_to, args=(catalog.name, r.id),
                       width="stretch", type="tertiary")

@@ -228,7 +228,9 @@ with right:
                         icon=":material/auto_awesome:")
     progress_slot = st.empty()
     if pressed and pipe is not None:
-        if ss[K_INIT] != "noise" and init_image is None:
+        if ss.get("gen.prompt_error"):  # already shown under the prompt: once is enough
+            st.toast("Fix the prompt first (see the message under it).", icon=":material/error:")
+        elif ss[K_INIT] != "noise" and init_image is None:
             st.error("Choose a start image first, or switch the start image to 'Text only'.")
         else:
             seed = generation.random_seed() if ss[K_SEEDMODE] == "random" else int(ss[K_SEED])
@@ -270,7 +272,9 @@ gallery: List[generation.GalleryItem] = ss.get("gen.gallery", [])
 head, z, clear = st.columns([6, 2, 1])
 head.subheader(f"Gallery ({len(gallery)} image{'s' if len(gallery) != 1 else ''} this session)")
 if gallery:
-    z.download_button("Download all (zip)", data=lambda: generation.gallery_zip(list(ss.get("gen.gallery", []))),
+    # The data callable runs later in a thread without this session's state (deferred download), so it
+    # gets the gallery items now; the zip itself is only built when the button is pressed.
+    z.download_button("Download all (zip)", data=lambda items=tuple(gallery): generation.gallery_zip(items),
                       file_name="galaxysd_gallery.zip", mime="application/zip", key="dl.gen.zip",
                       on_click="ignore", icon=":material/folder_zip:")
     if clear.button("Clear", key="btn.gen.clear"):

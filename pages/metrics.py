@@ -5,9 +5,9 @@ import streamlit as st
 
 from galaxysd_core import config
 from galaxysd_core.studio import figures
-from galaxysd_core.studio.metric_files import (augmentation_columns, benchmark_consistency, how_to_make,
-                                               pareto_columns, read_metrics, sweep_rows, sweep_variables,
-                                               training_prompts)
+from galaxysd_core.studio.metric_files import (AUGMENTATION_METRICS, augmentation_metrics, benchmark_consistency,
+                                               how_to_make, pareto_columns, read_metrics, sweep_rows,
+                                               sweep_variables, training_prompts)
 from pages import _ui
 
 _ui.ensure_app_navigation()
@@ -104,8 +104,17 @@ if bundle.augmentation is None:
     missing("augmentation")
 else:
     aug = bundle.augmentation
-    st.dataframe(aug, hide_index=True)
-    cat, num = augmentation_columns(aug)
-    if cat and num:
-        ycol = st.selectbox("Metric", num, key="metrics.aug_metric")
-        chart(figures.augmentation_figure(aug, ycol, cat), "metrics.augmentation")
+    st.caption("Does adding generated galaxies help a rare-class classifier? Each arm trains the same classifier "
+               "with the same budget; scores on the held-out real test set (`assets/augmentation/`).")
+    metrics = augmentation_metrics(aug)
+    if metrics:
+        ycol = st.selectbox("Metric", metrics, key="metrics.aug_metric", format_func=AUGMENTATION_METRICS.get)
+        chart(figures.augmentation_figure(aug, ycol), "metrics.augmentation")
+    if bundle.augmentation_notes:
+        st.subheader("Discussion")
+        st.markdown(bundle.augmentation_notes)
+    with st.expander("Results table (results.csv)"):
+        st.dataframe(aug, hide_index=True)
+    if bundle.augmentation_readme:
+        with st.expander("Full report (assets/augmentation/README.md)"):
+            st.markdown(bundle.augmentation_readme)

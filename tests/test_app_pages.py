@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDValueError, ServerBusyError
 from galaxysd_core.io.png import png_bytes
 from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
-from galaxysd_core.studio import controls, generation, limits, metric_files, real_data
+from galaxysd_core.studio import controls, figures, generation, limits, metric_files, real_data
 from galaxysd_core.studio.quiz import new_quiz_round
 from galaxysd_core.studio.store import Store
 
@@ -190,6 +191,17 @@ def test_generate_button_makes_images(env):
     assert len(at.session_state["gen.gallery"]) == 4
 
 
+@pytest.mark.parametrize("prompt", ["sdss, dust lne", "sdss, smooth, a dust lne", "sdss, {smooth:1.3"])
+def test_generate_with_a_bad_prompt_shows_the_error_once(env, prompt):
+    at = run_app()
+    at.text_area(key="keep.gen.prompt").set_value(prompt).run()
+    assert len(at.error) == 1, texts(at.error)
+    at.button(key="btn.gen.generate").click().run()
+    assert len(at.error) == 1, texts(at.error)  # pressing Generate does not repeat it
+    assert "Prompt not understood" in at.error[0].value
+    assert at.session_state["gen.gallery"] == []
+
+
 def test_generate_request_limit_message(env):
     at = run_app()
     at.slider(key="keep.gen.n_images").set_value(16).run()
@@ -319,6 +331,17 @@ def test_without_model_generate_explains_and_about_is_default(env, monkeypatch, 
     assert at.button(key="btn.gen.generate").disabled
 
 
+def test_about_says_where_the_store_lives(env, monkeypatch, tmp_path):
+    monkeypatch.delenv("GALAXYSD_STORE_URL")  # the default: SQLite under $GALAXYSD_HOME (else ~/.galaxysd)
+    at = run_app("about")
+    assert f"SQLite file {tmp_path / 'home' / 'store.sqlite'}" in texts(at.markdown)
+    assert "GALAXYSD_HOME" in texts(at.markdown) and "~/.galaxysd" in texts(at.markdown)
+    monkeypatch.setenv("GALAXYSD_STORE_URL", "postgresql+psycopg://vetter:canary-pw-4711@db.example/galaxysd")
+    at = run_app("about")
+    assert "postgresql+psycopg://vetter:***@db.example/galaxysd" in texts(at.markdown)
+    assert "canary-pw-4711" not in texts(at.markdown)  # a password in the URL is never shown
+
+
 def test_settings_survive_a_page_switch(env):
     at = run_app()
     at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("merger").run()
@@ -353,8 +376,27 @@ def _write_metrics(model_dir: Path, assets: Path) -> None:
     pd.DataFrame({"phrase": ["smooth", "merger"], "precision": [0.9, 0.2], "recall": [0.8, 0.5],
                   "auc": [0.9, 0.7]}).to_csv(assets / "classifier" / "metrics.csv", index=False)
     (assets / "augmentation").mkdir()
-    pd.DataFrame({"setting": ["real only", "real + generated"], "feature": ["merger", "merger"],
-                  "recall": [0.5, 0.6]}).to_csv(assets / "augmentation" / "results.csv", index=False)
+    _augmentation_results().to_csv(assets / "augmentation" / "results.csv", index=False)
+    (assets / "augmentation" / "README.md").write_text(
+        "# Augmentation\n\n## Discussion\n\n<!-- notes:begin -->\n**Where synthetic data helps.** Mergers at 100 "
+        "real positives.\n<!-- notes:end -->\n")
+
+
+AUG_ARMS = {"real": "(a) real only", "synthetic": "(b) real + synthetic", "classic": "(c) oversampling + flips"}
+
+
+def _augmentation_results() -> pd.DataFrame:
+    """A results.csv in the experiment's format: 2 tasks x 2 shot settings x 3 arms, 3 seeds."""
+    rows = []
+    for t, task in enumerate(("merger", "spiral")):
+        for k, (shots, n_pos) in enumerate((("10", 10), ("all", 103 + t))):
+            for a, (arm, label) in enumerate(AUG_ARMS.items()):
+                f1 = 0.1 + 0.2 * a + 0.1 * k + 0.05 * t
+                rows.append({"task": task, "shots": shots, "arm": arm, "n_seeds": 3, "n_real_pos": n_pos,
+                             "n_synthetic": 192 if arm == "synthetic" else 0, "precision_mean": 0.5,
+                             "precision_std": 0.1, "recall_mean": 0.4, "recall_std": 0.1, "f1_mean": f1,
+                             "f1_std": 0.01 * (a + 1), "ap_mean": 0.3, "ap_std": 0.02, "arm_label": label})
+    return pd.DataFrame(rows)
 
 
 def test_metrics_page_plots_fixture_files(env, monkeypatch, tmp_path):
@@ -374,6 +416,37 @@ def test_metrics_page_plots_fixture_files(env, monkeypatch, tmp_path):
     at.selectbox(key="metrics.train_prompt").set_value("sdss, merger").run()
     consistency = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [round(v, 3) for v in plot_values(consistency["data"][0]["y"])] == [0.35, 0.55, 0.75]
+
+
+def _augmentation_chart(at) -> dict:
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    found = [s for s in specs if "held-out real test set" in str(s["layout"].get("title", {}).get("text", ""))]
+    assert len(found) == 1, [s["layout"].get("title") for s in specs]
+    return found[0]
+
+
+def test_metrics_page_augmentation_grouped_bars_default_f1_and_discussion(env, monkeypatch, tmp_path):
+    model = tmp_path / "model-with-metrics"
+    assets = tmp_path / "assets"
+    _write_metrics(model, assets)
+    monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(model))
+    monkeypatch.setattr(config, "ASSETS_DIR", assets)
+    at = run_app("metrics")
+    box = at.selectbox(key="metrics.aug_metric")
+    assert box.value == "f1"  # F1 by default, and only real metrics offered (no n_seeds, n_real_pos, ...)
+    assert box.options == ["F1", "purity (precision)", "completeness (recall)", "average precision (AP)"]
+    spec = _augmentation_chart(at)
+    assert spec["layout"]["barmode"] == "group"
+    assert [t["name"] for t in spec["data"]] == list(AUG_ARMS.values())  # one trace per arm
+    expected = _augmentation_results()
+    for trace, arm in zip(spec["data"], AUG_ARMS):
+        rows = expected[expected["arm"] == arm]
+        assert plot_values(trace["y"]) == pytest.approx(rows["f1_mean"].tolist())
+        assert plot_values(trace["error_y"]["array"]) == pytest.approx(rows["f1_std"].tolist())
+    assert "Where synthetic data helps" in texts(at.markdown)  # the discussion of assets/augmentation/README.md
+    box.set_value("ap").run()
+    spec = _augmentation_chart(at)
+    assert plot_values(spec["data"][0]["y"]) == pytest.approx([0.3] * 4)
 
 
 def test_metrics_page_without_files_explains_how_to_make_them(env, monkeypatch, tmp_path):
@@ -445,9 +518,11 @@ def test_candidates_bad_upload_shows_message(env):
     assert not at.exception
 
 
-def test_candidates_catalog_from_path(env, tmp_path):
+def test_candidates_catalog_from_path(env, tmp_path, monkeypatch):
     Image.fromarray(_blob(1)).save(tmp_path / "a.png")
     (tmp_path / "mine.csv").write_text("id,score,image_path\nx,0.1,a.png\ny,0.9,a.png\n")
+    monkeypatch.setenv("GALAXYSD_ALLOW_SERVER_PATHS", "1")  # typed paths: only when the operator allows them,
+    monkeypatch.setenv("GALAXYSD_CATALOGS_DIR", str(tmp_path))  # and only inside the allowed folders
     at = run_app("candidates")
     at.radio(key="keep.cand.source").set_value("path").run()
     at.text_input(key="keep.cand.path").set_value(str(tmp_path / "mine.csv")).run()
@@ -475,6 +550,148 @@ def test_candidates_default_is_the_real_catalog_with_images_from_the_data_folder
     at = run_app("candidates")
     assert "GALAXYSD_DATA_DIR" not in texts(at.info) and "Image not found" not in texts(at.warning)
     assert len(at.image) >= 1 and not at.exception
+
+
+# ----------------------------------------------------------------------------- server paths stay closed
+CANARY = f"canary-{secrets.token_hex(8)}"
+#: The first entry of this process's /proc/self/environ and the first field of /etc/passwd: neither may
+#: ever appear on a page (the old Candidates page printed both inside "Columns found: [...]").
+ENVIRON_MARK = Path("/proc/self/environ").read_bytes().split(b"\0")[0].decode(errors="replace")
+PASSWD_MARK = "root:x:0:0"
+#: What a visitor types into every server-path input: system files, '..' out of the roots, symbolic
+#: links (a folder link and a file through it) pointing out of an allowed folder; {root} = that folder.
+HOSTILE_PATHS = ("/proc/self/environ", "/etc/passwd", "../../etc/passwd", "{root}/link_out", "{root}/link_out/secret.txt",
+                 "link_out/secret.txt")
+REFUSED = "outside the folders this server allows"
+
+
+def page_text(at: AppTest) -> str:
+    """Every string of the rendered page (all elements' protos, sidebar included)."""
+    out = []
+
+    def walk(node):
+        if getattr(node, "proto", None) is not None:
+            out.append(str(node.proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(out)
+
+
+def assert_nothing_leaked(at: AppTest) -> None:
+    text = page_text(at)
+    assert CANARY not in text, "a canary (environment variable / file outside the roots) reached the page"
+    assert ENVIRON_MARK not in text and PASSWD_MARK not in text, "server file content reached the page"
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.fixture
+def served(env, monkeypatch, tmp_path) -> Path:
+    """Server paths enabled, one allowed catalogs folder (a catalog + an image inside); outside it a canary
+    file and a canary image, and a symbolic link to their folder inside; a canary in the environment."""
+    root = tmp_path / "served"
+    (root / "imgs").mkdir(parents=True)
+    Image.fromarray(_blob(1)).save(root / "imgs" / "a.png")
+    (root / "mine.csv").write_text("id,score,image_path\nx,0.1,imgs/a.png\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(f"GALAXYSD_CANARY={CANARY}\n{PASSWD_MARK}:{CANARY}:/root:/bin/sh\n")
+    Image.fromarray(_blob(9)).save(outside / "secret.png")
+    (root / "link_out").symlink_to(outside, target_is_directory=True)
+    monkeypatch.setenv("GALAXYSD_CANARY", CANARY)
+    monkeypatch.setenv("GALAXYSD_ALLOW_SERVER_PATHS", "1")
+    monkeypatch.setenv("GALAXYSD_CATALOGS_DIR", str(root))
+    return root
+
+
+def test_server_path_inputs_are_absent_unless_enabled(env, monkeypatch, data_dir):
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(data_dir))
+    at = run_app("candidates")
+    assert at.radio(key="keep.cand.source").options == ["Shipped catalog", "Upload a catalog"]
+    at.radio(key="keep.cand.source").set_value("upload").run()
+    assert [w.key for w in at.main.text_input] == [] and at.file_uploader(key="up.cand.file")  # uploads still work
+    at = run_app("real_vs_synthetic")
+    assert "data_dir" not in [w.key for w in at.sidebar.text_input]  # no box to point the app anywhere
+    assert len(at.image) >= 2 and not at.error  # ... and $GALAXYSD_DATA_DIR is used as configured
+    at = run_app()
+    at.radio(key="keep.gen.init_mode").set_value("data").run()
+    assert "data_dir" not in [w.key for w in at.sidebar.text_input] and at.selectbox(key="keep.gen.real_pick")
+
+
+@pytest.mark.parametrize("typed", HOSTILE_PATHS)
+def test_typed_catalog_and_image_folder_outside_the_roots_are_refused(served, typed):
+    typed = typed.format(root=served)
+    at = run_app("candidates")
+    at.radio(key="keep.cand.source").set_value("path").run()
+    at.text_input(key="keep.cand.path").set_value(typed).run()
+    assert REFUSED in texts(at.error) and not at.get("progress"), texts(at.error)
+    assert_nothing_leaked(at)
+    at.text_input(key="keep.cand.path").set_value("mine.csv").run()  # inside the catalogs folder: fine
+    assert "0 / 1 vetted" in at.get("progress")[0].proto.text and len(at.image) >= 1
+    at.text_input(key="keep.cand.images").set_value(typed).run()  # the image folder box, same rule
+    assert REFUSED in texts(at.error) and not at.get("progress")
+    assert_nothing_leaked(at)
+
+
+@pytest.mark.parametrize("typed", [*HOSTILE_PATHS, "{root}/nowhere"])
+def test_sidebar_data_folder_outside_the_roots_is_refused(served, typed, data_dir, monkeypatch):
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(data_dir))
+    typed = typed.format(root=served)
+    for page in ("real_vs_synthetic", None):  # Real vs synthetic, and Generate's start image
+        at = run_app(page)
+        if page is None:
+            at.radio(key="keep.gen.init_mode").set_value("data").run()
+        assert at.sidebar.text_input(key="data_dir").value == str(data_dir)
+        at.sidebar.text_input(key="data_dir").set_value(typed).run()
+        err = texts(at.sidebar.error)
+        assert (REFUSED in err) if "nowhere" not in typed else ("no real-data folder at" in err), err
+        assert_nothing_leaked(at)
+        assert not [i for i in at.image], "an image was shown from a refused folder"
+
+
+def test_uploaded_catalog_image_paths_stay_inside_the_image_folder(served):
+    outside = served.parent / "outside"
+    text = ("id,score,image_path\n"
+            f"abs,0.9,{outside / 'secret.png'}\nclimb,0.8,../outside/secret.png\nlink,0.7,link_out/secret.png\n"
+            "passwd,0.6,/etc/passwd\nclimb2,0.5,../../etc/passwd\nenviron,0.4,/proc/self/environ\nok,0.1,imgs/a.png\n")
+    at = run_app("candidates")
+    at.radio(key="keep.cand.source").set_value("upload").run()
+    at.text_input(key="keep.cand.images").set_value(str(served)).run()
+    at.file_uploader(key="up.cand.file").set_value(("hostile.csv", text.encode(), "text/csv")).run()
+    warn = texts(at.warning)
+    assert "6 image path(s) refused (ids abs, climb, link, passwd, climb2, environ)" in warn, warn
+    assert "Image path `" + str(outside / "secret.png") + "` refused" in warn  # the current (top) row
+    assert len(at.image) == 1  # the grid shows the one image inside the folder, none from outside
+    assert_nothing_leaked(at)
+    for cid in ("climb", "link", "passwd", "environ"):
+        at.button(key=f"btn.cand.open.{cid}").click().run()
+        assert "refused: it leaves the catalog's image folder" in texts(at.warning) and len(at.image) == 1
+        assert_nothing_leaked(at)
+
+
+def test_thumbnails_are_read_only_inside_their_root(served):
+    from pages import _ui
+
+    inside, outside = served / "imgs" / "a.png", served.parent / "outside" / "secret.png"
+    assert _ui.thumbnail(str(inside), 64, root=served) is not None
+    for path in (outside, served / "link_out" / "secret.png", served / "imgs" / ".." / ".." / "outside" / "secret.png"):
+        assert _ui.thumbnail(str(path), 64, root=served) is None, path
+    assert _ui.thumbnail(str(inside), 64, root=None) is None  # no image folder: nothing is opened
+
+
+def test_uploads_without_server_paths_refuse_absolute_image_paths_and_big_files(env, tmp_path):
+    Image.fromarray(_blob(9)).save(tmp_path / "secret.png")
+    text = f"id,score,image_path\nabs,0.9,{tmp_path / 'secret.png'}\nclimb,0.5,../../etc/passwd\n"
+    at = run_app("candidates")
+    at.radio(key="keep.cand.source").set_value("upload").run()
+    at.file_uploader(key="up.cand.file").set_value(("hostile.csv", text.encode(), "text/csv")).run()
+    assert "2 image path(s) refused" in texts(at.warning) and len(at.image) == 0
+    assert "does not offer" in texts(at.caption)  # relative paths: no image folder on this server
+    big = b"id,score,image_path\n" + b"x" * (21 * 2**20)
+    at.file_uploader(key="up.cand.file").set_value(("big.csv", big, "text/csv")).run()
+    assert "at most 20 MiB are accepted" in texts(at.error)
+    assert_nothing_leaked(at)
 
 
 # ----------------------------------------------------------------------------- real vs synthetic
@@ -506,10 +723,13 @@ def test_real_vs_synthetic_with_data_compare_and_quiz(env, monkeypatch, data_dir
     assert "Your score: 1/1" in texts(at.caption)
 
 
-def test_real_vs_synthetic_sidebar_path_and_bad_folder(env, tmp_path):
+def test_real_vs_synthetic_sidebar_path_and_bad_folder(env, tmp_path, monkeypatch):
+    # the sidebar box exists only when the operator allows server paths, and only for allowed folders
+    monkeypatch.setenv("GALAXYSD_ALLOW_SERVER_PATHS", "1")
+    monkeypatch.setenv("GALAXYSD_CATALOGS_DIR", str(tmp_path))
     at = run_app("real_vs_synthetic")
     at.sidebar.text_input(key="data_dir").set_value(str(tmp_path / "missing")).run()
-    assert "does not exist" in texts(at.error)
+    assert "no real-data folder at" in texts(at.error)
     empty = tmp_path / "empty"
     empty.mkdir()
     at.sidebar.text_input(key="data_dir").set_value(str(empty)).run()
@@ -590,6 +810,22 @@ def test_real_index_and_matches(data_dir):
     assert images.shape == (3, 32, 32, 3) and len(ids) == 3
 
 
+def test_real_index_skips_image_paths_that_leave_the_data_folder(tmp_path):
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    (root / "src" / "images").mkdir(parents=True)
+    outside.mkdir()
+    Image.fromarray(_blob(0)).save(root / "src" / "images" / "in.png")
+    Image.fromarray(_blob(1)).save(outside / "out.png")
+    (root / "src" / "images" / "link.png").symlink_to(outside / "out.png")
+    col = "t01_smooth_or_features_a01_smooth"
+    pd.DataFrame({"filename": ["images/in.png", str(outside / "out.png"), "../../outside/out.png", "images/link.png"],
+                  "gz2_column": [col] * 4}).to_csv(root / "src" / "labels.csv", index=False)
+    index, problems = real_data.load_real_index(root)
+    assert [Path(p).name for p in index["image_path"]] == ["in.png"]
+    assert problems == ["src: 3 image path(s) leave the data folder (absolute, '..' or a symbolic link out of it) "
+                        "and are skipped"]
+
+
 def test_quiz_round_places_one_fake():
     real = np.zeros((5, 16, 16, 3), np.uint8)
     fake = np.full((32, 32, 3), 255, np.uint8)
@@ -598,6 +834,19 @@ def test_quiz_round_places_one_fake():
     assert sum(int(im.mean() == 255) for im in q.images) == 1
     with pytest.raises(GalaxySDValueError, match="needs 3 real"):
         new_quiz_round(real[:2], ["a", "b"], fake, "p", 1)
+
+
+def test_augmentation_figure_of_the_shipped_results_groups_the_arms():
+    results = pd.read_csv(config.ASSETS_DIR / "augmentation" / "results.csv")
+    assert metric_files.augmentation_metrics(results)[0] == "f1"
+    assert "n_seeds" not in metric_files.augmentation_metrics(results)
+    fig = figures.augmentation_figure(results)
+    arms = results["arm"].unique()
+    assert fig.layout.barmode == "group" and len(fig.data) == len(arms) == 5
+    assert all(len(t.y) == len(results) // len(arms) for t in fig.data)  # every (task, shots) group has each arm
+    assert max(max(t.y) for t in fig.data) <= 1.0  # side by side, not stacked (stacked F1 reached ~3.5)
+    assert all(t.error_y.array is not None and len(t.error_y.array) == len(t.y) for t in fig.data)
+    assert figures.augmentation_figure(results.drop(columns=["f1_mean"])) is None
 
 
 def test_read_metrics_accepts_evaluation_csv_names(tmp_path):
@@ -617,22 +866,34 @@ def test_read_metrics_accepts_evaluation_csv_names(tmp_path):
 
 
 def test_concurrent_sessions_get_the_same_images_as_sequential_ones(tiny_model):
-    """Two sessions generating at once (through the gate) get exactly what each gets alone:
-    no scheduler or generator state is shared between requests."""
+    """Two sessions generating at once (through the gate) get exactly what each gets alone: the
+    pipeline has no lock and shares no scheduler or generator state between requests. The two
+    requests are forced to overlap: their first 4 steps run in lock step (a barrier in the progress
+    callback, which a lock serialising the calls would make time out)."""
     pipe = load_pipeline(tiny_model)
     reqs = [generation.GenerationRequest(prompt="sdss, smooth", n_images=2, steps=4, seed=3, scheduler="euler_a"),
             generation.GenerationRequest(prompt="sdss, merger", n_images=2, steps=6, seed=8, scheduler="dpmpp")]
     alone = [[it.image for it in generation.generate(pipe, r)] for r in reqs]
-    results = [None, None]
-    gate = limits.GenerationGate(2)  # let both into the pipeline; its own lock must keep them apart
+    results, errors = [None, None], []
+    gate = limits.GenerationGate(2)  # let both into the pipeline at once
+    barrier = threading.Barrier(2, timeout=60)
+
+    def in_lock_step(step, total):
+        if step <= 4:  # both requests have at least 4 steps
+            barrier.wait()
 
     def run(i):
-        results[i] = [it.image for it in generation.generate(pipe, reqs[i], gate=gate)]
+        try:
+            results[i] = [it.image for it in generation.generate(pipe, reqs[i], in_lock_step, gate=gate)]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            barrier.abort()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not errors, f"the requests could not run at the same time: {errors!r}"
     for got, expected in zip(results, alone):
-        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+        assert len(got) == 2 and all(np.array_equal(a, b) for a, b in zip(got, expected))

@@ -7,6 +7,7 @@ is set, there as well.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -56,12 +58,19 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
     """``streamlit run app.py`` on a free port; yields the base URL; the process is stopped afterwards."""
-    state = tmp_path_factory.mktemp("e2e_state")
+    with _streamlit_server(tiny_model, tmp_path_factory.mktemp("e2e_state")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _streamlit_server(tiny_model: Path, state: Path, extra_env: Optional[dict] = None):
+    """A fresh ``streamlit run app.py`` process (its PID held, stopped on exit); yields url, state, pid."""
     port = _free_port()
     env = {**os.environ, "GALAXYSD_MODEL_DIR": str(tiny_model), "GALAXYSD_CANDIDATES": str(REPO / "assets" / "demo_candidates"),
            "GALAXYSD_STORE_URL": f"sqlite:///{state / 'store.sqlite'}", "GALAXYSD_HOME": str(state / "home"),
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     env.pop("GALAXYSD_DATA_DIR", None)
+    env.update(extra_env or {})
     log = open(state / "server.log", "wb")
     cmd = [str(STREAMLIT) if STREAMLIT.exists() else sys.executable, *([] if STREAMLIT.exists() else ["-m", "streamlit"]),
            "run", str(REPO / "app.py"), "--server.headless", "true", "--server.port", str(port),
@@ -127,7 +136,7 @@ def test_vote_with_keyboard_shortcut(server, browser, tmp_path):
     page.goto(f"{server['url']}/candidates")  # first visit of a fresh server is a deep link
     page.get_by_text("0 / 12 vetted").first.wait_for(timeout=STEP_TIMEOUT_MS)
     _wait_idle(page)
-    assert page.get_by_test_id("stSidebarNav").get_by_text("Generate").is_visible()  # app.py's navigation
+    assert page.get_by_test_id("stSidebar").get_by_role("link", name="Generate").is_visible()  # app.py's page links
     assert page.evaluate("() => document.activeElement.tagName") == "BODY"  # no input has the focus
     # The very first keystroke after a page load is sometimes dropped while the frontend is still
     # wiring its shortcut listeners; press again only while the page still shows no vote, so a
@@ -156,7 +165,7 @@ def test_generate_in_the_browser(server, browser, tmp_path):
     page.get_by_text("Generate galaxies").first.wait_for(timeout=STEP_TIMEOUT_MS)
     page.get_by_text("Gallery (0 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
     # the sidebar comes from app.py's st.navigation (not the legacy pages/ listing)
-    assert page.get_by_test_id("stSidebarNav").get_by_text("Real vs synthetic").is_visible()
+    assert page.get_by_test_id("stSidebar").get_by_role("link", name="Real vs synthetic").is_visible()
     _wait_idle(page)
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text("Gallery (4 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
@@ -171,4 +180,222 @@ def test_generate_in_the_browser(server, browser, tmp_path):
     assert page.get_by_text("seed 0 ·").first.is_visible()
     shot = _save_screenshot(page, tmp_path, "e2e_generate")
     assert shot.stat().st_size > 10_000
+    page.close()
+
+
+def _generate_button(page):
+    return page.get_by_test_id("stButton").filter(has_text="Generate").locator("button").first
+
+
+def test_download_all_zip_holds_every_gallery_png(server, browser, tmp_path):
+    """"Download all (zip)" serves every gallery image (its data used to be read from session state in a
+    thread without the session, so the download failed with "no images to put in the zip")."""
+    import zipfile
+
+    page = browser.new_page(viewport={"width": 1400, "height": 2200}, accept_downloads=True)
+    page.goto(server["url"])
+    page.get_by_text("Gallery (0 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    _generate_button(page).click()
+    page.get_by_text("Gallery (4 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    _generate_button(page).click()  # a second request: the zip holds the whole gallery, not the last batch
+    page.get_by_text("Gallery (8 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    button = page.get_by_test_id("stDownloadButton").filter(has_text="Download all (zip)").locator("button")
+    with page.expect_download(timeout=60_000) as info:  # a failed download never fires the event
+        button.click()
+    target = tmp_path / "gallery.zip"
+    info.value.save_as(target)
+    with zipfile.ZipFile(target) as zf:
+        names = zf.namelist()
+        pngs = [n for n in names if n.endswith(".png")]
+        assert len(pngs) == 8, names
+        assert all(zf.read(n).startswith(b"\x89PNG") for n in pngs)
+        assert "manifest.json" in names
+    log = (server["state"] / "server.log").read_text(errors="replace")
+    assert "MediaFileStorageError" not in log and "no images to put in the zip" not in log
+    page.close()
+
+
+PAGE_TITLES = ["Generate", "Metrics", "Real vs synthetic", "Candidates", "About"]
+
+
+def _navigation_messages(page) -> list:
+    """Every ``navigation`` message the server sends this page, as ``(position, [page names])``.
+
+    Read from the websocket frames (Streamlit's ``ForwardMsg`` protobuf), so a navigation that is
+    replaced within milliseconds is recorded even when the browser never paints it.
+    """
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.proto.Navigation_pb2 import Navigation
+
+    seen: list = []
+
+    def on_frame(payload) -> None:
+        if isinstance(payload, (bytes, bytearray)):
+            msg = ForwardMsg()
+            try:
+                msg.ParseFromString(bytes(payload))
+            except Exception:  # not a ForwardMsg frame
+                return
+            if msg.WhichOneof("type") == "navigation":
+                seen.append((Navigation.Position.Name(msg.navigation.position),
+                             [pg.page_name for pg in msg.navigation.app_pages]))
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return seen
+
+
+def test_cold_start_sidebar_lists_only_the_five_pages(tiny_model, browser, tmp_path):
+    """On a fresh server, the first page load never lists internal modules (``pages/_ui.py`` as "ui")
+    or ``app``: Streamlit's automatic ``pages/`` listing, sent before ``app.py``'s ``st.navigation``
+    replaced it, used to show for about a second."""
+    with _streamlit_server(tiny_model, tmp_path) as cold:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        navigations = _navigation_messages(page)
+        page.goto(cold["url"])
+        page.get_by_text("Generate galaxies").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        page.get_by_test_id("stSidebar").get_by_role("link", name="About").wait_for(timeout=STEP_TIMEOUT_MS)
+        assert navigations, "no navigation message recorded"
+        shown = [names for position, names in navigations if position != "HIDDEN"]
+        assert all(sorted(names) == sorted(PAGE_TITLES) for names in shown), navigations
+        now = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stSidebar"] a'))
+                                     .map(a => a.innerText.trim().split('\\n').pop().trim())""")
+        assert now == PAGE_TITLES, now  # the sidebar lists exactly the five pages
+        page.close()
+
+
+# ----------------------------------------------------------------------------- server paths stay closed
+#: What a visitor types into every server-path box: system files, '..' out of the roots, symbolic links
+#: (a folder link and a file through it) pointing out of the allowed folder; {root} = that folder.
+HOSTILE_PATHS = ("/proc/self/environ", "/etc/passwd", "../../etc/passwd", "{root}/link_out", "{root}/link_out/secret.txt")
+PASSWD_MARK = "root:x:0:0"
+
+
+def _tiny_png(path: Path, value: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def open_server(tiny_model, tmp_path_factory):
+    """A server whose operator enabled server paths (one allowed catalogs folder), with a canary in its
+    environment (so in its /proc/self/environ), a canary file and image outside the folder and a symbolic
+    link to them inside it."""
+    import secrets
+
+    base = tmp_path_factory.mktemp("e2e_paths")
+    root, outside = base / "served", base / "outside"
+    (root / "imgs").mkdir(parents=True)
+    outside.mkdir()
+    _tiny_png(root / "imgs" / "a.png", 120)
+    (root / "mine.csv").write_text("id,score,image_path\nx,0.1,imgs/a.png\n")
+    canary = f"canary-{secrets.token_hex(8)}"
+    (outside / "secret.txt").write_text(f"GALAXYSD_CANARY={canary}\n{PASSWD_MARK}:{canary}:/root:/bin/sh\n")
+    _tiny_png(outside / "secret.png", 250)
+    (root / "link_out").symlink_to(outside, target_is_directory=True)
+    state = base / "state"
+    state.mkdir()
+    extra = {"GALAXYSD_ALLOW_SERVER_PATHS": "1", "GALAXYSD_CATALOGS_DIR": str(root), "GALAXYSD_CANARY": canary}
+    with _streamlit_server(tiny_model, state, extra) as running:
+        assert canary.encode() in Path(f"/proc/{running['pid']}/environ").read_bytes()  # the canary is planted
+        yield {**running, "root": root, "outside": outside, "canary": canary}
+
+
+def _assert_nothing_leaked(page, canary: str) -> None:
+    for text in (page.content(), page.inner_text("body")):
+        assert canary not in text, "a canary (server environment / file outside the roots) reached the page"
+        assert PASSWD_MARK not in text, "server file content reached the page"
+
+
+def _type(page, box, text: str) -> None:
+    box.fill(text)
+    box.press("Enter")
+
+
+def _upload(page, name: str, data: bytes) -> None:
+    page.locator('[data-testid="stFileUploaderDropzoneInput"], input[type="file"]').first.set_input_files(
+        files=[{"name": name, "mimeType": "text/csv", "buffer": data}])
+
+
+def _hostile_catalog(root: Path, outside: Path) -> bytes:
+    return ("id,score,image_path\n"
+            f"abs,0.9,{outside / 'secret.png'}\nclimb,0.8,../outside/secret.png\nlink,0.7,link_out/secret.png\n"
+            "passwd,0.6,/etc/passwd\nclimb2,0.5,../../etc/passwd\nok,0.1,imgs/a.png\n").encode()
+
+
+def test_typed_server_paths_are_refused_and_nothing_leaks(open_server, browser, tmp_path):
+    root, canary = open_server["root"], open_server["canary"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(f"{open_server['url']}/candidates")
+    page.get_by_text("0 / 12 vetted").first.wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    page.get_by_text("Catalog file on the server").click()
+    catalog_box = page.get_by_role("textbox", name="Catalog file (CSV or ECSV")
+    catalog_box.wait_for(timeout=STEP_TIMEOUT_MS)
+    for typed in (p.format(root=root) for p in HOSTILE_PATHS):
+        _type(page, catalog_box, typed)
+        page.get_by_text(f"'{typed}' is outside the folders this server allows").wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _assert_nothing_leaked(page, canary)
+    _type(page, catalog_box, "mine.csv")  # inside the catalogs folder: opens
+    page.get_by_text("0 / 1 vetted").first.wait_for(timeout=STEP_TIMEOUT_MS)
+    folder_box = page.get_by_role("textbox", name="Image folder")
+    for typed in (p.format(root=root) for p in HOSTILE_PATHS):
+        _type(page, folder_box, typed)
+        page.get_by_text(f"'{typed}' is outside the folders this server allows").wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _assert_nothing_leaked(page, canary)
+    # an uploaded catalog whose image paths leave the image folder: refused per row, never shown
+    _type(page, folder_box, str(root))
+    page.get_by_text("Upload a catalog").click()
+    _wait_idle(page)
+    _upload(page, "hostile.csv", _hostile_catalog(root, open_server["outside"]))
+    page.get_by_text("5 image path(s) refused (ids abs, climb, link, passwd, climb2)").wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    page.wait_for_function("""() => {
+        const imgs = Array.from(document.querySelectorAll('[data-testid="stImage"] img'));
+        return imgs.length === 1 && imgs[0].complete && imgs[0].naturalWidth > 0;
+    }""", timeout=STEP_TIMEOUT_MS)  # only the grid thumbnail of the image inside the folder
+    _assert_nothing_leaked(page, canary)
+    _save_screenshot(page, tmp_path, "e2e_refused_upload")
+    # the sidebar real-data box (Real vs synthetic; Generate's start image uses the same box)
+    page.goto(f"{open_server['url']}/real_vs_synthetic")
+    data_box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Real data folder")
+    data_box.wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    for typed in (p.format(root=root) for p in HOSTILE_PATHS):
+        _type(page, data_box, typed)
+        page.get_by_text(f"'{typed}' is outside the folders this server allows").wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _assert_nothing_leaked(page, canary)
+    page.close()
+
+
+def test_server_path_inputs_are_absent_by_default(server, browser, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _tiny_png(outside / "secret.png", 250)
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(f"{server['url']}/candidates")
+    page.get_by_text("Upload a catalog").wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.get_by_text("Catalog file on the server").count() == 0
+    page.get_by_text("Upload a catalog").click()
+    _wait_idle(page)
+    assert page.get_by_role("textbox", name="Image folder").count() == 0
+    _upload(page, "hostile.csv", _hostile_catalog(tmp_path, outside))
+    # no image folder here: relative paths stay unresolved, absolute and '..' ones are refused
+    page.get_by_text("4 image path(s) refused (ids abs, climb, passwd, climb2)").wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stImage"] img').count() == 0
+    assert PASSWD_MARK not in page.content()
+    page.goto(f"{server['url']}/real_vs_synthetic")
+    page.get_by_text("No real-data folder configured").wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.get_by_role("textbox", name="Real data folder").count() == 0
     page.close()

@@ -201,3 +201,62 @@ def test_sky_links():
     assert ls.startswith("https://www.legacysurvey.org/viewer?") and q["dec"] == ["-2.200000"]
     for bad in ((float("nan"), 1.0), (None, 1.0), (10.0, 95.0), (-1.0, 0.0), ("abc", 1)):
         assert cands.skyserver_url(*bad) is None and cands.legacy_survey_url(*bad) is None
+
+
+# ------------------------------------------------------------------------------------ server files stay unread
+CANARY = "canary-7f3a9c1e"
+
+
+@pytest.mark.parametrize("text", ["GALAXYSD_CANARY=canary-7f3a9c1e\x00PATH=/usr/bin\x00HOME=/root\x00",
+                                  "root:x:0:0:root:/root:/bin/bash\ncanary-7f3a9c1e:x:1:1::/:/bin/sh\n",
+                                  "canary-7f3a9c1e\n"])
+def test_a_non_catalog_file_is_refused_without_echoing_its_content(tmp_path, text):
+    # what /proc/self/environ, /etc/passwd or /etc/hostname look like to the CSV reader
+    with pytest.raises(GalaxySDDataError) as info:
+        cands.read_candidates(_write_csv(tmp_path / "environ", text))
+    msg = str(info.value)
+    assert "lacks column(s) ['id', 'score', 'image_path']" in msg and "Accepted names" in msg
+    assert CANARY not in msg and "root:x" not in msg and "PATH=" not in msg
+
+
+def test_an_ecsv_error_never_quotes_the_header(tmp_path):
+    text = ("# %ECSV 1.0\n# ---\n# datatype:\n# - {name: id, datatype: string}\n"
+            f"{CANARY}_a {CANARY}_b\nx y\n")
+    with pytest.raises(GalaxySDDataError, match="not a valid ECSV table") as info:
+        cands.read_candidates(_write_csv(tmp_path / "x.ecsv", text))
+    assert CANARY not in str(info.value)
+
+
+def test_image_paths_that_leave_the_image_root_are_refused_and_never_opened(tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = tmp_path / "cat"
+    (root / "img").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "img" / "ok.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "outside.png")  # a real image, outside
+    (root / "img" / "link.png").symlink_to(tmp_path / "outside.png")
+    _write_csv(root / "cands.csv", "id,score,image_path\n"
+               f"abs,0.9,{tmp_path / 'outside.png'}\npasswd,0.8,/etc/passwd\nup,0.7,../../etc/passwd\n"
+               "up2,0.6,img/../../outside.png\nlink,0.5,img/link.png\nhome,0.4,~/x.png\n"
+               "ok,0.3,img/ok.png\nok2,0.2,img/../img/ok.png\n")
+    opened = []
+    real_is_file = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda self: opened.append(str(self)) or real_is_file(self))
+    cat = cands.read_candidates(root / "cands.csv")
+    t = cat.table.set_index("id")
+    assert cat.refused_ids == ["abs", "passwd", "up", "up2", "link", "home"]
+    assert list(t.loc[["ok", "ok2"], "image_exists"]) == [True, True]
+    assert not t.loc[cat.refused_ids, "image_exists"].any() and (t.loc[cat.refused_ids, "image_file"] == "").all()
+    assert not [p for p in opened if "outside" in p or p.endswith("passwd")]  # not even probed
+    # uploads without an image folder: absolute and '..' paths are refused, relative ones unresolved
+    up = cands.read_candidates((root / "cands.csv").read_bytes())
+    assert up.refused_ids == ["abs", "passwd", "up", "up2", "home", "ok2"] and not up.table["image_exists"].any()
+    # real-data catalogs: the root is $GALAXYSD_DATA_DIR
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(root))
+    ecsv = ("# %ECSV 1.0\n# ---\n# datatype:\n# - {name: id, datatype: string}\n# - {name: score, datatype: float64}\n"
+            "# - {name: image_path, datatype: string}\n# meta: {image_root: $GALAXYSD_DATA_DIR}\n"
+            "id score image_path\ng1 0.9 img/ok.png\ng2 0.4 ../outside.png\n")
+    real = cands.read_candidates(ecsv.encode())
+    assert real.refused_ids == ["g2"] and real.table.set_index("id").loc["g1", "image_exists"]
+    merged = cands.merge_verdicts(cat, {"abs": "yes"})
+    assert "image_refused" not in pd.read_csv(io.BytesIO(cands.export_vetted(cat, merged, "csv"))).columns

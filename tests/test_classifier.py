@@ -40,7 +40,9 @@ def test_shapes_and_resizing(clf):
     p = clf.predict_proba(np.random.default_rng(0).integers(0, 255, (5, 20, 20, 3), dtype=np.uint8), batch_size=2)
     assert p.shape == (5, k) and float(p.min()) >= 0 and float(p.max()) <= 1
     assert clf.embed_images(torch.rand(0, 3, 16, 16)).shape == (0, 8)
-    assert clf.head_index("edge-on galaxy") == 3 and clf.head_index("dust lane") is None
+    # v2 heads (18, one per answer with >= 30 majority positives); dust lane (26) has none
+    assert clf.head_index("edge-on galaxy") == DEFAULT_FEATURE_COLUMNS.index("t02_edgeon_a04_yes")
+    assert clf.head_index("t03_bar_a06_bar") == 9 and clf.head_index("dust lane") is None
 
 
 def test_default_architecture_size():

@@ -137,6 +137,10 @@ def test_cli_evaluate_writes_tidy_tables(tiny):
     assert bench["consistency_on_real"]["n_images"] == 4
     assert bench["real_vs_real"]["sample_size"] == 3 and "domain_fd" in bench["real_vs_real"]
     assert set(bench["physical"]["per_caption"]) == {SMOOTH, SPIRAL}
+    per_feature = {r["feature"]: r for r in bench["real_per_feature"]}  # one row per head, then unchecked
+    assert set(MorphologyClassifier.from_pretrained(tiny / "clf").feature_phrases) <= set(per_feature)
+    assert per_feature["smooth"]["n_images"] == 2 and per_feature["smooth"]["has_head"]
+    assert "unchecked" in table.columns
     # the two blob populations differ in size as constructed (sigma 3 vs 6 px)
     per = bench["physical"]["per_caption"]
     assert per[SPIRAL]["r50"]["median"] > 1.5 * per[SMOOTH]["r50"]["median"]

@@ -65,3 +65,14 @@ def test_policy_from_config(monkeypatch, root):
     assert not policy.allow_typed and "real-data folder" in policy.roots
     monkeypatch.setenv("GALAXYSD_ALLOW_SERVER_PATHS", "1")
     assert PathPolicy.from_config().allow_typed
+
+
+def test_a_relative_link_out_of_one_root_is_refused_even_when_other_roots_exist(root, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    policy = PathPolicy({"catalogs folder": root, "model folder": other}, allow_typed=True)
+    with pytest.raises(GalaxySDValueError, match="outside the folders this server allows") as info:
+        policy.check_typed("link_out.csv", what="catalog file")  # a link out of the first root
+    assert "CANARY" not in str(info.value)
+    with pytest.raises(GalaxySDValueError, match="no catalog file at 'nope.csv'"):
+        policy.check_typed("nope.csv", what="catalog file")  # inside every root, just missing

@@ -81,7 +81,7 @@ def test_img2img_strength_and_callback(pipe):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(prompt="sdss, smoth"), "closest known phrases"),
+    (dict(prompt="sdss, smoth"), "did you mean .smooth."),
     (dict(prompt=""), "prompt"),
     (dict(prompt="sdss, {dust lane:9}"), "range"),
     (dict(num_inference_steps=0), "num_inference_steps"),
@@ -146,22 +146,6 @@ def test_corrupt_weights_and_pickles_are_refused(saved, tmp_path):
         GalaxySDPipeline.from_pretrained(folder)
     with pytest.raises(GalaxySDFileError, match="does not exist"):
         GalaxySDPipeline.from_pretrained(tmp_path / "nowhere")
-
-
-def test_concurrent_calls_are_serialised(pipe):
-    import threading
-
-    results = {}
-
-    def run(seed):
-        results[seed] = _gen(pipe, seed=seed, scheduler="euler_a").images
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 2, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert np.array_equal(results[1], _gen(pipe, seed=1, scheduler="euler_a").images)
 
 
 def test_automatic_gz2_tree_negative_prompt(pipe):

@@ -48,6 +48,45 @@ def test_errors_are_actionable(text, match):
         g.parse_prompt(text)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("sdss, dust lne", "unknown word 'lne' in 'dust lne'; did you mean 'dust lane'?"),
+    # an extra word and a typo: both named, the tag's real phrase suggested (not "closest: []" on 'a')
+    ("sdss, smooth, a dust lne", "unknown words 'a', 'lne' in 'a dust lne'; did you mean 'dust lane'?"),
+    ("sdss, smoth", "unknown word 'smoth' in 'smoth'; did you mean 'smooth'?"),
+    ("sdss, mergr", "did you mean 'merger'?"),
+    ("sdss, {dust lnae:1.3}", "in 'dust lnae'; did you mean 'dust lane'?"),
+    ("sdss, feautres or disk shaped", "did you mean 'features or disk-shaped'?"),
+    ("sdss, sprial galaxy", "did you mean 'spiral galaxy'"),
+    ("sdss, edge on galaxy", "did you mean 'edge-on galaxy'"),
+    ("sdss, galaxy spiral", "unknown phrase 'galaxy spiral'; did you mean 'spiral galaxy'?"),
+    ("sdss, completely round", "unknown phrase 'completely round'; did you mean 'completely round galaxy'?"),
+    ("sdss, bar", "did you mean 'bar-shaped structure in the center of galaxy'?"),
+])
+def test_typos_suggest_the_real_phrase(text, message):
+    with pytest.raises(GalaxySDValueError) as info:
+        g.parse_prompt(text)
+    assert message in str(info.value)
+    assert "[]" not in str(info.value)
+
+
+def test_unknown_word_without_a_close_phrase_names_the_vocabulary():
+    with pytest.raises(GalaxySDValueError) as info:
+        g.parse_prompt("sdss, smooth, xyzzy")
+    text = str(info.value)
+    assert "unknown word 'xyzzy' in 'xyzzy'" in text and "no known phrase is close" in text
+    assert "'spiral galaxy'" in text and "[]" not in text
+
+
+def test_suggest_phrases_over_phrases_and_words():
+    pool = g.known_phrases()
+    assert g.suggest_phrases("dust lne", pool)[0] == "dust lane"
+    assert g.suggest_phrases("a dust lne", pool) == ["dust lane"]
+    assert g.suggest_phrases("ring", pool) == ["ring galaxy"]
+    assert g.suggest_phrases("xyzzy", pool) == []
+    with pytest.raises(GalaxySDValueError, match="unknown feature 'spiral galxy'; did you mean 'spiral galaxy'"):
+        g.build_prompt({"spiral galxy": 1.0})
+
+
 def test_non_strict_accepts_any_words():
     assert g.parse_prompt("a photo of a {red:1.2} galaxy", strict=False).phrase_weights()[
         "a photo of a red galaxy"] == pytest.approx(1.2)

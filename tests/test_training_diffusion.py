@@ -198,3 +198,110 @@ def test_train_script_flags_of_the_readme(tmp_path, monkeypatch):
     assert script.main(["--stage", "everything"]) == 2  # a GalaxySDValueError, reported without a traceback
     with pytest.raises(SystemExit):
         script.main(["--sd15_recipe"])
+
+
+def _log_rows(out):
+    return [json.loads(line) for line in (Path(out) / "train_log.jsonl").read_text().splitlines()]
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [
+    dict(gradient_accumulation_steps=2),
+    dict(gradient_accumulation_steps=3, lr_scheduler="one_cycle", train_text_encoder=False, use_ema=False),
+], ids=["cosine-text-encoder-ema", "one-cycle-frozen-text-encoder"])
+def test_two_processes_follow_the_one_process_lr_curve_and_step_count(tiny_cache, tmp_path, variant):
+    """``accelerate launch`` with 2 CPU processes (gloo): VAE and UNet learning rates at every
+    logged optimizer step, the step count and the checkpoints equal those of a 1-process run
+    (accelerate steps a prepared scheduler once per process), with gradient accumulation, and
+    only the main process writes the log; a 2-process checkpoint resumes on 1 process."""
+    kw = dict(vae_steps=4, max_train_steps=4, lr_warmup_steps=2, log_every=1, checkpointing_steps=2,
+              validation_steps=4, save_snapshots=False, num_threads=1, **variant)
+    one = tmp_path / "one"
+    train_diffusion(_tiny_cfg(tiny_cache, one, **kw), show_progress=False)
+    two = tmp_path / "two"
+    cfg_path = tmp_path / "two.yaml"
+    _tiny_cfg(tiny_cache, two, **kw).save(cfg_path)
+    # accelerate's --cpu launcher starts one process without MPI; the torchrun launcher with
+    # ACCELERATE_USE_CPU gives MULTI_CPU on gloo
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), str(REPO / "train" / "train_diffusion.py"),
+           "--config", str(cfg_path)]
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (two / "checkpoint-4" / "random_states_1.pkl").is_file(), "two processes ran"
+    rows_one, rows_two = _log_rows(one), _log_rows(two)
+
+    def curve(rows, **match):
+        return [(r["step"], r["lr"]) for r in rows if "lr" in r and all(r.get(k) == v for k, v in match.items())]
+
+    unet_one = curve(rows_one, event="train")
+    assert [s for s, _ in unet_one] == [1, 2, 3, 4]
+    assert curve(rows_two, event="train") == unet_one
+    vae_one = curve(rows_one, stage="vae")
+    assert [s for s, _ in vae_one] == [2, 4] and curve(rows_two, stage="vae") == vae_one
+    for rows in (rows_one, rows_two):  # one row per event: nothing written twice
+        assert [r["step"] for r in rows if r.get("event") in ("validation", "done")] == [4, 4]
+        assert sum(r.get("event") == "data" for r in rows) == 1
+    assert sorted(p.parent.name for p in two.glob("checkpoint-*/DONE")) == ["checkpoint-2", "checkpoint-4"]
+    assert GalaxySDPipeline.from_pretrained(two / "model") is not None
+    # the 2-process checkpoint at step 2 resumed on 1 process continues the same step count and lr curve
+    train_diffusion(_tiny_cfg(tiny_cache, two, resume_from_checkpoint="checkpoint-2", **kw), show_progress=False)
+    rows = _log_rows(two)
+    after = rows[max(i for i, r in enumerate(rows) if r.get("event") == "resume"):]
+    assert after[0]["step"] == 2 and curve(after, event="train") == unet_one[2:]
+
+
+def test_batches_differ_per_process_and_micro_step_and_keep_one_process_seeds():
+    import torch
+
+    from galaxysd_core.training.data import batch_generator, caption_rng
+
+    legacy = torch.randint(0, 10**6, (4,), generator=torch.Generator().manual_seed(3 * 1_000_003 + 7))
+    assert torch.equal(torch.randint(0, 10**6, (4,), generator=batch_generator(3, 7)), legacy)
+    assert caption_rng(3, 7).random() == __import__("random").Random(3 * 7919 + 7).random()
+    draws = {tuple(torch.randint(0, 10**6, (4,), generator=batch_generator(3, step, 2, rank, micro, 2)).tolist())
+             for step in range(3) for rank in range(2) for micro in range(2)}
+    assert len(draws) == 12, "every (step, process, accumulated batch) draws its own batch"
+    assert caption_rng(3, 7, 2, 0).random() != caption_rng(3, 7, 2, 1).random()
+
+
+def test_lr_schedules_per_optimizer_step_with_several_processes_and_resume():
+    import torch
+
+    from galaxysd_core.training.schedules import make_lr_scheduler, seek_lr_scheduler, vae_lr_scheduler
+
+    def opt():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    def curve(sched, processes, steps):
+        lrs = []
+        for _ in range(steps):
+            lrs.append(sched.get_last_lr()[0])
+            sched.optimizer.step()
+            for _ in range(processes):  # what accelerate's prepared scheduler does per optimizer step
+                sched.step()
+        return lrs
+
+    for name in ("cosine", "constant", "one_cycle"):
+        cfg = DiffusionTrainConfig(max_train_steps=12, lr_warmup_steps=4, lr_scheduler=name)
+        one = curve(make_lr_scheduler(cfg, opt()), 1, 14)
+        for processes in (2, 3):
+            assert curve(make_lr_scheduler(cfg, opt(), processes), processes, 14) == one, (name, processes)
+        # resume a 2-process checkpoint at optimizer step 5 on 1 process
+        two = make_lr_scheduler(cfg, opt(), 2)
+        curve(two, 2, 5)
+        resumed = make_lr_scheduler(cfg, opt(), 1)
+        resumed.load_state_dict(two.state_dict())
+        seek_lr_scheduler(resumed, 5, 1)
+        assert curve(resumed, 1, 9) == one[5:]
+    assert curve(vae_lr_scheduler(opt(), 300, 4), 4, 300) == curve(vae_lr_scheduler(opt(), 300), 1, 300)

@@ -22,7 +22,7 @@ import sys
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from galaxysd_core.config import ASSETS_DIR, DEFAULT_CLASSIFIER_DIR  # noqa: E402
+from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR, OUTPUT_DIR_NAME, output_dir  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
 from galaxysd_core.science.augmentation import ARMS, experiment_config  # noqa: E402
 from galaxysd_core.science.augmentation_report import format_table, run_and_report  # noqa: E402
@@ -35,7 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR),
                    help="shipped classifier folder: its split_test_ids.csv is the held-out test set, and it "
                         "judges the synthetic images")
-    p.add_argument("--out", default=str(ASSETS_DIR / "augmentation"), help="output folder")
+    p.add_argument("--out", default=str(output_dir("augmentation")),
+                   help=f"output folder (default ./{OUTPUT_DIR_NAME}/augmentation; pass --out assets/augmentation "
+                        f"to replace the shipped results)")
     p.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS))
     p.add_argument("--arms", nargs="+", default=None, choices=list(ARMS))
     p.add_argument("--seeds", type=int, nargs="+", default=None)

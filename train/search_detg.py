@@ -40,7 +40,9 @@ def main(argv=None) -> int:
                                             "files to scan)")
     p.add_argument("--data-dir", default=None, help="real-data folder; catalog image paths are written relative "
                                                     "to it (default: $GALAXYSD_DATA_DIR)")
-    p.add_argument("--out", default=str(gconfig.ASSETS_DIR / "detg_candidates"))
+    p.add_argument("--out", default=str(gconfig.output_dir("detg_candidates")),
+                   help=f"output folder (default ./{gconfig.OUTPUT_DIR_NAME}/detg_candidates; pass --out "
+                        f"assets/detg_candidates to replace the shipped catalog)")
     p.add_argument("--classifier", default=str(gconfig.DEFAULT_CLASSIFIER_DIR),
                    help="shipped classifier, judges the synthetic images (smooth? edge-on?)")
     p.add_argument("--engine", choices=ENGINES, default="local", help="scan engine")

@@ -13,6 +13,13 @@ Fine-tune SD 1.5 like GalaxySD (batch 16, 10k steps, lr 1.6e-6 one-cycle, fp16),
     accelerate launch train/train_diffusion.py --pretrained_model_name_or_path /models/sd15 \\
         --sd15_recipe --caches cache/gz2_256 --output_dir runs/galaxysd-sd15
 
+On several processes ``--train_batch_size`` is per process and ``--max_train_steps`` counts
+optimizer steps; the learning rate at each step is that of a 1-process run. Two CPU processes
+(gloo), e.g. to check a setup without GPUs::
+
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \\
+        --mixed_precision no --dynamo_backend no train/train_diffusion.py --config run.yaml
+
 Every setting of :class:`galaxysd_core.training.config.DiffusionTrainConfig` is a flag; the base
 values come from ``--config file.yaml``, else from ``--sd15_recipe``, else from the defaults, and
 flags override them. Booleans take a value (``--use_ema false``) or a ``--no_`` flag.

@@ -1,7 +1,8 @@
-"""``galaxysd`` command line: ``galaxysd data ...``, ``galaxysd generate``, ``galaxysd evaluate``.
+"""``galaxysd`` command line: ``galaxysd data ...``, ``galaxysd generate``, ``galaxysd evaluate``,
+``galaxysd classify``.
 
 Each sub-command lives in its own module of this package (``cli/data.py``, ``cli/generate.py``,
-``cli/evaluate.py``) exposing ``add_parser(subparsers)``;
+``cli/evaluate.py``, ``cli/classify.py``) exposing ``add_parser(subparsers)``;
 this module only dispatches. Errors of :class:`GalaxySDError` print their message and exit 2.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import List, Optional
 from galaxysd_core.errors import GalaxySDError
 
 #: sub-command name -> module implementing it
-SUBCOMMANDS = {"data": "data", "generate": "generate", "evaluate": "evaluate"}
+SUBCOMMANDS = {"data": "data", "generate": "generate", "evaluate": "evaluate", "classify": "classify"}
 
 
 def build_parser() -> argparse.ArgumentParser:

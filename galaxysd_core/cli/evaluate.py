@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from galaxysd_core.config import OUTPUT_DIR_NAME
 from galaxysd_core.errors import GalaxySDValueError
 
 
@@ -53,20 +54,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "(else all real images are the reference)")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR), help="morphology classifier folder")
     p.add_argument("--k", type=int, default=d.k, help="neighbours of precision/recall/density/coverage")
-    p.add_argument("--out", required=True, help="output folder for the tables")
+    p.add_argument("--out", default=None,
+                   help=f"output folder for the tables (default ./{OUTPUT_DIR_NAME}/evaluation in the current "
+                        f"folder; the Metrics page reads <model>/metrics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from galaxysd_core.config import model_dir
+    from galaxysd_core.config import model_dir, output_dir
     from galaxysd_core.evaluation.checkpoints import evaluate_checkpoints
     from galaxysd_core.evaluation.config import EvaluationConfig, Sweep, read_prompts
     from galaxysd_core.evaluation.runner import evaluate
 
     if args.num_images < 1:
         raise GalaxySDValueError(f"-n must be >= 1, got {args.num_images}")
+    out = str(args.out or output_dir("evaluation"))
     config = EvaluationConfig(n=args.num_images, seed=args.seed, steps=args.steps, guidance=args.guidance,
                               scheduler=args.scheduler, negative_prompt=args.negative_prompt, k=args.k,
                               max_real=args.max_real, min_reference=args.min_reference)
@@ -78,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
         if sweeps:
             raise GalaxySDValueError("--sweep cannot be combined with --checkpoints; run them separately")
         res = evaluate_checkpoints(args.checkpoints, prompts, config=config, classifier=args.classifier,
-                                   real=args.real_cache, out_dir=args.out, progress=not args.quiet)
+                                   real=args.real_cache, out_dir=out, progress=not args.quiet)
     else:
         res = evaluate(str(model_dir(args.model)), prompts, config=config, sweeps=sweeps,
-                       classifier=args.classifier, real=args.real_cache, out_dir=args.out,
+                       classifier=args.classifier, real=args.real_cache, out_dir=out,
                        progress=not args.quiet)
     cols = [c for c in ("step", "prompt", "sweep_variable", "sweep_value", "consistency", "precision", "recall",
                         "density", "coverage", "domain_fd", "domain_kid") if c in res.table.columns]
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"real-image consistency ({c['images']}, n={c['n_images']}): "
               f"{'n/a' if val is None or (isinstance(val, float) and math.isnan(val)) else f'{val:.3f}'} "
               f"(GalaxySD paper: {res.benchmark['paper_real_consistency']})")
-    print(f"tables written to {args.out}")
+    print(f"tables written to {out}")
     return 0
 
 

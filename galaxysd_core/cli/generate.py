@@ -3,7 +3,7 @@
 Example::
 
     galaxysd generate "sdss, smooth, {completely round:1.3} galaxy, {dust lane:1.3}" \\
-        -n 8 --seed 0 --steps 20 --guidance 6.5 --out samples/ --fits
+        -n 8 --seed 0 --steps 20 --guidance 6.5 --out galaxysd-output/samples --fits
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from galaxysd_core.config import OUTPUT_DIR_NAME
 from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.schema.gz2 import ANSWER_BY_PHRASE
 
 
 def add_parser(subparsers) -> None:
@@ -31,7 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--init-image", default=None, help="start from this real galaxy image (img2img)")
     p.add_argument("--strength", type=float, default=0.6, help="img2img strength in (0, 1] (default 0.6)")
     p.add_argument("--model", default=None, help="model folder (default $GALAXYSD_MODEL_DIR or the shipped model)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", default=None,
+                   help=f"output folder (default ./{OUTPUT_DIR_NAME}/generate in the current folder)")
     p.add_argument("--fits", action="store_true", help="also write FITS files with a provenance header")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -40,7 +43,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from galaxysd_core.config import model_dir
+    from galaxysd_core.config import model_dir, output_dir
     from galaxysd_core.io.archives import image_file_name
     from galaxysd_core.io.fits import save_fits
     from galaxysd_core.io.png import save_png
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.sampler,
                image=init, strength=args.strength, callback=progress, tree_negatives=not args.no_tree_negatives)
     bar.close()
-    target = Path(args.out)
+    target = Path(args.out) if args.out else output_dir("generate")
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for i, (image, seed, prompt) in enumerate(zip(out.images, out.seeds, out.prompts)):
@@ -71,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         written.append(save_png(target / f"{stem}.png", image, prompt, seed, out.parameters))
         if args.fits:
             written.append(save_fits(target / f"{stem}.fits", image, prompt, seed, out.parameters))
-    unseen = pipe.unseen_features(list(pipe.parse(args.prompt).phrase_weights()))
+    # Only caption features can be unseen: the survey prefix ("sdss") and free text (SD 1.5) are not features.
+    features = [tag for tag in pipe.parse(args.prompt).phrase_weights() if tag in ANSWER_BY_PHRASE]
+    unseen = pipe.unseen_features(features)
     if unseen:
-        print(f"note: the model never saw {unseen} in training; these features are extrapolated")
+        print(f"note: the model never saw {', '.join(unseen)} in training; these features are extrapolated")
     print(json.dumps({"written": [str(p) for p in written], "seeds": out.seeds}, indent=1))
     return 0

@@ -7,7 +7,12 @@ A prepared cache is a folder holding
 ``index.csv``
     one row per image, same order: ``id, caption, source, image_path`` and then one column per GZ2
     answer (the 37 :data:`galaxysd_core.schema.gz2.ANSWERS` column stems) with 1.0 / 0.0 / NaN
-    targets (:func:`galaxysd_core.schema.captioning.answer_targets`);
+    targets (:func:`galaxysd_core.schema.captioning.answer_targets`, the majority-gated labels);
+    when the source has votes (a vote table such as ``gz2_cutouts`` or the GZ2 release), also
+    :data:`VOTE_COLUMNS`: ``<answer>_count`` (volunteers who gave the answer) and
+    ``<answer>_fraction`` (the fraction the caption was made from, see
+    :attr:`galaxysd_core.data.records.GalaxyRecord.votes`), NaN for questions the table lacks and for
+    rows of sources without votes;
 ``prepare_config.json``
     the settings, the source, the counts (seen, written, skipped), library versions and a UTC
     timestamp;
@@ -37,10 +42,11 @@ import pandas as pd
 from galaxysd_core._utils import library_versions
 from galaxysd_core.data.decode import DEFAULT_MAX_PIXELS, check_decode_settings, default_crop_fraction, load_image
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError, ImageRejected
+from galaxysd_core.data.records import VOTE_COUNT_SUFFIX, VOTE_FRACTION_SUFFIX
 from galaxysd_core.schema.gz2 import ANSWERS
 
 __all__ = ["PreparedDataset", "PrepareReport", "SkippedFile", "prepare_dataset", "concat", "INDEX_COLUMNS",
-           "ANSWER_COLUMNS", "CACHE_FORMAT_VERSION"]
+           "ANSWER_COLUMNS", "VOTE_COLUMNS", "COUNT_COLUMNS", "FRACTION_COLUMNS", "CACHE_FORMAT_VERSION"]
 
 #: Version of the cache layout written to ``prepare_config.json``.
 CACHE_FORMAT_VERSION = 1
@@ -55,6 +61,10 @@ IMAGES_KEY = "images"
 ANSWER_COLUMNS: Tuple[str, ...] = tuple(a.column for a in ANSWERS)
 #: All columns of ``index.csv`` in order.
 INDEX_COLUMNS: Tuple[str, ...] = ("id", "caption", "source", "image_path", *ANSWER_COLUMNS)
+#: Optional vote columns of ``index.csv`` (written when a record has votes), after INDEX_COLUMNS.
+COUNT_COLUMNS: Tuple[str, ...] = tuple(c + VOTE_COUNT_SUFFIX for c in ANSWER_COLUMNS)
+FRACTION_COLUMNS: Tuple[str, ...] = tuple(c + VOTE_FRACTION_SUFFIX for c in ANSWER_COLUMNS)
+VOTE_COLUMNS: Tuple[str, ...] = COUNT_COLUMNS + FRACTION_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -158,10 +168,19 @@ def _write_json(target: Path, obj: dict) -> None:
 
 def _record_fields(rec: Any) -> Tuple[str, Optional[str], str, str, Dict[str, float], Optional[str]]:
     """(id, image_path, caption, source, targets, label_kind) of a GalaxyRecord or mapping."""
-    get = (lambda k, d=None: rec.get(k, d)) if isinstance(rec, dict) else (lambda k, d=None: getattr(rec, k, d))
+    get = _getter(rec)
     path = get("image_path")
     return (str(get("id", "")), None if path is None or str(path) == "" else str(path), str(get("caption", "")),
             str(get("source", "") or ""), dict(get("targets", {}) or {}), get("label_kind"))
+
+
+def _getter(rec: Any):
+    return (lambda k, d=None: rec.get(k, d)) if isinstance(rec, dict) else (lambda k, d=None: getattr(rec, k, d))
+
+
+def _record_votes(rec: Any) -> Dict[str, float]:
+    """``GalaxyRecord.votes`` (``<answer>_count`` / ``<answer>_fraction``) of a record or mapping."""
+    return dict(_getter(rec)("votes", {}) or {})
 
 
 def prepare_dataset(records: Iterable[Any], out_dir: os.PathLike | str, resolution: int = 64,
@@ -218,6 +237,7 @@ def prepare_dataset(records: Iterable[Any], out_dir: os.PathLike | str, resoluti
     check_decode_settings(resolution, crop_fraction, max_pixels)
 
     buffer = np.empty((len(records), resolution, resolution, 3), dtype=np.uint8)
+    has_votes = False
     rows: List[Dict[str, Any]] = []
     skipped: List[SkippedFile] = []
     bar = tqdm(records, desc=f"prepare {out.name}", unit="img", disable=not show_progress)
@@ -235,6 +255,12 @@ def prepare_dataset(records: Iterable[Any], out_dir: os.PathLike | str, resoluti
         for col in ANSWER_COLUMNS:
             v = targets.get(col, math.nan)
             row[col] = math.nan if v is None else float(v)
+        votes = _record_votes(rec)
+        if votes:
+            has_votes = True
+            for col in VOTE_COLUMNS:
+                v = votes.get(col, math.nan)
+                row[col] = math.nan if v is None else float(v)
         rows.append(row)
     bar.close()
 
@@ -244,7 +270,7 @@ def prepare_dataset(records: Iterable[Any], out_dir: os.PathLike | str, resoluti
                                 f"image folder (--images / --root) and the catalog paths")
 
     images = buffer[: len(rows)]
-    index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
+    index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS) + (list(VOTE_COLUMNS) if has_votes else []))
     skipped_df = pd.DataFrame([{"path": s.path, "reason": s.reason, "id": s.id} for s in skipped],
                               columns=["path", "reason", "id"])
     seconds = time.perf_counter() - start
@@ -258,6 +284,7 @@ def prepare_dataset(records: Iterable[Any], out_dir: os.PathLike | str, resoluti
         "max_pixels": int(max_pixels),
         "source": source_info or {"sources": sorted(set(index["source"]))},
         "caption_settings": caption_settings or {},
+        "vote_columns": bool(has_votes),
         "counts": {"seen": len(records), "written": len(rows), "skipped": len(skipped)},
         "seconds": round(seconds, 3),
         "versions": library_versions(),
@@ -327,6 +354,22 @@ class PreparedDataset:
         """``float32`` array ``(N, 37)`` of 1/0/NaN answer targets in :data:`ANSWER_COLUMNS` order."""
         return self.index[list(ANSWER_COLUMNS)].to_numpy(dtype=np.float32)
 
+    @property
+    def has_votes(self) -> bool:
+        """Whether ``index`` holds vote columns (:data:`VOTE_COLUMNS`) for at least one row."""
+        return all(c in self.index.columns for c in VOTE_COLUMNS) and bool(
+            self.index[list(COUNT_COLUMNS + FRACTION_COLUMNS)].notna().any().any())
+
+    def votes(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(counts, fractions)``: ``float32 (N, 37)`` arrays in :data:`ANSWER_COLUMNS` order, NaN
+        where a row has no votes for that answer (a source without votes, a question not asked)."""
+        def block(cols: Tuple[str, ...]) -> np.ndarray:
+            if not all(c in self.index.columns for c in cols):
+                return np.full((len(self.index), len(cols)), np.nan, dtype=np.float32)
+            return self.index[list(cols)].to_numpy(dtype=np.float32)
+
+        return block(COUNT_COLUMNS), block(FRACTION_COLUMNS)
+
     @classmethod
     def load(cls, folder: os.PathLike | str) -> "PreparedDataset":
         """Load a cache folder written by :func:`prepare_dataset`.
@@ -355,11 +398,12 @@ class PreparedDataset:
             raise GalaxySDDataError(f"{IMAGES_FILE} has no tensor {IMAGES_KEY!r}; prepare it again")
         index = pd.read_csv(folder / INDEX_FILE, dtype={"id": str, "caption": str, "source": str,
                                                          "image_path": str}, keep_default_na=False,
-                            na_values={c: ["", "nan", "NaN"] for c in ANSWER_COLUMNS})
+                            na_values={c: ["", "nan", "NaN"] for c in (*ANSWER_COLUMNS, *VOTE_COLUMNS)})
         missing = [c for c in INDEX_COLUMNS if c not in index.columns]
         if missing:
             raise GalaxySDDataError(f"{INDEX_FILE} lacks columns {missing}; prepare the cache again")
-        index[list(ANSWER_COLUMNS)] = index[list(ANSWER_COLUMNS)].astype(np.float64)
+        numeric = list(ANSWER_COLUMNS) + [c for c in VOTE_COLUMNS if c in index.columns]
+        index[numeric] = index[numeric].astype(np.float64)
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         return cls(images=tensors[IMAGES_KEY], index=index, config=config, folder=folder)
 

@@ -4,7 +4,9 @@
 2008), a single GZ2 answer column ``gz2_column``, a generic answer column, or GZ2 vote-fraction
 columns (``<answer>_debiased`` / ``_fraction``); :func:`detect_label_kind` tells which. Image paths
 are relative to the CSV's folder unless an image folder is given. Records are
-:class:`~galaxysd_core.data.records.GalaxyRecord` objects.
+:class:`~galaxysd_core.data.records.GalaxyRecord` objects. ``label_kind="images"``
+(:data:`~galaxysd_core.data.records.IMAGES_ONLY`) reads only ids and image paths, so a catalog
+without labels (an id and an image column) can be classified.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import os
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
-from galaxysd_core.data.records import (ID_COLUMNS, IMAGE_COLUMNS, LABEL_KINDS, GalaxyRecord, caption_votes, check_file,
-                                        check_on_error, extra_fields, first_column, handle_row_error, iter_rows,
-                                        read_csv, read_header, warn_skipped)
+from galaxysd_core.data.records import (ID_COLUMNS, IMAGE_COLUMNS, IMAGES_ONLY, LABEL_KINDS, GalaxyRecord,
+                                        caption_votes, check_file, check_on_error, extra_fields, first_column,
+                                        handle_row_error, iter_rows, read_csv, read_header, vote_values,
+                                        warn_skipped)
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
 from galaxysd_core.schema.captioning import (GZ1_CLASS_ANSWERS, Captioner, answer_targets, caption_for_gz1_class,
                                              caption_from_answers, gz1_class_key)
@@ -90,8 +93,10 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
         Read only the first ``limit`` rows.
     on_error : {"raise", "skip"}
         Handling of rows whose label cannot be captioned (unknown class, NaN fraction).
-    label_kind : {"votes", "gz1_class", "gz2_answer", "answers"}, optional
+    label_kind : {"votes", "gz1_class", "gz2_answer", "answers", "images"}, optional
         How the catalog is labelled; default: detected from the header (:func:`detect_label_kind`).
+        ``"images"`` ignores any labels: records carry id, image path and extra columns only
+        (empty caption and targets), for classifying catalogs that have no labels.
         A catalog with Hart et al. (2016) vote columns (e.g. ``gz2_cutouts``) is read as votes,
         through the same captioner as the full GZ2 release: questions without columns are "not
         asked" (``captioner.report.absent_tasks``), NaN debiased fractions fall back to the
@@ -107,11 +112,9 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
     path = check_file(catalog, "catalog")
     captioner = captioner or Captioner()
     header = read_header(path)
-    kind = detect_label_kind(header, answer_column, captioner)
-    if label_kind is not None:
-        if label_kind not in LABEL_KINDS:
-            raise GalaxySDValueError(f"label kind must be one of {LABEL_KINDS}, got {label_kind!r}")
-        kind = label_kind
+    if label_kind is not None and label_kind not in (*LABEL_KINDS, IMAGES_ONLY):
+        raise GalaxySDValueError(f"label kind must be one of {(*LABEL_KINDS, IMAGES_ONLY)}, got {label_kind!r}")
+    kind = label_kind if label_kind is not None else detect_label_kind(header, answer_column, captioner)
     if kind == "votes":
         captioner.bind(header)  # absent questions become "not asked"; checks the root question is there
     if kind == "answers" and answer_column is None:
@@ -138,8 +141,11 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
         else:
             rid = f"row{i}"
         where = f"{path.name} line {i + 2}"
+        votes = {}
         try:
-            if kind == "gz1_class":
+            if kind == IMAGES_ONLY:
+                caption, targets = "", {}
+            elif kind == "gz1_class":
                 name = row["gz1_class_name"]
                 if not isinstance(name, str):
                     raise GalaxySDDataError("column 'gz1_class_name' is empty")
@@ -156,10 +162,11 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
                 caption, targets = caption_from_answers(answers), answer_targets(answers)
             else:
                 caption, targets = caption_votes(row, captioner)
+                votes = vote_values(row, captioner)
         except GalaxySDDataError as exc:
             handle_row_error(on_error, exc, where, skipped, captioner if kind == "votes" else None)
             continue
         records.append(GalaxyRecord(id=rid, image_path=image_path, caption=caption, targets=targets,
-                                    source=source, label_kind=kind, extra=extra_fields(row)))
+                                    source=source, label_kind=kind, extra=extra_fields(row), votes=votes))
     warn_skipped(skipped, source)
     return records

@@ -20,7 +20,7 @@ from typing import List, Optional
 
 from galaxysd_core.data.records import (EXTRA_COLUMNS, ID_COLUMNS, GalaxyRecord, caption_votes, check_file,
                                         check_on_error, extra_fields, first_column, handle_row_error, iter_rows,
-                                        read_csv, read_header, vote_columns, warn_skipped)
+                                        read_csv, read_header, vote_columns, vote_values, warn_skipped)
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError
 from galaxysd_core.schema.captioning import Captioner
 
@@ -76,7 +76,7 @@ def read_vote_table(path: os.PathLike | str, *, captioner: Optional[Captioner] =
             continue
         records.append(GalaxyRecord(id=str(row[id_col]), image_path=None, caption=caption,
                                     targets=targets, source=source, label_kind="votes",
-                                    extra=extra_fields(row)))
+                                    extra=extra_fields(row), votes=vote_values(row, captioner)))
     warn_skipped(skipped, source)
     return records
 
@@ -184,6 +184,7 @@ def read_gz2_release(root: os.PathLike | str, *, captioner: Optional[Captioner] 
         if asset:
             extra["asset_id"] = asset
         records.append(GalaxyRecord(id=oid, image_path=image, caption=caption, targets=targets,
-                                    source=source, label_kind="votes", extra=extra))
+                                    source=source, label_kind="votes", extra=extra,
+                                    votes=vote_values(row, captioner)))
     warn_skipped(skipped, source)
     return records

@@ -2,9 +2,11 @@
 
 :class:`GalaxyRecord` is what :mod:`galaxysd_core.data.gz2_release` (the GZ2 release, vote tables)
 and :mod:`galaxysd_core.data.catalog` (catalog CSV + image folder) return: id, image path,
-caption, 1/0/NaN answer targets and extra columns such as ra/dec. The helpers below read CSV
-headers and tables with clear errors, pick id/image columns, caption vote-fraction rows and
-collect or raise the rows that cannot be captioned (``on_error``).
+caption, 1/0/NaN answer targets, the votes of vote tables (counts and fractions per answer, for
+the classifier's vote-count loss) and extra columns such as ra/dec. The helpers below read CSV
+headers and tables with clear errors, pick id/image columns, caption vote-fraction rows, keep
+their votes (:func:`vote_values`) and collect or raise the rows that cannot be captioned
+(``on_error``).
 
 Readers know nothing of models and never open images (that is :mod:`galaxysd_core.data.decode`).
 """
@@ -22,7 +24,7 @@ import pandas as pd
 
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDError, GalaxySDFileError, GalaxySDValueError
 from galaxysd_core.schema.captioning import Captioner, answer_targets, caption_from_answers
-from galaxysd_core.schema.gz2 import ANSWERS
+from galaxysd_core.schema.gz2 import ANSWERS, QUESTIONS, SUFFIX_COUNT, SUFFIX_WEIGHTED_FRACTION
 
 #: How a record's caption was obtained (``GalaxyRecord.label_kind``).
 LABEL_KINDS = ("votes", "gz1_class", "gz2_answer", "answers")
@@ -31,6 +33,12 @@ LABEL_KINDS = ("votes", "gz1_class", "gz2_answer", "answers")
 ID_COLUMNS = ("dr7objid", "objid", "id", "galaxy_id", "iauname")
 #: Candidate image-path columns of catalogs, in order of preference.
 IMAGE_COLUMNS = ("filename", "image_path", "file", "path", "image", "file_loc")
+#: How a galaxy's votes are named in ``GalaxyRecord.votes`` and in a prepared cache's ``index.csv``:
+#: ``<answer column><suffix>``, e.g. ``t03_bar_a06_bar_count``.
+VOTE_COUNT_SUFFIX = SUFFIX_COUNT
+VOTE_FRACTION_SUFFIX = "_fraction"
+#: Label kind of records read without labels (classification of any image list).
+IMAGES_ONLY = "images"
 #: Extra columns kept in ``GalaxyRecord.extra`` when present.
 EXTRA_COLUMNS = ("ra", "dec", "sample", "gz2_class", "total_classifications", "total_votes",
                  "gz1_class_name", "gz2_column", "redshift", "z")
@@ -54,7 +62,14 @@ class GalaxyRecord:
     source : str
         Name of the source (e.g. ``"gz1_sdss"``, ``"gz2_hart16"``).
     label_kind : str
-        How the caption was made: one of :data:`LABEL_KINDS`.
+        How the caption was made: one of :data:`LABEL_KINDS` (or :data:`IMAGES_ONLY` for records
+        read without labels: empty caption and targets).
+    votes : dict of str to float
+        Vote tables only (empty for single-label sources such as Galaxy Zoo 1): per answer of every
+        question the table has, ``<answer>_count`` (number of volunteers who gave it, where the
+        table has counts) and ``<answer>_fraction`` (the fraction the caption was made from:
+        debiased, falling back to the weighted fraction where it is NaN, or the raw fraction with
+        ``Captioner(debiased=False)``); see :func:`vote_values`.
     extra : dict
         Other columns of interest (``ra``, ``dec`` in degrees, ``sample``, ...).
     """
@@ -66,6 +81,7 @@ class GalaxyRecord:
     source: str = ""
     label_kind: str = "votes"
     extra: Dict[str, Any] = field(default_factory=dict)
+    votes: Dict[str, float] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,6 +165,40 @@ def caption_votes(row: Dict[str, Any], captioner: Captioner) -> Tuple[str, Dict[
     answers = captioner.answers(row)
     caption = caption_from_answers(answers, shuffle=captioner.shuffle)
     return caption, answer_targets(answers)
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def vote_values(row: Dict[str, Any], captioner: Captioner) -> Dict[str, float]:
+    """Votes of a vote-table row: ``<answer>_count`` and ``<answer>_fraction`` per answer.
+
+    Only questions the table has are included (questions absent from the bound table, e.g. t10 and
+    t11 of ``gz2_cutouts``, are "not asked" and have no entries, never zeros). The fraction is the
+    one the captioner reads (its suffix; a NaN debiased value falls back to the weighted fraction
+    of the same answer, as in captioning); counts appear where the row has ``_count`` columns.
+    Unreadable cells become NaN (the loss masks them). No side effect on ``captioner.report``.
+    """
+    out: Dict[str, float] = {}
+    for q in QUESTIONS:
+        if q.stem in captioner.absent_tasks:
+            continue
+        for a in q.answers:
+            name = a.column + captioner.suffix
+            weighted = a.column + SUFFIX_WEIGHTED_FRACTION
+            if name not in row and not (captioner.debiased and weighted in row):
+                continue
+            frac = _float_or_nan(row.get(name))
+            if math.isnan(frac) and captioner.debiased and weighted in row:
+                frac = _float_or_nan(row[weighted])
+            out[a.column + VOTE_FRACTION_SUFFIX] = frac
+            if a.column + SUFFIX_COUNT in row:
+                out[a.column + VOTE_COUNT_SUFFIX] = _float_or_nan(row[a.column + SUFFIX_COUNT])
+    return out
 
 
 def handle_row_error(on_error: str, exc: GalaxySDError, where: str, skipped: List[str],

@@ -1,5 +1,6 @@
 """Settings of an evaluation run: the :class:`EvaluationConfig`, the one-variable sweeps
-(:class:`Sweep`) and the prompts to evaluate (:func:`read_prompts`).
+(:class:`Sweep`), the prompts to evaluate (:func:`read_prompts`) and the evaluation prompt list
+(:data:`GALAXYSD_PROMPT_TABLE`, :data:`EVALUATION_PROMPTS`).
 
 A sweep varies one setting at a time (``guidance``, ``steps`` or the weight of one prompt tag,
 ``weight:<phrase>``) around the base values of the config; :func:`set_phrase_weight` writes the
@@ -14,6 +15,33 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.prompts.grammar import parse_prompt
+
+#: GalaxySD's prompt table A-P (Ma, Sun et al. 2025, arXiv:2506.16233) in this project's caption
+#: vocabulary. Every phrase is a caption phrase (``parse_prompt(strict=True)`` accepts them all);
+#: the arm-number and arm-winding phrases (F, G, H) have no classifier head while the training data
+#: lack GZ2 tasks t10/t11, so consistency lists them as unchecked instead of scoring them.
+GALAXYSD_PROMPT_TABLE: Dict[str, str] = {
+    "A": "sdss, smooth, cigar shaped galaxy",
+    "B": "sdss, smooth, completely round galaxy",
+    "C": "sdss, features or disk-shaped, edge-on galaxy",
+    "D": "sdss, smooth, in-between round galaxy",
+    "E": "sdss, ring galaxy",
+    "F": "sdss, features or disk-shaped, spiral galaxy, 4 spiral arms",
+    "G": "sdss, features or disk-shaped, spiral galaxy, loosely wound spiral arms, 2 spiral arms",
+    "H": "sdss, features or disk-shaped, spiral galaxy, tightly wound spiral arms",
+    "I": "sdss, features or disk-shaped, just noticeable bulge prominence",
+    "J": "sdss, features or disk-shaped, obvious bulge prominence",
+    "K": "sdss, smooth, in-between round galaxy, {dust lane:1.3}",
+    "L": "sdss, features or disk-shaped, edge-on galaxy, {dust lane:1.3}, with rounded edge-on bulge",
+    "M": "sdss, features or disk-shaped, bar-shaped structure in the center of galaxy",
+    "N": "sdss, features or disk-shaped, edge-on galaxy, with rounded edge-on bulge",
+    "O": "sdss, smooth, in-between round galaxy, merger",
+    "P": "sdss, features or disk-shaped, spiral galaxy, just noticeable bulge prominence, merger",
+}
+#: The evaluation prompts, in table order (``galaxysd evaluate --prompts table``).
+EVALUATION_PROMPTS: List[str] = list(GALAXYSD_PROMPT_TABLE.values())
+#: Name that ``read_prompts`` expands to :data:`EVALUATION_PROMPTS`.
+PROMPT_TABLE_NAME = "table"
 
 #: Variables a sweep can vary (``weight:<phrase>`` varies one tag's weight).
 SWEEP_VARIABLES = ("guidance", "steps", "weight:<phrase>")
@@ -140,11 +168,14 @@ def set_phrase_weight(prompt: str, phrase: str, weight: float) -> str:
 
 
 def read_prompts(items: Sequence[str]) -> List[str]:
-    """Prompts from CLI arguments: an existing file gives one prompt per non-empty, non-# line."""
+    """Prompts from CLI arguments: an existing file gives one prompt per non-empty, non-# line;
+    the word ``table`` gives :data:`EVALUATION_PROMPTS` (GalaxySD's prompt table A-P)."""
     prompts: List[str] = []
     for item in items:
         path = Path(item)
-        if path.is_file():
+        if str(item).strip().lower() == PROMPT_TABLE_NAME and not path.is_file():
+            prompts.extend(EVALUATION_PROMPTS)
+        elif path.is_file():
             lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
             prompts.extend(ln for ln in lines if ln and not ln.startswith("#"))
         else:

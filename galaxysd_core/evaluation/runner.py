@@ -92,6 +92,7 @@ def measure(images: np.ndarray, prompt: str, classifier, config: EvaluationConfi
     row["n_checked"] = cons.n_checked
     for phrase in classifier.feature_phrases:
         row[f"seen:{phrase}"] = cons.per_feature.get(phrase, math.nan)
+    row["unchecked"] = "; ".join(cons.unchecked)  # prompted features without a classifier head
     dist_cols = ["precision", "recall", "density", "coverage", "prdc_k", "domain_fd", "domain_kid", "domain_kid_std"]
     if real is None:
         row.update({c: math.nan for c in dist_cols})
@@ -122,8 +123,12 @@ def real_benchmark(classifier, real: RealReference, config: EvaluationConfig,
       size (FD and KID are biased upward at small n).
     * ``physical``: median and 16/84th percentiles of each light-profile statistic, overall and
       per caption.
+    * ``real_per_feature``: per head, how many held-out real images are captioned with its feature
+      and the share in which the head sees it; caption features without a head follow, marked
+      ``has_head: false`` (:func:`~galaxysd_core.evaluation.metrics.consistency.per_feature_table`).
     """
-    from galaxysd_core.evaluation.metrics.consistency import PAPER_REAL_CONSISTENCY, consistency_on_real
+    from galaxysd_core.evaluation.metrics.consistency import (PAPER_REAL_CONSISTENCY, consistency_on_real,
+                                                               per_feature_table)
     from galaxysd_core.evaluation.metrics.distribution import distribution_metrics
     from galaxysd_core.evaluation.metrics.physical import STAT_UNITS, compare_physical, summarize_physical
 
@@ -138,6 +143,9 @@ def real_benchmark(classifier, real: RealReference, config: EvaluationConfig,
             ref, split = real.subset(mask), "classifier held-out test ids"
     cons = consistency_on_real(classifier, ref.images, ref.captions, threshold=config.threshold)
     out["consistency_on_real"] = {**cons.to_dict(), "n_images": len(ref.images), "images": split}
+    # one row per head (share of the held-out real images captioned with the feature in which the
+    # head sees it), then caption features without a head (unchecked)
+    out["real_per_feature"] = per_feature_table(cons, classifier.feature_phrases).to_dict("records")
 
     rng = np.random.default_rng(config.seed)
     m = min(config.n, len(real.images) // 2)

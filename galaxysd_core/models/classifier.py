@@ -19,25 +19,34 @@ layout it accepts (:func:`images_to_tensor`) and the folder it is saved as (``co
 heads, the fixed held-out split); training on prepared caches with the held-out evaluation and
 the card in :mod:`galaxysd_core.evaluation.classifier_release`.
 
-Heads
------
+Heads and outputs
+-----------------
 A head is trained for a *captioned* GZ2 answer (a feature a prompt can name) when the training
-images carry enough positive and negative labels for it
-(:func:`galaxysd_core.training.classifier_data.select_heads`). With the data shipped for
-development (Galaxy Zoo 1 classes mapped to GZ2 answers, plus 86 GZ2 example images with one
-answer each) this gives :data:`DEFAULT_FEATURE_COLUMNS`: smooth, features or disk-shaped, star or
-artifact, edge-on galaxy, spiral galaxy and merger. The GZ2 example answers (bars, rings, dust
-lanes, bulge shapes, arm counts, ...) have 1-10 images each, too few to learn or to measure (an AUC
-on two positives means nothing), so they get no head; a user training on the full GZ2 release
-(Hart et al. 2016) gets heads for every answer with enough labels.
+images carry at least 30 majority-gated positives (and negatives) for it
+(:func:`galaxysd_core.training.classifier_data.select_heads`). The shipped classifier (v2) learns
+from the Galaxy Zoo 2 votes of ``gz2_cutouts`` plus the single labels of ``gz1_sdss`` and
+``gz2_examples``; its heads are :data:`DEFAULT_FEATURE_COLUMNS` (the card in
+``assets/classifier/README.md`` lists them with their held-out figures).
+
+``ClassifierConfig.output`` says what the last layer predicts:
+
+* ``"sigmoid"`` (v1, and the one-head detectors of the science code): one logit per head, trained
+  with binary cross-entropy on 1/0 labels;
+* ``"dirichlet"`` (v2) or ``"softmax"``: one output per answer of every modelled question
+  (:attr:`ClassifierConfig.vote_columns`), trained on the vote counts / fractions themselves
+  (:mod:`galaxysd_core.training.vote_losses`); :meth:`MorphologyClassifier.forward` still returns
+  one logit per head, the logit of the probability of the majority-gated label computed from the
+  predicted vote distributions (:func:`galaxysd_core.models.vote_heads.head_probabilities`), so
+  consistency, the app and the science code use every kind the same way.
 
 Architecture
 ------------
-Five 3x3 convolution blocks (BatchNorm, ReLU) with 32-64-128-256-256 channels on a 64x64 input;
-the first convolution has stride 2 and blocks 2-4 end in a 2x2 max-pool (64 -> 32 -> 16 -> 8 -> 4
-pixels); global average pooling gives a 256-d embedding, then dropout and one linear layer with a
-logit per head: about 0.98 M parameters (3.9 MB in float32) and about 67 M multiply-adds per
-image, so it trains on two shared CPU cores in minutes.
+Five 3x3 convolution blocks (BatchNorm, ReLU) with 32-64-128-256-256 channels; the stem
+(``stem_stride``) reduces the input by 2 (a strided convolution) or 4 (strided convolution and
+max-pool, for 128-px input at the cost of 64-px input), blocks 2-4 end in a 2x2 max-pool; global
+average pooling gives a 256-d embedding, then dropout and one linear layer: about 0.98 M
+parameters (3.9 MB in float32) and about 67 M multiply-adds per image, so it trains on two shared
+CPU cores in minutes.
 """
 from __future__ import annotations
 
@@ -55,6 +64,8 @@ from torch import nn
 from galaxysd_core import __version__
 from galaxysd_core._utils import jsonable
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.models.vote_heads import (OUTPUT_KINDS, VOTE_OUTPUTS, VoteLayout, concentrations,
+                                             expected_fractions, head_logits, output_columns)
 from galaxysd_core.schema.gz2 import ANSWER_BY_COLUMN, ANSWER_BY_PHRASE
 
 #: Side of the square input the network sees (pixels); other sizes are resized bilinearly.
@@ -63,13 +74,26 @@ IMAGE_SIZE = 64
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
-#: Default feature columns: the answers the development data can train (see module docstring).
+#: Default feature columns: the heads of the shipped classifier v2, the captioned answers with at
+#: least 30 majority-gated positives in gz2_cutouts + gz1_sdss + gz2_examples (see module docstring).
 DEFAULT_FEATURE_COLUMNS: Tuple[str, ...] = (
     "t01_smooth_or_features_a01_smooth",
     "t01_smooth_or_features_a02_features_or_disk",
     "t01_smooth_or_features_a03_star_or_artifact",
+    "t07_rounded_a16_completely_round",
+    "t07_rounded_a17_in_between",
+    "t07_rounded_a18_cigar_shaped",
     "t02_edgeon_a04_yes",
+    "t09_bulge_shape_a25_rounded",
+    "t09_bulge_shape_a27_no_bulge",
+    "t03_bar_a06_bar",
     "t04_spiral_a08_spiral",
+    "t05_bulge_prominence_a10_no_bulge",
+    "t05_bulge_prominence_a11_just_noticeable",
+    "t05_bulge_prominence_a12_obvious",
+    "t08_odd_feature_a19_ring",
+    "t08_odd_feature_a22_irregular",
+    "t08_odd_feature_a23_other",
     "t08_odd_feature_a24_merger",
 )
 
@@ -94,8 +118,15 @@ class ClassifierConfig:
     dropout : float
         Dropout probability before the linear heads.
     stem_stride : int
-        Stride of the first convolution (2 replaces the first max-pool, as in ResNet stems: half
-        the training cost at 64x64 for the same receptive fields).
+        Input reduction of the first block: 1 (convolution + max-pool), 2 (strided convolution:
+        replaces the first max-pool, as in ResNet stems: half the training cost at 64x64 for the
+        same receptive fields) or 4 (strided convolution + max-pool: a 128-px input at the cost
+        of a 64-px one).
+    output : {"sigmoid", "dirichlet", "softmax"}
+        What the last layer predicts (see "Heads and outputs" in the module docstring).
+    vote_columns : list of str
+        Vote outputs (every answer of the modelled questions); derived from ``feature_columns``
+        for the vote kinds, empty for ``"sigmoid"``. Stored so a saved config shows them.
     """
 
     feature_columns: List[str] = field(default_factory=lambda: list(DEFAULT_FEATURE_COLUMNS))
@@ -103,6 +134,8 @@ class ClassifierConfig:
     channels: List[int] = field(default_factory=lambda: [32, 64, 128, 256, 256])
     dropout: float = 0.2
     stem_stride: int = 2
+    output: str = "sigmoid"
+    vote_columns: List[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.feature_columns = list(self.feature_columns)
@@ -117,9 +150,17 @@ class ClassifierConfig:
             raise GalaxySDValueError(f"duplicate feature columns in {self.feature_columns}")
         if self.image_size < 16 or len(self.channels) < 1:
             raise GalaxySDValueError("image_size must be >= 16 and channels non-empty")
-        if self.stem_stride not in (1, 2):
-            raise GalaxySDValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
-        if 2 ** (len(self.channels) - 1) > self.image_size:
+        if self.stem_stride not in (1, 2, 4):
+            raise GalaxySDValueError(f"stem_stride must be 1, 2 or 4, got {self.stem_stride}")
+        if self.output not in OUTPUT_KINDS:
+            raise GalaxySDValueError(f"output must be one of {OUTPUT_KINDS}, got {self.output!r}")
+        derived = output_columns(self.feature_columns) if self.output in VOTE_OUTPUTS else []
+        if self.vote_columns and list(self.vote_columns) != derived:
+            raise GalaxySDValueError(
+                f"vote_columns {list(self.vote_columns)} do not match the heads (expected {derived}); "
+                f"leave vote_columns empty, they are derived from feature_columns")
+        self.vote_columns = derived
+        if 2 ** (len(self.channels) - 1) * (2 if self.stem_stride == 4 else 1) > self.image_size:
             raise GalaxySDValueError(
                 f"{len(self.channels)} blocks pool a {self.image_size}px image below 1 pixel; "
                 f"use fewer channels entries or a larger image_size")
@@ -129,6 +170,11 @@ class ClassifierConfig:
     @property
     def feature_phrases(self) -> List[str]:
         return [ANSWER_BY_COLUMN[c].phrase for c in self.feature_columns]
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the last layer: one per head (sigmoid) or per vote column."""
+        return len(self.vote_columns) if self.output in VOTE_OUTPUTS else len(self.feature_columns)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -140,6 +186,7 @@ class ClassifierConfig:
         # configs written before ``stem_stride`` existed describe the stride-1 + max-pool stem; the
         # weights have the same shapes either way, so the default must not silently change the network
         kwargs.setdefault("stem_stride", 1)
+        kwargs.setdefault("output", "sigmoid")  # v1 folders predate vote outputs
         return cls(**kwargs)
 
 
@@ -198,8 +245,8 @@ class MorphologyClassifier(nn.Module):
     Examples
     --------
     >>> clf = MorphologyClassifier()
-    >>> clf.eval()(torch.rand(2, 3, 64, 64)).shape
-    torch.Size([2, 6])
+    >>> clf.eval()(torch.rand(2, 3, 64, 64)).shape[0]
+    2
     """
 
     def __init__(self, config: Optional[ClassifierConfig] = None) -> None:
@@ -209,17 +256,18 @@ class MorphologyClassifier(nn.Module):
         c_in = 3
         stride = self.config.stem_stride
         for i, c_out in enumerate(self.config.channels):
-            first_strided = i == 0 and stride == 2
+            first_strided = i == 0 and stride >= 2
             layers: List[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=2 if first_strided else 1, padding=1,
                                                  bias=False),
                                        nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            if i < len(self.config.channels) - 1 and not first_strided:
+            if i < len(self.config.channels) - 1 and (not first_strided or stride == 4):
                 layers.append(nn.MaxPool2d(2))
             blocks.append(nn.Sequential(*layers))
             c_in = c_out
         self.features = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(self.config.dropout)
-        self.head = nn.Linear(c_in, len(self.config.feature_columns))
+        self.head = nn.Linear(c_in, self.config.n_outputs)
+        self.layout = VoteLayout.for_heads(self.config.feature_columns) if self.is_vote_model else None
         # registered so torchmetrics' FID/KID know the embedding size without a dummy pass
         self.num_features = c_in
 
@@ -237,6 +285,11 @@ class MorphologyClassifier(nn.Module):
     @property
     def embedding_dim(self) -> int:
         return self.num_features
+
+    @property
+    def is_vote_model(self) -> bool:
+        """Whether the network predicts vote distributions (``output`` dirichlet or softmax)."""
+        return self.config.output in VOTE_OUTPUTS
 
     def head_index(self, phrase_or_column: str) -> Optional[int]:
         """Index of the head for a caption phrase or answer column, None if there is none."""
@@ -266,9 +319,54 @@ class MorphologyClassifier(nn.Module):
         h = self.features(self._prepare(x))
         return h.mean(dim=(-2, -1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, n_heads)`` for images ``(N, 3, H, W)`` in [0, 1]."""
+    def vote_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw last-layer outputs ``(N, n_outputs)`` (what the training loss sees)."""
         return self.head(self.dropout(self.embed(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, n_heads)`` for images ``(N, 3, H, W)`` in [0, 1].
+
+        For vote models the logit of the majority-gated label's probability
+        (:func:`~galaxysd_core.models.vote_heads.head_logits`), so ``sigmoid(forward(x))`` is the
+        head probability for every output kind.
+        """
+        raw = self.vote_outputs(x)
+        if not self.is_vote_model:
+            return raw
+        return head_logits(concentrations(raw, self.layout, self.config.output), self.layout)
+
+    @torch.no_grad()
+    def predict_logits(self, images: ImageLike, batch_size: int = 256) -> torch.Tensor:
+        """:meth:`forward` in eval mode, batched: head logits (rank-preserving where probabilities
+        round to 0 or 1, e.g. for ROC AUC)."""
+        return self._batched(images, self.forward, batch_size)
+
+    @torch.no_grad()
+    def predict_conditional(self, images: ImageLike, batch_size: int = 256) -> torch.Tensor:
+        """Logit of a majority for each head's answer given its question was reached,
+        ``(N, n_heads)`` (vote models; equal to :meth:`predict_logits` for sigmoid models)."""
+        if not self.is_vote_model:
+            return self.predict_logits(images, batch_size)
+
+        def conditional(x: torch.Tensor) -> torch.Tensor:
+            alpha = concentrations(self.vote_outputs(x), self.layout, self.config.output)
+            return head_logits(alpha, self.layout, gated=False)
+
+        return self._batched(images, conditional, batch_size)
+
+    @torch.no_grad()
+    def predict_fractions(self, images: ImageLike, batch_size: int = 256) -> torch.Tensor:
+        """Expected vote fraction of every vote column given its question was asked,
+        ``(N, len(config.vote_columns))``; vote models only."""
+        if not self.is_vote_model:
+            raise GalaxySDValueError("predict_fractions needs a classifier trained on votes (output dirichlet "
+                                     "or softmax); this one predicts labels")
+
+        def fractions(x: torch.Tensor) -> torch.Tensor:
+            alpha = concentrations(self.vote_outputs(x), self.layout, self.config.output)
+            return expected_fractions(alpha, self.layout)
+
+        return self._batched(images, fractions, batch_size)
 
     @torch.no_grad()
     def predict_proba(self, images: ImageLike, batch_size: int = 256) -> torch.Tensor:
@@ -292,7 +390,8 @@ class MorphologyClassifier(nn.Module):
             for i in range(0, n, max(1, int(batch_size))):
                 outs.append(fn(images_to_tensor(images[i:i + batch_size])))
             if not outs:
-                dim = self.num_features if fn == self.embed else len(self.feature_columns)
+                dim = (self.num_features if fn == self.embed else len(self.config.vote_columns)
+                       if getattr(fn, "__name__", "") == "fractions" else len(self.feature_columns))
                 return torch.zeros(0, dim)
             return torch.cat(outs)
         finally:

@@ -21,7 +21,9 @@ from galaxysd_core.prompts.tokenization import DEFAULT_MAX_LENGTH, build_word_to
 
 @dataclass
 class MiniModelConfig:
-    """Sizes of GalaxySD-mini. Saved next to the trained model (``galaxysd_config.json``)."""
+    """Sizes of GalaxySD-mini. Saved with the trained model as the ``model`` section of its
+    ``train_config.yaml`` (:meth:`galaxysd_core.training.config.DiffusionTrainConfig.save`); every
+    component's own ``config.json`` holds the same sizes in diffusers/transformers form."""
 
     resolution: int = 64
     latent_channels: int = 4

@@ -9,31 +9,28 @@ from __future__ import annotations
 
 import inspect
 import json
-import secrets
-import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 
-from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
-from galaxysd_core.pipelines.inputs import check_inputs
+from galaxysd_core.errors import GalaxySDFileError
+from galaxysd_core.pipelines.inputs import check_inputs, img2img_steps
 from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE, check_model_folder
 from galaxysd_core.pipelines.output import GalaxySDPipelineOutput
-from galaxysd_core.pipelines.schedulers import make_scheduler
+from galaxysd_core.pipelines.schedulers import make_scheduler, saved_scheduler_class
+from galaxysd_core.pipelines.schedulers import scheduler_name as scheduler_name_of
 from galaxysd_core.pipelines.tree_negatives import negative_prompts_for, tree_negative
 from galaxysd_core.prompts.grammar import ParsedPrompt, parse_prompt
 from galaxysd_core.prompts.tokenization import is_word_level, text_max_length
 from galaxysd_core.prompts.weighting import encode_weighted_prompts
+from galaxysd_core.schema.gz2 import ANSWER_BY_PHRASE
 
-
-def img2img_steps(num_inference_steps: int, strength: float) -> int:
-    """Denoising steps an img2img call runs: ``round(steps * strength)``, at most ``steps``
-    (the diffusers rule: the start image is noised to ``strength`` of the schedule)."""
-    return min(int(round(int(num_inference_steps) * float(strength))), int(num_inference_steps))
+__all__ = ["GalaxySDPipeline", "img2img_steps", "load_pipeline"]
 
 
 def load_pipeline(model: Union[str, Path, "GalaxySDPipeline"], *, progress: bool = False,
@@ -62,7 +59,19 @@ class GalaxySDPipeline(DiffusionPipeline):
     text_encoder : transformers.CLIPTextModel
     tokenizer : transformers tokenizer (word-level for GalaxySD-mini, CLIP BPE for SD 1.5)
     unet : UNet2DConditionModel
-    scheduler : a diffusers scheduler; its config is the base of the per-call scheduler.
+    scheduler : a diffusers scheduler; its config is the base of the per-call scheduler, and its
+        class the sampler of ``scheduler=None``.
+
+    Notes
+    -----
+    Re-entrant: threads may call one pipeline at the same time and get exactly the images of
+    sequential calls (``tests/test_pipeline_reentrancy.py``). A call changes no state of the
+    pipeline: it builds its own sampler and random generators, runs the models in eval mode under
+    ``torch.no_grad`` (thread-local), and only reads the progress-bar settings, the attention
+    processors and the shared scheduler's config. What does change shared state —
+    ``set_progress_bar_config``, ``set_attn_processor``, moving or offloading the models,
+    ``torch.set_num_threads`` — belongs to loading and setup, never to a call. So there is no lock;
+    the app limits how many calls run at once (:mod:`galaxysd_core.studio.limits`).
     """
 
     model_cpu_offload_seq = "text_encoder->unet->vae"
@@ -71,7 +80,8 @@ class GalaxySDPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        self._call_lock = threading.Lock()
+        # The one conversion of start images (PIL, 8-bit RGB after inputs.start_image_rgb8) to VAE input.
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_convert_rgb=True)
         self.trained_features: Optional[Dict[str, int]] = None
         self.source_path: Optional[str] = None
 
@@ -81,8 +91,9 @@ class GalaxySDPipeline(DiffusionPipeline):
                         torch_dtype: Optional[torch.dtype] = None, **kwargs) -> "GalaxySDPipeline":
         """Load a pipeline folder (GalaxySD-mini or a Stable Diffusion 1.5 folder) offline.
 
-        Weights are read from safetensors only. A missing or unreadable file raises
-        :class:`GalaxySDFileError` naming it.
+        Weights are read from safetensors only; the scheduler is the class the folder saves
+        (:func:`~galaxysd_core.pipelines.schedulers.saved_scheduler_class`). A missing or
+        unreadable file raises :class:`GalaxySDFileError` naming it.
         """
         from transformers import AutoTokenizer, CLIPTextModel
 
@@ -117,7 +128,8 @@ class GalaxySDPipeline(DiffusionPipeline):
         text_encoder = load("text encoder (text_encoder/)", lambda: CLIPTextModel.from_pretrained(
             root / "text_encoder", **common))
         tokenizer = load("tokenizer (tokenizer/)", lambda: AutoTokenizer.from_pretrained(root / "tokenizer"))
-        scheduler = load("scheduler (scheduler/)", lambda: DDIMScheduler.from_pretrained(root, subfolder="scheduler"))
+        scheduler_class = saved_scheduler_class(root)
+        scheduler = load("scheduler (scheduler/)", lambda: scheduler_class.from_pretrained(root, subfolder="scheduler"))
         pipe = cls(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
         for module in (vae, unet, text_encoder):
             module.eval()
@@ -142,10 +154,12 @@ class GalaxySDPipeline(DiffusionPipeline):
         return int(self.unet.config.sample_size) * self.vae_scale_factor
 
     def unseen_features(self, phrases: Sequence[str]) -> List[str]:
-        """Phrases the loaded model never saw in training (empty if unknown)."""
+        """Caption features among ``phrases`` the loaded model never saw in training (empty if unknown).
+
+        Only GZ2 caption features count: the survey prefix ``"sdss"`` and free text are not features."""
         if self.trained_features is None:
             return []
-        return [p for p in phrases if self.trained_features.get(p, 0) == 0]
+        return [p for p in phrases if p in ANSWER_BY_PHRASE and self.trained_features.get(p, 0) == 0]
 
     def tree_negative_prompt(self, prompt: str) -> str:
         """Automatic negative prompt of ``prompt`` (:func:`galaxysd_core.pipelines.tree_negatives.tree_negative`):
@@ -156,8 +170,8 @@ class GalaxySDPipeline(DiffusionPipeline):
 
     def make_scheduler(self, name: Optional[str] = None):
         """A fresh scheduler instance (never the shared one, so concurrent calls cannot corrupt state);
-        names: :data:`galaxysd_core.pipelines.schedulers.SCHEDULERS`."""
-        return make_scheduler(self.scheduler.config, name)
+        names: :data:`galaxysd_core.pipelines.schedulers.SCHEDULERS`; None = the model's own class."""
+        return make_scheduler(self.scheduler.config, name, default=type(self.scheduler))
 
     def parse(self, prompt: str) -> ParsedPrompt:
         """Parse a prompt with this model's vocabulary (strict for GalaxySD-mini)."""
@@ -170,12 +184,9 @@ class GalaxySDPipeline(DiffusionPipeline):
         return self.parse(text)
 
     # ------------------------------------------------------------------ image <-> latent
-    def _image_to_tensor(self, image, height: int, width: int) -> torch.Tensor:
-        if isinstance(image, np.ndarray):
-            image = Image.fromarray(image.astype(np.uint8))
-        image = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        arr = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-        return torch.from_numpy(arr).permute(2, 0, 1)[None]
+    def _image_to_tensor(self, image: Image.Image, height: int, width: int) -> torch.Tensor:
+        """``(1, 3, height, width)`` VAE input in [-1, 1] of a start image (Lanczos resize)."""
+        return self.image_processor.preprocess(image, height=height, width=width)
 
     def _to_latent(self, z: torch.Tensor) -> torch.Tensor:
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
@@ -205,20 +216,25 @@ class GalaxySDPipeline(DiffusionPipeline):
             ``tree_negatives`` is True, each prompt gets its automatic GZ2-tree negative prompt
             (:meth:`tree_negative_prompt`).
         num_images_per_prompt : int
+            In [1, 64] (all prompts together at most 64 images).
         seed : int or list of int, optional
-            One seed (image ``i`` uses ``seed + i``) or one per image; random when None.
+            One seed (image ``i`` uses ``seed + i``; all must lie in [0, 2**63-1]) or one per image;
+            random in [0, 2**31) when None.
         num_inference_steps : int
+            In [1, 200].
         guidance_scale : float
-            Classifier-free guidance scale; <= 1 disables guidance.
-        scheduler : {"ddim", "euler_a", "euler", "dpmpp"}
+            Classifier-free guidance scale in [0, 30]; <= 1 disables guidance.
+        scheduler : {"ddim", "euler_a", "euler", "dpmpp"} or None
+            Sampler; None = the class the model folder saved (DDIM for the shipped model).
         eta : float
-            DDIM eta (0 = deterministic sampler).
+            DDIM eta in [0, 1] (0 = deterministic sampler); other samplers ignore it.
         height, width : int, optional
             Output size in pixels (default: the training resolution).
         image : PIL.Image or ndarray, optional
-            A real galaxy to start from (img2img); GalaxySD's remedy for over-bright text-only samples.
+            A real galaxy to start from (img2img), as PIL, a uint8 ``(H, W, 3)`` array or a float
+            ``(H, W, 3)`` array in [0, 1]; GalaxySD's remedy for over-bright text-only samples.
         strength : float
-            Fraction of the noise schedule applied to ``image`` (1 = ignore the image).
+            Fraction in (0, 1] of the noise schedule applied to ``image`` (1 = ignore the image).
         output_type : {"pil", "np", "latent"}
         callback : callable, optional
             ``callback(step, total_steps)`` after every denoising step.
@@ -226,45 +242,43 @@ class GalaxySDPipeline(DiffusionPipeline):
             Use the automatic GZ2-tree negative prompt when ``negative_prompt`` is None (GalaxySD
             itself uses plain unconditional guidance: pass False to reproduce that).
         """
-        with self._call_lock:
-            return self._generate(prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
-                                  guidance_scale, scheduler, eta, height, width, image, strength, output_type,
-                                  callback, return_dict, tree_negatives)
+        return self._generate(prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
+                              guidance_scale, scheduler, eta, height, width, image, strength, output_type,
+                              callback, return_dict, tree_negatives)
 
     def _generate(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps, guidance_scale,
                   scheduler_name, eta, height, width, image, strength, output_type, callback, return_dict,
                   tree_negatives=True):
-        # 1. Check inputs
-        prompts = check_inputs(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
-                               guidance_scale, scheduler_name, height, width, image, strength, output_type)
+        # 1. Check inputs: prompts parsed once, seeds, a fresh sampler, the start image as 8-bit RGB
+        checked = check_inputs(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
+                               guidance_scale, scheduler_name, height, width, image, strength, output_type, eta)
+        prompts, parsed, seeds, scheduler = checked.prompts, checked.parsed, checked.seeds, checked.scheduler
+        num_images_per_prompt, num_inference_steps = checked.num_images_per_prompt, checked.num_inference_steps
+        guidance_scale, eta, strength = checked.guidance_scale, checked.eta, checked.strength
         height = height or self.default_size
         width = width or self.default_size
         device = self._execution_device
-        total = len(prompts) * num_images_per_prompt
-        if seed is None:
-            seeds = [secrets.randbelow(2**31) for _ in range(total)]
-        elif isinstance(seed, (list, tuple)):
-            seeds = [int(s) for s in seed]
-        else:
-            seeds = [int(seed) + i for i in range(total)]
+        total = len(seeds)
         do_cfg = guidance_scale > 1.0
 
         # 2. Encode weighted prompts (and the negative prompt)
         max_length = text_max_length(self.tokenizer, self.text_encoder)
-        parsed = [self.parse(p) for p in prompts]
         cond = encode_weighted_prompts(self.text_encoder, self.tokenizer, parsed, max_length, device)
         cond = cond.repeat_interleave(num_images_per_prompt, dim=0)
         negs, automatic = negative_prompts_for(parsed, negative_prompt, tree_negatives)
         if do_cfg:
-            uncond = encode_weighted_prompts(self.text_encoder, self.tokenizer,
-                                             [self.parse_negative(n) for n in negs], max_length, device)
+            if checked.negatives is not None:
+                neg_parsed = checked.negatives
+            else:  # automatic GZ2-tree negatives (new texts: each distinct one parsed once) or unconditional
+                by_text = {n: self.parse_negative(n) for n in dict.fromkeys(negs)}
+                neg_parsed = [by_text[n] for n in negs]
+            uncond = encode_weighted_prompts(self.text_encoder, self.tokenizer, neg_parsed, max_length, device)
             uncond = uncond.repeat_interleave(num_images_per_prompt, dim=0)
             embeddings = torch.cat([uncond, cond])
         else:
             embeddings = cond
 
-        # 3. Prepare a fresh scheduler and its timesteps
-        scheduler = self.make_scheduler(scheduler_name)
+        # 3. Timesteps of the call's own scheduler
         scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = scheduler.timesteps
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -273,14 +287,11 @@ class GalaxySDPipeline(DiffusionPipeline):
         shape = (1, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         noise = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]).to(device)
         noise = noise.to(self.unet.dtype)
-        if image is not None:
-            x0 = self._image_to_tensor(image, height, width).to(device=device, dtype=self.vae.dtype)
+        if checked.init_image is not None:
+            x0 = self._image_to_tensor(checked.init_image, height, width).to(device=device, dtype=self.vae.dtype)
             init = self._to_latent(self.vae.encode(x0).latent_dist.mean).repeat(total, 1, 1, 1)
             t_start = num_inference_steps - img2img_steps(num_inference_steps, strength)
             timesteps = timesteps[t_start * scheduler.order:]
-            if len(timesteps) == 0:
-                raise GalaxySDValueError(f"strength {strength} with {num_inference_steps} steps leaves no "
-                                         f"denoising step; raise strength or steps")
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(t_start * scheduler.order)
             latents = scheduler.add_noise(init.to(noise.dtype), noise, timesteps[:1].repeat(total))
@@ -314,7 +325,8 @@ class GalaxySDPipeline(DiffusionPipeline):
             negative_prompt=used_negs[0] if len(set(used_negs)) == 1 else list(used_negs),
             tree_negatives=bool(automatic and do_cfg), num_images_per_prompt=num_images_per_prompt,
             num_inference_steps=num_inference_steps, guidance_scale=float(guidance_scale),
-            scheduler=(scheduler_name or "ddim"), eta=float(eta), height=height, width=width,
+            scheduler=(scheduler_name or scheduler_name_of(type(self.scheduler))), eta=float(eta),
+            height=height, width=width,
             strength=float(strength) if image is not None else None, init_image=image is not None,
             model=self.source_path, model_name=Path(self.source_path).name if self.source_path else None,
         )

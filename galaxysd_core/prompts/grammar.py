@@ -106,11 +106,45 @@ class ParsedPrompt:
         return out
 
 
-def _closest(token: str, pool: Sequence[str], n: int = 3) -> List[str]:
-    close = difflib.get_close_matches(token, pool, n=n, cutoff=0.4)
+def suggest_phrases(tag: str, pool: Sequence[str], n: int = 3) -> List[str]:
+    """Known phrases closest to a misspelt or unknown tag, best first (``[]`` when none is close).
+
+    :mod:`difflib` ranks whole phrases first (``"dust lne"`` -> ``"dust lane"``); when no phrase is
+    close, each word is corrected against the known words and words matching nothing (``"a"``) are
+    dropped before ranking again (``"a dust lne"``, ``"sprial galaxy"``); last come phrases that
+    contain the tag's remaining words or the tag itself (``"bar"`` -> ``"bar-shaped structure ..."``).
+    """
+    tag = " ".join(str(tag).lower().split())
+    pool = list(dict.fromkeys(pool))
+    out = difflib.get_close_matches(tag, pool, n=n, cutoff=0.6)
+    if out:
+        return out
+    words = list(dict.fromkeys(w for p in pool for w in p.split()))
+    fixed = [w if w in words else next(iter(difflib.get_close_matches(w, words, n=1, cutoff=0.7)), "")
+             for w in tag.split()]
+    fixed_tag = " ".join(w for w in fixed if w)
+    if fixed_tag:
+        if fixed_tag in pool:
+            return [fixed_tag]
+        out = difflib.get_close_matches(fixed_tag, pool, n=n, cutoff=0.6)
+        if out:
+            return out
+        have = set(fixed_tag.split())
+        out = sorted((p for p in pool if have <= set(p.split())),
+                     key=lambda p: -difflib.SequenceMatcher(None, fixed_tag, p).ratio())[:n]
+        if out:
+            return out
+    return [p for p in pool if len(tag) >= 3 and tag in p][:n]
+
+
+def _did_you_mean(tag: str, pool: Sequence[str]) -> str:
+    """``"did you mean 'dust lane'?"`` (or the closest few), or what the vocabulary is when nothing is close."""
+    close = suggest_phrases(tag, pool)
     if not close:
-        close = [p for p in pool if any(w in p.split() for w in token.split())][:n]
-    return close
+        examples = [p for p in ("smooth", "spiral galaxy", "edge-on galaxy", "merger", "dust lane") if p in pool]
+        return ("no known phrase is close; the model knows only the Galaxy Zoo 2 caption phrases"
+                + (f", e.g. {', '.join(repr(p) for p in examples)}" if examples else ""))
+    return "did you mean " + " or ".join(repr(p) for p in close) + "?"
 
 
 def _tokenize(text: str) -> List[Tuple[str, str]]:
@@ -169,7 +203,8 @@ def parse_prompt(text: str, *, vocabulary: Optional[Sequence[str]] = None, stric
     ------
     GalaxySDValueError
         Unbalanced brackets, a malformed or out-of-range weight, an empty prompt, or (strict) an
-        unknown word or tag; the message lists the closest known phrases.
+        unknown word or tag; the message names the tag and suggests the closest known
+        phrases (:func:`suggest_phrases`).
     """
     if not isinstance(text, str):
         raise GalaxySDValueError(f"prompt must be a string, got {type(text).__name__}")
@@ -257,15 +292,14 @@ def parse_prompt(text: str, *, vocabulary: Optional[Sequence[str]] = None, stric
     if strict:
         pool = list(vocabulary) if vocabulary is not None else known_phrases()
         vocab_words = {w for p in pool for w in p.split()}
-        for word in clean_w:
-            if word != "," and word not in vocab_words:
-                raise GalaxySDValueError(
-                    f"unknown word {word!r} in prompt; closest known phrases: {_closest(word, pool)}. "
-                    f"The model knows only the Galaxy Zoo 2 caption vocabulary.")
         for tag in parsed.phrase_weights():
+            unknown = [w for w in tag.split() if w not in vocab_words]
+            if unknown:
+                which = (f"word {unknown[0]!r}" if len(unknown) == 1
+                         else "words " + ", ".join(repr(w) for w in unknown))
+                raise GalaxySDValueError(f"unknown {which} in {tag!r}; {_did_you_mean(tag, pool)}")
             if tag not in pool:
-                raise GalaxySDValueError(
-                    f"unknown phrase {tag!r} in prompt; closest known phrases: {_closest(tag, pool)}")
+                raise GalaxySDValueError(f"unknown phrase {tag!r}; {_did_you_mean(tag, pool)}")
     return parsed
 
 
@@ -285,7 +319,7 @@ def build_prompt(features: Mapping[str, float], *, prefix: str = SURVEY_PREFIX) 
     for phrase in sorted(features, key=lambda p: order.get(p, len(order))):
         if phrase not in ANSWER_BY_PHRASE:
             raise GalaxySDValueError(
-                f"unknown feature {phrase!r}; closest known phrases: {_closest(phrase, caption_phrases())}")
+                f"unknown feature {phrase!r}; {_did_you_mean(phrase, caption_phrases())}")
         w = round(float(features[phrase]), WEIGHT_DECIMALS)
         if not (MIN_WEIGHT <= w <= MAX_WEIGHT):
             raise GalaxySDValueError(f"weight {w:g} of {phrase!r} is outside [{MIN_WEIGHT:g}, {MAX_WEIGHT:g}]")

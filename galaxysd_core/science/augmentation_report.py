@@ -27,7 +27,7 @@ from galaxysd_core.science.script_support import load_judge, repo_relative
 from galaxysd_core.science.synthetic import generator_factory
 
 __all__ = ["format_table", "plotly_figure", "draw_png", "plot_results", "write_results", "write_readme",
-           "run_and_report"]
+           "readme_notes", "run_and_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +187,14 @@ def write_results(result: Mapping[str, Any], out_dir: Union[str, Path], config: 
 _NOTES_BEGIN, _NOTES_END = "<!-- notes:begin -->", "<!-- notes:end -->"
 
 
+def readme_notes(text: str) -> str:
+    """The hand-written discussion of a results ``README.md`` (between ``<!-- notes:begin -->`` and
+    ``<!-- notes:end -->``), or ``""`` when it has none."""
+    if _NOTES_BEGIN not in text or _NOTES_END not in text:
+        return ""
+    return text[text.index(_NOTES_BEGIN) + len(_NOTES_BEGIN):text.index(_NOTES_END)].strip("\n")
+
+
 def write_readme(result: Mapping[str, Any], out_dir: Union[str, Path], config: ExperimentConfig,
                  extra: Optional[Mapping[str, Any]] = None) -> Path:
     """Write ``README.md`` of the results folder (numbers generated; a hand-written notes block
@@ -195,9 +203,7 @@ def write_readme(result: Mapping[str, Any], out_dir: Union[str, Path], config: E
     path = out / "README.md"
     notes = ""
     if path.is_file():
-        old = path.read_text()
-        if _NOTES_BEGIN in old and _NOTES_END in old:
-            notes = old[old.index(_NOTES_BEGIN) + len(_NOTES_BEGIN):old.index(_NOTES_END)].strip("\n")
+        notes = readme_notes(path.read_text())
     info, summ, extra = result["info"], result["summary"], dict(extra or {})
     t = config.train
     lines = [

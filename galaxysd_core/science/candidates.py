@@ -7,7 +7,8 @@ column     required meaning
 ========== ======== ===========================================================================
 id         yes      unique identifier (kept as text)
 score      yes      finite number; higher = more promising (the page sorts by it, descending)
-image_path yes      image file, relative to the catalog's folder (or to ``images_dir``)
+image_path yes      image file, relative to the catalog's image root (its folder, ``images_dir``
+                    or the real-data folder); paths that leave the root are refused
 ra, dec    no       ICRS degrees; when both are present, SDSS SkyServer and Legacy Survey links
 ========== ======== ===========================================================================
 
@@ -22,11 +23,12 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlencode
 
 import numpy as np
@@ -34,6 +36,9 @@ import pandas as pd
 
 from galaxysd_core import config as _config
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.io.paths import resolve_inside
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["CandidateCatalog", "read_candidates", "default_catalog_path", "merge_verdicts", "progress",
            "filter_by_verdict", "export_vetted", "skyserver_url", "legacy_survey_url", "REQUIRED_COLUMNS",
@@ -54,6 +59,8 @@ MAX_CATALOG_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 200_000
 #: Choices of :func:`filter_by_verdict`.
 VERDICT_FILTERS = ("all", "unvetted", "yes", "no", "unsure")
+#: Columns :func:`read_candidates` adds (dropped again by :func:`export_vetted`).
+INTERNAL_COLUMNS = ("image_file", "image_exists", "image_refused")
 #: Columns added by :func:`merge_verdicts`.
 VERDICT_COLUMNS = ("verdict", "note", "vetted_by", "vetted_at")
 #: Data release used for SkyServer links, and Legacy Survey layer.
@@ -75,9 +82,10 @@ class CandidateCatalog:
         Key of the catalog in the verdict store (the file stem unless given).
     table : pandas.DataFrame
         Rows sorted by ``score`` (descending, ties by ``id``), index reset. Columns: ``id`` (str),
-        ``score`` (float), ``image_path`` (as written), ``image_file`` (resolved absolute path or
-        ``""``), ``image_exists`` (bool), ``ra``/``dec`` (float, NaN when unknown) and every other
-        column of the file.
+        ``score`` (float), ``image_path`` (as written), ``image_file`` (resolved absolute path inside
+        :attr:`images_dir`, or ``""``), ``image_exists`` (bool), ``image_refused`` (bool: the path is
+        absolute, climbs out with ``..`` or is a symbolic link out of :attr:`images_dir`, so it is
+        never opened), ``ra``/``dec`` (float, NaN when unknown) and every other column of the file.
     source : str
         Where it was read from (path or upload name).
     images_dir : pathlib.Path or None
@@ -105,6 +113,11 @@ class CandidateCatalog:
         return len(self.table)
 
     @property
+    def refused_ids(self) -> List[str]:
+        """Ids whose image path leaves the image folder (refused, never opened), in table order."""
+        return self.table.loc[self.table["image_refused"], "id"].tolist()
+
+    @property
     def has_coordinates(self) -> bool:
         """True when at least one row has finite ra and dec."""
         return bool(np.isfinite(self.table["ra"]).any() and np.isfinite(self.table["dec"]).any())
@@ -123,7 +136,10 @@ def _read_table(data: bytes, name: str):
         try:
             t = Table.read(io.BytesIO(data), format="ascii.ecsv")
         except Exception as exc:  # astropy raises many types for malformed headers
-            raise GalaxySDDataError(f"{name!r} is not a valid ECSV table: {type(exc).__name__}: {exc}") from exc
+            # astropy's messages can quote header lines and column names: never echo them (the file
+            # may not be a catalog at all); the cause stays on the exception for the log
+            raise GalaxySDDataError(f"{name!r} is not a valid ECSV table ({type(exc).__name__}); write it "
+                                    f"with astropy's Table.write(..., format='ascii.ecsv') or upload a CSV") from exc
         meta = {str(k): v for k, v in dict(t.meta).items()}
         multi = [c for c in t.colnames if len(t[c].shape) > 1]
         if multi:
@@ -140,8 +156,11 @@ def _read_table(data: bytes, name: str):
         df = pd.read_csv(io.StringIO(text), comment=None, dtype={c: str for c in ("id", "candidate_id", "objid",
                                                                                   "dr7objid", "name")},
                          skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+    except pd.errors.ParserError as exc:  # "Expected 3 fields in line 5, saw 4": positions, no content
         raise GalaxySDDataError(f"{name!r} is not a readable CSV table: {exc}") from exc
+    except (pd.errors.EmptyDataError, ValueError) as exc:  # messages may quote the file: not echoed
+        raise GalaxySDDataError(f"{name!r} is not a readable CSV table ({type(exc).__name__}); save it as "
+                                f"comma-separated UTF-8 text with a header line") from exc
     return df, {}
 
 
@@ -163,9 +182,12 @@ def _canonical_columns(df: pd.DataFrame, name: str) -> pd.DataFrame:
     df = df.rename(columns=rename)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
+        # The columns found are deliberately not listed: for a file that is not a catalog (a typed
+        # /proc/self/environ, /etc/passwd) the "header" is file content. Name what is expected instead.
+        accepted = "; ".join(f"{c}: {', '.join(a for a, k in COLUMN_ALIASES.items() if k == c)}" for c in missing)
         raise GalaxySDDataError(
             f"candidate catalog {name!r} lacks column(s) {missing}; it needs {list(REQUIRED_COLUMNS)} "
-            f"(ra, dec optional). Columns found: {[str(c) for c in df.columns][:12]}")
+            f"(ra, dec optional). Accepted names (any case) for the missing ones: {accepted}")
     return df
 
 
@@ -186,7 +208,9 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
         Folder relative ``image_path`` values refer to. Default: the real-data folder
         (``$GALAXYSD_DATA_DIR``) when the ECSV metadata says ``image_root: $GALAXYSD_DATA_DIR`` (as
         the D-ETG search writes), else the catalog's folder (for bytes or uploads without one,
-        relative paths cannot be resolved and ``image_exists`` is False).
+        relative paths cannot be resolved and ``image_exists`` is False). Image paths never leave
+        this root: absolute paths, ``..`` climbing out and symbolic links pointing out are marked
+        ``image_refused`` and never opened.
     max_bytes, max_rows : int
         Limits on file size and row count.
 
@@ -281,28 +305,38 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
 
     paths = df["image_path"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     df["image_path"] = paths
-    files, exists = [], []
+    files, exists, refused = [], [], []
     for p in paths:
-        f = _resolve_image(p, base)
+        f, out_of_root = _resolve_image(p, base)
         files.append(str(f) if f is not None else "")
         exists.append(bool(f is not None and f.is_file()))
+        refused.append(out_of_root)
     df["image_file"] = files
     df["image_exists"] = exists
+    df["image_refused"] = refused
+    if any(refused):
+        logger.warning("catalog %s: %d image path(s) leave the image folder and are not opened", label, sum(refused))
 
     df = df.sort_values(["score", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     return CandidateCatalog(name=str(name or default_name or "catalog"), table=df, source=label,
                             images_dir=base, meta=meta, image_root=image_root)
 
 
-def _resolve_image(value: str, base: Optional[Path]) -> Optional[Path]:
-    if not value.strip():
-        return None
-    p = Path(value).expanduser()
-    if p.is_absolute():
-        return p
+def _resolve_image(value: str, base: Optional[Path]) -> Tuple[Optional[Path], bool]:
+    """(resolved image file inside ``base`` or None, whether the path was refused for leaving it).
+
+    Absolute paths, ``~``, ``..`` climbing out and symbolic links pointing out of ``base`` are
+    refused (:func:`galaxysd_core.io.paths.resolve_inside`); such a file is never opened. Without a
+    ``base`` (an upload with no image folder) relative paths just cannot be resolved.
+    """
+    value = value.strip()
+    if not value:
+        return None, False
     if base is None:
-        return None
-    return (base / p).resolve()
+        p = Path(value)
+        return None, bool(p.is_absolute() or value.startswith("~") or ".." in p.parts or "\x00" in value)
+    found = resolve_inside(value, base)
+    return found, found is None
 
 
 def default_catalog_path() -> Optional[Path]:
@@ -388,7 +422,7 @@ def export_vetted(catalog: CandidateCatalog, merged: pd.DataFrame, fmt: str = "c
                   only_vetted: bool = True) -> bytes:
     """Vetted rows (or all, ``only_vetted=False``) as CSV or ECSV bytes.
 
-    The internal ``image_file`` and ``image_exists`` columns are dropped; ECSV metadata records
+    The internal columns (:data:`INTERNAL_COLUMNS`) are dropped; ECSV metadata records
     the catalog name and source, the export time, the software version and the verdict counts.
 
     Raises
@@ -399,7 +433,7 @@ def export_vetted(catalog: CandidateCatalog, merged: pd.DataFrame, fmt: str = "c
     if fmt not in ("csv", "ecsv"):
         raise GalaxySDValueError(f"export format must be 'csv' or 'ecsv', got {fmt!r}")
     df = merged[merged["verdict"].notna()] if only_vetted else merged
-    df = df.drop(columns=[c for c in ("image_file", "image_exists") if c in df.columns]).copy()
+    df = df.drop(columns=[c for c in INTERNAL_COLUMNS if c in df.columns]).copy()
     df["vetted_at"] = [v.isoformat() if hasattr(v, "isoformat") else ("" if v is None or v is pd.NaT else str(v))
                        for v in df["vetted_at"]]
     for c in ("verdict", "note", "vetted_by"):

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from galaxysd_core.errors import GalaxySDDataError
 from galaxysd_core.evaluation.metrics.physical import STAT_UNITS, STATS
 from galaxysd_core.schema.morphology_stats import COMBINATION_SEP, NO_FEATURE
-from galaxysd_core.studio.metric_files import TRAINING_METRICS, prompt_column
+from galaxysd_core.studio.metric_files import AUGMENTATION_METRICS, TRAINING_METRICS, prompt_column
 
 #: Colours of the metric plots (plotly's D3 palette).
 PALETTE = px.colors.qualitative.D3
@@ -213,11 +213,51 @@ def classifier_figure(metrics: Optional[pd.DataFrame]) -> Optional[go.Figure]:
     return fig
 
 
-def augmentation_figure(results: pd.DataFrame, metric: str, categorical: List[str]) -> go.Figure:
-    """Grouped bars of one metric of the augmentation results: first categorical column on x, the
-    second (if any) as colour."""
-    color = categorical[1] if len(categorical) > 1 else None
-    return px.bar(results, x=categorical[0], y=metric, color=color, barmode="group", height=360)
+def _shots_label(row: Mapping[str, Any]) -> str:
+    """``"10"``, ..., or ``"all (103)"`` (with the number of real positives) for a results row."""
+    shots = str(row["shots"])
+    n = row.get("n_real_pos")
+    return f"{shots} ({int(n)})" if shots == "all" and isinstance(n, (int, float)) and math.isfinite(n) else shots
+
+
+def augmentation_figure(results: pd.DataFrame, metric: str = "f1") -> Optional[go.Figure]:
+    """Grouped bars of one metric of the augmentation results: one bar per arm side by side in
+    every (task, real positives) group, error bars the standard deviation over seeds.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        ``results.csv`` of the experiment: ``task, shots, arm, <metric>_mean`` and optionally
+        ``<metric>_std``, ``arm_label``, ``n_real_pos``, ``n_seeds``.
+    metric : str
+        One of :func:`~galaxysd_core.studio.metric_files.augmentation_metrics` (default F1).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure or None
+        One bar trace per arm on a two-level x axis (task, real positives); None without the columns.
+    """
+    mean, std = f"{metric}_mean", f"{metric}_std"
+    if results is None or not {"task", "shots", "arm", mean} <= set(results.columns):
+        return None
+    rows = results.assign(_x=[_shots_label(r) for r in results.to_dict("records")])
+    fig = go.Figure()
+    for i, arm in enumerate(dict.fromkeys(rows["arm"])):
+        part = rows[rows["arm"] == arm]
+        label = str(part["arm_label"].iloc[0]) if "arm_label" in part.columns else str(arm)
+        error = (dict(type="data", array=part[std].fillna(0).tolist(), visible=True)
+                 if std in part.columns else None)
+        fig.add_trace(go.Bar(x=[part["task"].astype(str).tolist(), part["_x"].tolist()], y=part[mean].tolist(),
+                             error_y=error, name=label, marker_color=PALETTE[i % len(PALETTE)],
+                             hovertemplate=f"{label}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
+    name = AUGMENTATION_METRICS.get(metric, metric)
+    seeds = (f" (mean ± std over {int(results['n_seeds'].max())} seeds)"
+             if "n_seeds" in results.columns and results["n_seeds"].notna().any() else "")
+    fig.update_layout(barmode="group", height=440, title=f"{name} on the held-out real test set{seeds}",
+                      yaxis_title=name, xaxis_title="task / real positives in training",
+                      yaxis_range=[0, 1] if metric in AUGMENTATION_METRICS else None,
+                      legend=dict(orientation="h", y=-0.3), margin=dict(t=50, b=40))
+    return fig
 
 
 # ----------------------------------------------------------------------------- real vs synthetic

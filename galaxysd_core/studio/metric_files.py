@@ -21,6 +21,7 @@ import pandas as pd
 
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.science.augmentation_report import readme_notes
 
 #: File names looked up in ``<model>/metrics`` (first found wins).
 TRAINING_FILES = ("training_metrics.csv", "checkpoints.csv")
@@ -39,6 +40,10 @@ PARETO_ROLES: Dict[str, Tuple[str, ...]] = {
 #: Metric columns plotted over training steps, when present.
 TRAINING_METRICS = ("consistency", "precision", "recall", "density", "coverage", "domain_fd", "domain_kid", "loss",
                     "val_loss")
+#: Metrics of the augmentation results (``<metric>_mean`` / ``<metric>_std`` columns), F1 first, with their names.
+AUGMENTATION_METRICS: Dict[str, str] = {"f1": "F1", "precision": "purity (precision)",
+                                        "recall": "completeness (recall)", "ap": "average precision (AP)",
+                                        "auc": "ROC AUC"}
 
 
 @dataclass
@@ -59,6 +64,8 @@ class MetricsBundle:
     classifier_readme: Optional[str] = None
     classifier_metrics: Optional[pd.DataFrame] = None
     augmentation: Optional[pd.DataFrame] = None
+    augmentation_readme: Optional[str] = None
+    augmentation_notes: Optional[str] = None
     problems: List[str] = field(default_factory=list)
 
     @property
@@ -169,6 +176,10 @@ def read_metrics(model_dir: os.PathLike, assets_dir: Optional[os.PathLike] = Non
     aug = assets / "augmentation" / "results.csv"
     if aug.is_file():
         b.augmentation = _read_csv_tolerant(aug, b.problems)
+    aug_readme = assets / "augmentation" / "README.md"
+    if aug_readme.is_file():
+        b.augmentation_readme = aug_readme.read_text(encoding="utf-8", errors="replace")
+        b.augmentation_notes = readme_notes(b.augmentation_readme) or None
     return b
 
 
@@ -201,10 +212,16 @@ def sweep_rows(df: pd.DataFrame, cols: Mapping[str, Optional[str]], variable: Op
     return df[df[col].astype(str) == str(variable)]
 
 
-def augmentation_columns(aug: pd.DataFrame) -> Tuple[List[str], List[str]]:
-    """``(categorical, numeric)`` columns of the augmentation results (settings vs metrics)."""
-    categorical = [c for c in aug.columns if not pd.api.types.is_numeric_dtype(aug[c])]
-    return categorical, list(aug.select_dtypes("number").columns)
+def augmentation_metrics(aug: pd.DataFrame) -> List[str]:
+    """Metrics of the augmentation results to plot, F1 first (``[]`` for a table without them).
+
+    A metric is listed when ``results.csv`` has its ``<metric>_mean`` column (written by
+    :func:`galaxysd_core.science.augmentation.summarize`) and the ``task, shots, arm`` columns of
+    the bars; counts such as ``n_seeds`` are settings, not metrics.
+    """
+    if not {"task", "shots", "arm"} <= set(aug.columns):
+        return []
+    return [m for m in AUGMENTATION_METRICS if f"{m}_mean" in aug.columns and aug[f"{m}_mean"].notna().any()]
 
 
 def _missing(what: str, path: Path, action: str, command: str, note: str = "") -> str:

@@ -12,6 +12,9 @@ A public deployment (GalaxySD's own demo is a public Streamlit app) must never l
   climbing out with ``..``);
 * messages name the refused path as the visitor typed it and the kind of root, never file content.
 
+The containment checks themselves (:func:`is_inside`, :func:`resolve_inside`) live in
+:mod:`galaxysd_core.io.paths`, so that catalog readers in ``science/`` use the same ones.
+
 The roots come from configuration only (:mod:`galaxysd_core.config`): the real-data folder
 (``GALAXYSD_DATA_DIR``), the catalogs folder (``GALAXYSD_CATALOGS_DIR``), the model folder
 (``GALAXYSD_MODEL_DIR``) and the shipped ``assets/``.
@@ -21,26 +24,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict
 
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.io.paths import is_inside, resolve_inside, resolved as _resolved
+
+__all__ = ["PathPolicy", "is_inside", "resolve_inside", "MAX_CATALOG_UPLOAD_BYTES", "MAX_PATH_CHARS"]
 
 #: Largest catalog a visitor may upload (bytes).
 MAX_CATALOG_UPLOAD_BYTES = 20 * 1024 * 1024
 #: Longest path a visitor may type (characters).
 MAX_PATH_CHARS = 1024
-
-PathLike = Union[str, os.PathLike]
-
-
-def _resolved(path: PathLike) -> Path:
-    return Path(path).expanduser().resolve(strict=False)
-
-
-def is_inside(path: PathLike, root: PathLike) -> bool:
-    """True when ``path``, fully resolved (symlinks followed), lies inside ``root`` (also resolved)."""
-    return _resolved(path).is_relative_to(_resolved(root))
 
 
 @dataclass(frozen=True)
@@ -110,15 +105,15 @@ class PathPolicy:
             raise GalaxySDValueError(f"the {what} is not a usable path")
         given = Path(text).expanduser()
         candidates = [given] if given.is_absolute() else [root / given for root in self.roots.values()]
-        inside_a_root = False
+        escapes = False
         for cand in candidates:
             resolved = _resolved(cand)
             if not any(resolved.is_relative_to(_resolved(r)) for r in self.roots.values()):
+                escapes = True  # absolute elsewhere, '..' out of a root, or a link pointing out
                 continue
-            inside_a_root = True
             if (resolved.is_file() if kind == "file" else resolved.is_dir()):
                 return resolved
-        if inside_a_root:
+        if not escapes:
             raise GalaxySDValueError(f"no {what} at {text!r} ({'no such file' if kind == 'file' else 'no such folder'} "
                                      f"inside the allowed folders: {self.describe()})")
         raise GalaxySDValueError(
@@ -130,16 +125,3 @@ class PathPolicy:
         if n_bytes > MAX_CATALOG_UPLOAD_BYTES:
             raise GalaxySDValueError(f"the uploaded {what} has {n_bytes / 2**20:.1f} MiB; at most "
                                      f"{MAX_CATALOG_UPLOAD_BYTES / 2**20:.0f} MiB are accepted")
-
-
-def resolve_inside(relative: str, root: PathLike) -> Optional[Path]:
-    """``root / relative`` resolved, or None when it would leave ``root``.
-
-    For image paths written in catalogs: absolute paths, ``..`` that climbs out and symbolic links
-    pointing out of ``root`` all give None (the caller reports the image as refused).
-    """
-    rel = str(relative or "").strip()
-    if not rel or "\x00" in rel or Path(rel).is_absolute() or rel.startswith("~"):
-        return None
-    target = _resolved(Path(root) / rel)
-    return target if target.is_relative_to(_resolved(root)) else None

@@ -21,6 +21,7 @@ from galaxysd_core.data.catalog import read_catalog
 from galaxysd_core.data.decode import default_crop_fraction, load_image
 from galaxysd_core.data.gz2_release import GZ2_MAPPING_NAME, read_gz2_release
 from galaxysd_core.errors import GalaxySDError, GalaxySDFileError, ImageRejected
+from galaxysd_core.io.paths import resolved
 from galaxysd_core.prompts.grammar import prompt_tags
 
 #: Largest number of GZ2-release rows read for the app (the full release has ~240k).
@@ -74,7 +75,8 @@ def load_real_index(data_dir: os.PathLike, limit: Optional[int] = None) -> Tuple
         (:func:`galaxysd_core.prompts.grammar.prompt_tags`, survey prefix dropped: the matching key
         of :func:`real_matches`) and ``crop`` the central crop fraction of the source's cutouts.
     problems : list of str
-        Sources that could not be read, with the reason.
+        Sources that could not be read, with the reason, and how many image paths of a source were
+        skipped because they leave ``data_dir`` (only images inside it are ever shown).
 
     Raises
     ------
@@ -83,6 +85,7 @@ def load_real_index(data_dir: os.PathLike, limit: Optional[int] = None) -> Tuple
     """
     rows: List[Dict[str, Any]] = []
     problems: List[str] = []
+    root = resolved(data_dir)
     for src in real_sources(data_dir):
         try:
             with warnings.catch_warnings():
@@ -94,11 +97,18 @@ def load_real_index(data_dir: os.PathLike, limit: Optional[int] = None) -> Tuple
         except GalaxySDError as exc:
             problems.append(f"{src.name}: {exc}")
             continue
+        outside = 0
         for r in recs:
             if r.image_path is None:
                 continue
+            if not resolved(r.image_path).is_relative_to(root):  # absolute, '..' or a link out of the data folder
+                outside += 1
+                continue
             rows.append({"id": r.id, "caption": r.caption, "image_path": str(r.image_path), "source": r.source,
                          "crop": default_crop_fraction(r.label_kind, r.source)})
+        if outside:
+            problems.append(f"{src.name}: {outside} image path(s) leave the data folder (absolute, '..' or a "
+                            f"symbolic link out of it) and are skipped")
     df = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
     keys: Dict[str, Tuple[str, ...]] = {c: prompt_tags(c, keep_prefix=False) for c in df["caption"].unique()}
     df["features"] = [keys[c] for c in df["caption"]]

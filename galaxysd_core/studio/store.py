@@ -125,6 +125,22 @@ def default_url() -> str:
     return f"sqlite:///{state_dir() / 'store.sqlite'}"
 
 
+def describe_url(url: Optional[str] = None) -> str:
+    """Where the store lives, safe to show to anyone: the SQLite file, or the URL with its password hidden.
+
+    ``url`` defaults to :func:`default_url`; e.g. ``"SQLite file /home/me/.galaxysd/store.sqlite"`` or
+    ``"postgresql+psycopg://user:***@host/galaxysd"``.
+    """
+    url = url or default_url()
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return "an unreadable store URL (check $" + STORE_URL_ENV + ")"
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database}" if parsed.database else "SQLite in memory"
+    return parsed.render_as_string(hide_password=True)
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 

@@ -17,7 +17,7 @@ from galaxysd_core.errors import GalaxySDValueError
 #: Candidates per page of the thumbnail grid.
 PER_PAGE = 12
 #: Catalog columns shown in their own place on the page (the others are listed as extra fields).
-SHOWN_COLUMNS = ("id", "score", "image_path", "image_file", "image_exists", "ra", "dec")
+SHOWN_COLUMNS = ("id", "score", "image_path", "image_file", "image_exists", "image_refused", "ra", "dec")
 
 
 @dataclass(frozen=True)

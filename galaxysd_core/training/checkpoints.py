@@ -1,8 +1,10 @@
 """Checkpoints of a training run: ``accelerator.save_state`` folders ``checkpoint-<step>``.
 
 A ``DONE`` file written after the state marks a complete checkpoint, so a run killed mid-save is
-resumed from the previous one. accelerate stores optimizer/RNG state with ``torch.save``; only the
-run's own checkpoint folders are ever read back (model weights themselves are safetensors).
+resumed from the previous one (under ``accelerate launch`` every process saves its part and the
+main process writes ``DONE`` once all have). accelerate stores optimizer/RNG state with
+``torch.save``; only the run's own checkpoint folders are ever read back (model weights themselves
+are safetensors).
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ def save_checkpoint(accelerator, folder: Path, step: int, limit: int) -> None:
     """Save the accelerator state as ``folder/checkpoint-<step>`` and keep the newest ``limit``."""
     target = Path(folder) / f"checkpoint-{step}"
     accelerator.save_state(str(target))
+    accelerator.wait_for_everyone()  # every process has written its RNG state before DONE marks the folder
     if accelerator.is_main_process:
         (target / "DONE").write_text(str(step))  # marks a complete checkpoint (a kill mid-save leaves none)
         for old in list_checkpoints(folder)[:-limit]:

@@ -1,9 +1,12 @@
 """Training the morphology classifier: its loss, augmentation, learning-rate schedule and loop.
 
-Targets are 1/0/NaN per GZ2 answer (:func:`galaxysd_core.schema.captioning.answer_targets`); NaN
-(question not answered) is masked out of the loss (:func:`masked_bce_with_logits`) and positive
-labels are up-weighted by the class balance ``n_neg / n_pos`` of each head
-(:func:`class_balance_pos_weight`). Images are augmented with the 8 flips/90-degree rotations of
+A classifier with ``output="sigmoid"`` learns 1/0/NaN targets per GZ2 answer
+(:func:`galaxysd_core.schema.captioning.answer_targets`); NaN (question not answered) is masked out
+of the loss (:func:`masked_bce_with_logits`) and positive labels are up-weighted by the class
+balance ``n_neg / n_pos`` of each head (:func:`class_balance_pos_weight`). A vote classifier
+(``output`` ``"dirichlet"`` or ``"softmax"``) learns the vote counts / fractions themselves
+(:func:`galaxysd_core.training.vote_losses.vote_loss`, targets from
+:func:`galaxysd_core.training.classifier_data.vote_targets`). Images are augmented with the 8 flips/90-degree rotations of
 the square (:func:`dihedral_augment`; galaxy morphology does not depend on orientation, Dieleman
 et al. 2015, MNRAS 450, 1441). AdamW follows a one-cycle schedule that also respects a wall-clock
 budget (:func:`one_cycle_lr`).
@@ -25,6 +28,7 @@ import torch.nn.functional as F
 from galaxysd_core._utils import dihedral
 from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.models.classifier import ClassifierConfig, MorphologyClassifier, images_to_tensor
+from galaxysd_core.training.vote_losses import vote_loss
 
 
 # ----------------------------------------------------------------------------------------------
@@ -107,6 +111,9 @@ class TrainSettings:
         Seed of initialisation, shuffling and augmentation.
     threads : int or None
         ``torch.set_num_threads`` for the run (None leaves the default).
+    checkpoint_dir : str or None
+        Folder where the model is saved (``save_pretrained``) after every epoch, so a long run
+        that is stopped keeps its last epoch.
     """
 
     epochs: int = 6
@@ -116,6 +123,7 @@ class TrainSettings:
     max_minutes: Optional[float] = 9.0
     seed: int = 0
     threads: Optional[int] = None
+    checkpoint_dir: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -138,19 +146,23 @@ def one_cycle_lr(progress: float, peak: float, warmup: float = 0.1, floor: float
 
 def train_classifier(images: np.ndarray, targets: np.ndarray, config: ClassifierConfig,
                      settings: Optional[TrainSettings] = None, progress: bool = True,
+                     votes: Optional[Tuple[np.ndarray, np.ndarray]] = None,
                      ) -> Tuple[MorphologyClassifier, Dict[str, Any]]:
-    """Train a :class:`MorphologyClassifier` on uint8 images and 1/0/NaN targets.
+    """Train a :class:`MorphologyClassifier` on uint8 images and 1/0/NaN targets or votes.
 
     Parameters
     ----------
     images : numpy.ndarray
-        ``uint8 (N, H, W, 3)``.
+        ``uint8 (N, H, W, 3)``; resized once to ``config.image_size`` when they differ.
     targets : numpy.ndarray
-        ``(N, K)`` float, columns in ``config.feature_columns`` order.
+        ``(N, K)`` float, columns in ``config.feature_columns`` order (the loss of ``"sigmoid"``
+        models; vote models only check the shape).
     config : ClassifierConfig
     settings : TrainSettings, optional
     progress : bool
         Show a tqdm progress bar.
+    votes : (numpy.ndarray, numpy.ndarray), optional
+        ``(counts, fractions)``, each ``(N, len(config.vote_columns))``: required for vote models.
 
     Returns
     -------
@@ -170,6 +182,18 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, config: Classifier
         raise GalaxySDValueError(
             f"targets shape {targets.shape} does not match {len(images)} images x "
             f"{len(config.feature_columns)} heads")
+    vote_model = config.output != "sigmoid"
+    if vote_model:
+        if votes is None:
+            raise GalaxySDValueError(f"a classifier with output {config.output!r} trains on votes; pass "
+                                     f"votes=(counts, fractions) from classifier_data.vote_targets")
+        counts_all, fractions_all = (torch.from_numpy(np.asarray(v, dtype=np.float32)) for v in votes)
+        if counts_all.shape != (len(images), len(config.vote_columns)) or fractions_all.shape != counts_all.shape:
+            raise GalaxySDValueError(f"votes shapes {tuple(counts_all.shape)} / {tuple(fractions_all.shape)} do not "
+                                     f"match {len(images)} images x {len(config.vote_columns)} vote columns")
+    from galaxysd_core._utils import resize_images
+
+    images = resize_images(images, config.image_size)  # once, not per batch
     if settings.threads:
         torch.set_num_threads(int(settings.threads))
     torch.manual_seed(settings.seed)
@@ -183,8 +207,8 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, config: Classifier
     total_steps = max(1, steps_per_epoch * settings.epochs)
     x_all = torch.from_numpy(images)  # uint8, converted per batch to save memory
     y_all = torch.from_numpy(targets)
-    history: Dict[str, Any] = {"loss": [], "steps": 0, "stopped_early": False,
-                               "pos_weight": pos_weight.tolist()}
+    history: Dict[str, Any] = {"loss": [], "steps": 0, "stopped_early": False, "loss_kind":
+                               config.output if vote_model else "masked_bce", "pos_weight": pos_weight.tolist()}
     start = time.perf_counter()
     budget = None if settings.max_minutes is None else 60.0 * settings.max_minutes
     bar = tqdm(total=steps_per_epoch * settings.epochs, desc="classifier", disable=not progress)
@@ -204,7 +228,11 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, config: Classifier
                 group["lr"] = one_cycle_lr(progress_frac, settings.learning_rate)
             x = images_to_tensor(x_all[idx].permute(0, 3, 1, 2))
             x = dihedral_augment(x, gen).contiguous(memory_format=torch.channels_last)
-            loss = masked_bce_with_logits(model(x), y_all[idx], pos_weight)
+            if vote_model:
+                loss = vote_loss(model.vote_outputs(x), counts_all[idx], fractions_all[idx], model.layout,
+                                 config.output)
+            else:
+                loss = masked_bce_with_logits(model(x), y_all[idx], pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -215,6 +243,11 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, config: Classifier
             bar.set_postfix(epoch=epoch + 1, loss=f"{total / count:.4f}")
         if count:
             history["loss"].append(total / count)
+            if settings.checkpoint_dir:
+                model.to(memory_format=torch.contiguous_format)
+                model.save_pretrained(settings.checkpoint_dir, extra_config={"checkpoint_epoch": epoch + 1,
+                                                                             "loss": history["loss"]})
+                model.train().to(memory_format=torch.channels_last)
         if history["stopped_early"]:
             break
     bar.close()

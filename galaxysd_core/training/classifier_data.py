@@ -4,6 +4,9 @@
   class rules out become 0 (:func:`complete_exclusive_negatives`).
 * Heads: the captioned GZ2 answers with enough positive and negative labels
   (:func:`label_counts`, :func:`select_heads`).
+* Vote targets: counts and fractions per vote output (:func:`vote_targets`): the volunteers'
+  votes where the source has them (``<answer>_count`` / ``<answer>_fraction`` columns of a
+  prepared cache), single labels as one-hot "votes" of weight ``hard_label_votes`` elsewhere.
 * The fixed held-out split: stratified by caption, chosen by SHA-256 of the id
   (:func:`fixed_test_split`), saved next to the classifier as ``split_test_ids.csv`` and read back
   by every evaluation on real images (:func:`load_test_ids`).
@@ -84,6 +87,77 @@ def select_heads(index, min_positives: int = 30, min_negatives: int = 30) -> Lis
             f"no GZ2 answer has {min_positives} positive and {min_negatives} negative labels in the "
             f"training caches; add labelled images or lower --min-positives")
     return cols
+
+
+def caption_truth(index, columns: Sequence[str]) -> np.ndarray:
+    """Evaluation truth ``(N, K)``: 1 where the captioner writes the feature, 0 where it does not.
+
+    The majority-gated targets are 1/0 only where the feature's question was reached; for rows of
+    vote sources (``<answer>_count`` columns present) the whole tree was asked, so a question that
+    was not reached means the feature is absent (an elliptical has no majority-gated bar): 0. Where
+    the source never asked the question (single-label sources, tasks absent from a vote table:
+    NaN counts) the target stays as it is (NaN = unknown).
+    """
+    t = index[list(columns)].to_numpy(dtype=float).copy()
+    for j, c in enumerate(columns):
+        name = c + "_count"
+        if name not in index.columns:
+            continue
+        asked = index[name].notna().to_numpy()
+        t[asked & np.isnan(t[:, j]), j] = 0.0
+    return t.astype(np.float32)
+
+
+#: Votes one single label (a GZ1 class, a GZ2 example answer) counts as in the vote losses: a GZ1
+#: class is a volunteer majority, here worth a few unanimous votes (a GZ2 galaxy has ~40 votes).
+DEFAULT_HARD_LABEL_VOTES = 5.0
+
+
+def vote_targets(index, columns: Sequence[str], hard_label_votes: float = DEFAULT_HARD_LABEL_VOTES
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """``(counts, fractions)`` ``float32 (N, len(columns))`` targets of the vote losses.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        Cache index (answer target columns, and ``<answer>_count`` / ``<answer>_fraction`` where
+        the source has votes).
+    columns : sequence of str
+        Vote output columns (every answer of each modelled question, grouped by question).
+    hard_label_votes : float
+        Weight of a single label as votes.
+
+    Per row and question: the real counts and fractions when every answer of the question has
+    them; otherwise, when the 1/0/NaN targets give the question an answer (target 1), that answer
+    as ``hard_label_votes`` votes (fraction 1, others 0); otherwise NaN (no information: the loss
+    ignores it).
+    """
+    n = len(index)
+    counts = np.full((n, len(columns)), np.nan, dtype=np.float32)
+    fractions = np.full((n, len(columns)), np.nan, dtype=np.float32)
+    by_question: Dict[str, List[int]] = {}
+    for j, c in enumerate(columns):
+        by_question.setdefault(ANSWER_BY_COLUMN[c].question, []).append(j)
+
+    def block(suffix: str, cols: List[str]) -> np.ndarray:
+        names = [c + suffix for c in cols]
+        if not all(nm in index.columns for nm in names):
+            return np.full((n, len(cols)), np.nan)
+        return index[names].to_numpy(dtype=float)
+
+    for js in by_question.values():
+        cols = [columns[j] for j in js]
+        real_n, real_f = block("_count", cols), block("_fraction", cols)
+        has_real = ~np.isnan(real_n).any(axis=1)
+        t = index[cols].to_numpy(dtype=float)
+        one_hot = (t == 1).astype(float)
+        has_label = one_hot.sum(axis=1) > 0
+        use_label = ~has_real & has_label
+        counts[np.ix_(has_real, js)] = real_n[has_real]
+        fractions[np.ix_(has_real, js)] = real_f[has_real]
+        counts[np.ix_(use_label, js)] = hard_label_votes * one_hot[use_label]
+        fractions[np.ix_(use_label, js)] = one_hot[use_label]
+    return counts, fractions
 
 
 # ----------------------------------------------------------------------------------------------

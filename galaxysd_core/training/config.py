@@ -60,14 +60,15 @@ class DiffusionTrainConfig:
     seed: int = _setting(0, "seed of initialisation, batches, noise and caption augmentation")
     # VAE stage
     vae_steps: int = _setting(1200, "VAE optimisation steps")
-    vae_batch_size: int = _setting(32, "VAE batch size")
+    vae_batch_size: int = _setting(32, "VAE batch size per process")
     vae_learning_rate: float = _setting(1e-3, "VAE peak learning rate (100-step warm-up, cosine decay)")
     vae_kl_weight: float = _setting(1e-6, "weight of the KL term of the VAE loss")
     vae_crop: Optional[int] = _setting(32, "train the (fully convolutional) VAE on random crops of this "
                                            "size in pixels: 4x cheaper at 64 px; 0 = whole images")
     # UNet stage
     train_batch_size: int = _setting(64, "UNet batch size per process")
-    max_train_steps: int = _setting(4000, "UNet optimisation steps")
+    max_train_steps: int = _setting(4000, "UNet optimisation steps (whatever the number of processes; "
+                                          "each process draws its own batches)")
     max_train_minutes: Optional[float] = _setting(None, "stop (with a checkpoint) after this many minutes")
     learning_rate: float = _setting(5e-4, "UNet peak learning rate")
     text_encoder_learning_rate: Optional[float] = _setting(None, "text encoder learning rate; "
@@ -87,6 +88,8 @@ class DiffusionTrainConfig:
     ema_decay: float = _setting(0.999, "EMA decay")
     mixed_precision: str = _setting("no", "'no', 'fp16' or 'bf16'")
     gradient_accumulation_steps: int = _setting(1, "batches per optimisation step")
+    log_every: int = _setting(50, "steps between 'train' rows of train_log.jsonl (mean loss over the "
+                                  "processes and those steps, lr)")
     checkpointing_steps: int = _setting(250, "steps between accelerate checkpoints")
     checkpoints_total_limit: int = _setting(3, "checkpoints kept (oldest removed)")
     validation_steps: int = _setting(500, "steps between validation grids (and snapshots)")
@@ -108,7 +111,8 @@ class DiffusionTrainConfig:
             raise GalaxySDValueError(f"lr_scheduler must be cosine, constant or one_cycle, got {self.lr_scheduler!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise GalaxySDValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
-        for name in ("train_batch_size", "max_train_steps", "checkpointing_steps", "validation_steps"):
+        for name in ("train_batch_size", "max_train_steps", "gradient_accumulation_steps", "log_every",
+                     "checkpointing_steps", "validation_steps"):
             if int(getattr(self, name)) < 1:
                 raise GalaxySDValueError(f"{name} must be >= 1")
         if not 0.0 <= self.caption_dropout < 1.0:

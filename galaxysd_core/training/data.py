@@ -64,6 +64,37 @@ def to_unit_range(images_u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images_u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def batch_generator(seed: int, step: int, num_processes: int = 1, process_index: int = 0,
+                    micro_step: int = 0, accumulation_steps: int = 1) -> torch.Generator:
+    """The generator of one batch (images, transforms, noise, timesteps) of one process.
+
+    Parameters
+    ----------
+    seed : int
+        ``cfg.seed``.
+    step : int
+        Optimizer step (0-based).
+    num_processes, process_index : int
+        ``accelerator.num_processes`` and ``accelerator.process_index``: every process draws its
+        own batch (sampling is with replacement from the in-RAM latent cache, so processes draw
+        independent batches rather than shards of one epoch).
+    micro_step, accumulation_steps : int
+        Batch ``micro_step`` of the ``accumulation_steps`` accumulated into one optimizer step.
+
+    Distinct for every (step, micro step, process). With one process and no accumulation the seed
+    is ``seed * 1_000_003 + step``, that of the earlier single-process runs (which the shipped
+    model was trained with), so those reproduce bit for bit.
+    """
+    base = (seed * 1_000_003 + step) * accumulation_steps + micro_step
+    return torch.Generator().manual_seed(base * num_processes + process_index)
+
+
+def caption_rng(seed: int, step: int, num_processes: int = 1, process_index: int = 0) -> random.Random:
+    """The caption-augmentation rng of a process from optimizer step ``step`` on (at start and at
+    resume); ``seed * 7919 + step`` with one process, as in the earlier single-process runs."""
+    return random.Random((seed * 7919 + step) * num_processes + process_index)
+
+
 def drop_tags(caption: str, p: float, rng: random.Random) -> str:
     """Drop each tag after the survey prefix with probability ``p``, keeping at least one tag."""
     head, rest = split_prefix(caption)

@@ -13,14 +13,18 @@ stage is skipped and the UNet and text encoder are fine-tuned as in GalaxySD (Ma
 Sec. 2.2: batch 16, 10k steps, peak lr 1.6e-6 with one-cycle warm-up, fp16).
 
 Everything runs through :class:`accelerate.Accelerator`, so ``accelerate launch`` on several GPUs
-or nodes needs no code change. Checkpoints: :mod:`galaxysd_core.training.checkpoints`;
-``resume_from_checkpoint="latest"`` continues the step count. Validation grids, snapshots and the
-final model folder: :mod:`galaxysd_core.training.snapshots`.
+or nodes needs no code change: ``max_train_steps`` counts optimizer steps whatever the number of
+processes, each process draws its own batches (``train_batch_size`` each;
+:func:`galaxysd_core.training.data.batch_generator`), the learning rate at every optimizer step
+is the one of a 1-process run (:mod:`galaxysd_core.training.schedules`), and only the main
+process writes the log, validation grids, snapshots and the model.
+Checkpoints: :mod:`galaxysd_core.training.checkpoints`; ``resume_from_checkpoint="latest"``
+continues the step count (with the same or another number of processes). Validation grids,
+snapshots and the final model folder: :mod:`galaxysd_core.training.snapshots`.
 """
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -35,14 +39,12 @@ from galaxysd_core.models.mini import build_mini_components
 from galaxysd_core.prompts.tokenization import text_max_length
 from galaxysd_core.training.checkpoints import checkpoint_step, resolve_resume, save_checkpoint
 from galaxysd_core.training.config import DiffusionTrainConfig
-from galaxysd_core.training.data import caption_batch, feature_counts, load_training_data
+from galaxysd_core.training.data import (batch_generator, caption_batch, caption_rng, feature_counts,
+                                         load_training_data)
 from galaxysd_core.training.latent_cache import encode_latent_cache
-from galaxysd_core.training.schedules import make_lr_scheduler
+from galaxysd_core.training.schedules import make_lr_scheduler, seek_lr_scheduler
 from galaxysd_core.training.snapshots import save_model_folder, snapshot_pipeline, write_validation_grid
 from galaxysd_core.training.vae import train_vae
-
-#: Steps between ``train`` rows of ``train_log.jsonl`` (each the mean loss of the last 50 steps).
-LOG_EVERY = 50
 
 
 def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callable] = None,
@@ -66,19 +68,25 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     GalaxySDValueError
         Without training data.
     """
-    from accelerate import Accelerator
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import parse_flag_from_env
     from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
+    # the processes of `accelerate launch` (one otherwise); ACCELERATE_USE_CPU read as AcceleratorState does
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "train_config.yaml")
+    if state.is_main_process:
+        cfg.save(out / "train_config.yaml")
     log_path = out / "train_log.jsonl"
 
     def log(row: dict) -> None:
+        if not state.is_main_process:
+            return
         row = {"time": time.time(), **row}
         with open(log_path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -86,6 +94,7 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     t_start = time.time()
     images, captions, derived = load_training_data(cfg, show_progress=show_progress)
     log({"event": "data", "n_images": len(images), "derived_roundness": derived})
+    state.wait_for_everyone()  # all processes look for a finished VAE stage before any writes one
 
     # ---- components
     vae, unet, text_encoder, tokenizer, base_scheduler_config, images = _components(cfg, images, log)
@@ -94,7 +103,9 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     vae.requires_grad_(False).eval()
 
     # ---- latent cache (computed once)
-    latents_all = encode_latent_cache(vae, images, out / "latents.safetensors", show_progress=show_progress)
+    with state.main_process_first():  # the main process writes the cache, the others read it
+        latents_all = encode_latent_cache(vae, images, out / "latents.safetensors", save=state.is_main_process,
+                                          show_progress=show_progress and state.is_main_process)
     n = latents_all.shape[1]
 
     # ---- training objects
@@ -108,10 +119,15 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     else:
         text_encoder.requires_grad_(False)
     optimizer = torch.optim.AdamW(params, weight_decay=cfg.adam_weight_decay)
-    lr_sched = make_lr_scheduler(cfg, optimizer)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    lr_sched = make_lr_scheduler(cfg, optimizer, world)  # prepared: stepped `world` times per optimizer step
     unet.train()
     text_encoder.train(cfg.train_text_encoder)
-    unet, text_encoder, optimizer, lr_sched = accelerator.prepare(unet, text_encoder, optimizer, lr_sched)
+    if cfg.train_text_encoder:
+        unet, text_encoder, optimizer, lr_sched = accelerator.prepare(unet, text_encoder, optimizer, lr_sched)
+    else:  # a frozen module is not prepared: DDP refuses one without trainable parameters (on CPU processes)
+        unet, optimizer, lr_sched = accelerator.prepare(unet, optimizer, lr_sched)
+        text_encoder.to(accelerator.device)
     ema_unet = ema_text = None
     if cfg.use_ema:
         ema_unet = EMAModel(accelerator.unwrap_model(unet).parameters(), decay=cfg.ema_decay, use_ema_warmup=True)
@@ -128,6 +144,7 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     if ckpt is not None:
         accelerator.load_state(str(ckpt))
         global_step = checkpoint_step(ckpt)
+        seek_lr_scheduler(lr_sched, global_step, world)  # in case the number of processes changed
         log({"event": "resume", "checkpoint": ckpt.name, "step": global_step})
     max_length = text_max_length(tokenizer, accelerator.unwrap_model(text_encoder))
     token_cache: Dict[str, List[int]] = {}
@@ -153,12 +170,14 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     # ---- loop
     end_step = cfg.max_train_steps
     bar = tqdm(total=end_step, initial=global_step, desc="UNet", disable=not (show_progress and accelerator.is_main_process))
-    rng = random.Random(cfg.seed * 7919 + global_step)
+    rng = caption_rng(cfg.seed, global_step, world, rank)
     losses: List[float] = []
     deadline = time.time() + 60 * cfg.max_train_minutes if cfg.max_train_minutes else None
-    world, rank = accelerator.num_processes, accelerator.process_index
+    accum = cfg.gradient_accumulation_steps
+    trained = (unet, text_encoder) if cfg.train_text_encoder else (unet,)
+    micro, micro_losses = 0, []
     while global_step < end_step:
-        g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + global_step) * world + rank)
+        g = batch_generator(cfg.seed, global_step, world, rank, micro, accum)
         idx = torch.randint(0, n, (cfg.train_batch_size,), generator=g)
         k = torch.randint(0, 8, (cfg.train_batch_size,), generator=g)
         latents = latents_all[k, idx].to(accelerator.device)
@@ -166,7 +185,7 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
         noise = torch.randn(latents.shape, generator=g).to(accelerator.device)
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],),
                                   generator=g).to(accelerator.device)
-        with accelerator.accumulate(unet):
+        with accelerator.accumulate(*trained):  # no gradient all-reduce until the last accumulated batch
             with accelerator.autocast():
                 noisy = noise_scheduler.add_noise(latents, noise, timesteps)
                 pred = unet(noisy, timesteps, encoder_hidden_states=text_encoder(ids)[0]).sample
@@ -177,24 +196,30 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
             optimizer.step()
             lr_sched.step()
             optimizer.zero_grad(set_to_none=True)
+        micro_losses.append(accelerator.gather(loss.detach()).mean())  # over the processes
         if not accelerator.sync_gradients:
+            micro += 1
             continue
+        micro = 0
         global_step += 1
         if ema_unet is not None:
             ema_unet.step(accelerator.unwrap_model(unet).parameters())
             if ema_text is not None:
                 ema_text.step(accelerator.unwrap_model(text_encoder).parameters())
-        losses.append(float(loss.item()))
+        losses.append(float(torch.stack(micro_losses).mean()))
+        micro_losses = []
         bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-LOG_EVERY:]):.4f}")
-        if global_step % LOG_EVERY == 0:
-            log({"event": "train", "step": global_step, "loss": float(np.mean(losses[-LOG_EVERY:])),
+        bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.4f}")
+        if global_step % cfg.log_every == 0:
+            log({"event": "train", "step": global_step, "loss": float(np.mean(losses[-cfg.log_every:])),
                  "lr": float(lr_sched.get_last_lr()[0]), "wall_s": time.time() - t_start})
         if global_step % cfg.checkpointing_steps == 0:
             save_checkpoint(accelerator, out, global_step, cfg.checkpoints_total_limit)
         if global_step % cfg.validation_steps == 0:
             validate(global_step)
         if deadline and time.time() > deadline:
+            accelerator.set_trigger()  # every process stops at the same step, when any reaches the deadline
+        if deadline and accelerator.check_trigger():
             log({"event": "time_budget_reached", "step": global_step})
             save_checkpoint(accelerator, out, global_step, cfg.checkpoints_total_limit)
             break

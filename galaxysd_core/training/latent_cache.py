@@ -26,12 +26,13 @@ def cache_key(vae, images: np.ndarray) -> str:
 
 @torch.no_grad()
 def encode_latent_cache(vae, images: np.ndarray, path: Path, batch_size: int = 256,
-                        show_progress: bool = True) -> torch.Tensor:
+                        show_progress: bool = True, save: bool = True) -> torch.Tensor:
     """Latents of every image under all 8 dihedral transforms, ``(8, N, C, h, w)``, cached in ``path``.
 
     Latents are the posterior means, normalised with the VAE's ``shift_factor`` and
     ``scaling_factor``. The file is keyed by :func:`cache_key`, so it is computed once and reused
-    on resume; a different VAE or data set recomputes it.
+    on resume; a different VAE or data set recomputes it. ``save=False`` (processes other than
+    the main one) reads a matching file but never writes one.
     """
     from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
@@ -57,6 +58,8 @@ def encode_latent_cache(vae, images: np.ndarray, path: Path, batch_size: int = 2
         out.append(torch.cat(chunks))
     bar.close()
     latents = torch.stack(out)
+    if not save:
+        return latents
     tmp = path.with_suffix(".tmp")
     save_file({"latents": latents.contiguous(), "key_" + key: torch.zeros(1)}, str(tmp))
     os.replace(tmp, path)

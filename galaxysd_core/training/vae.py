@@ -3,6 +3,10 @@
 Loss: L1 + MSE reconstruction plus a small KL term, on random dihedral transforms (and random
 crops) of the training images. Afterwards the latent shift and scale are measured on the data so
 latents have zero mean and unit variance (the role of Stable Diffusion's fixed 0.18215).
+
+Under ``accelerate launch`` each process draws its own batches
+(:func:`galaxysd_core.training.data.batch_generator`), so a step trains on
+``vae_batch_size * num_processes`` images; only the main process writes the log and the final VAE.
 """
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from galaxysd_core._utils import dihedral
 from galaxysd_core.models.mini import build_mini_components
 from galaxysd_core.training.checkpoints import checkpoint_step, resolve_resume, save_checkpoint
 from galaxysd_core.training.config import DiffusionTrainConfig
-from galaxysd_core.training.data import to_unit_range
-from galaxysd_core.training.schedules import vae_lr_scheduler
+from galaxysd_core.training.data import batch_generator, to_unit_range
+from galaxysd_core.training.schedules import seek_lr_scheduler, vae_lr_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +64,21 @@ def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=str(vae_dir))
     model = _VAEReconstruction(vae)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.vae_learning_rate, weight_decay=0.0)
-    lr_sched = vae_lr_scheduler(optimizer, cfg.vae_steps)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    lr_sched = vae_lr_scheduler(optimizer, cfg.vae_steps, world)
     model, optimizer, lr_sched = accelerator.prepare(model, optimizer, lr_sched)
     start = 0
     ckpt = resolve_resume(vae_dir, cfg.resume_from_checkpoint)
     if ckpt is not None:
         accelerator.load_state(str(ckpt))
         start = checkpoint_step(ckpt)
+        seek_lr_scheduler(lr_sched, start, world)
     data = to_unit_range(images)
     n = len(data)
     bar = tqdm(range(start, cfg.vae_steps), desc="VAE", disable=not accelerator.is_main_process)
     t0 = time.time()
     for step in bar:
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        g = batch_generator(cfg.seed, step, world, rank)
         idx = torch.randint(0, n, (cfg.vae_batch_size,), generator=g)
         x = dihedral(data[idx], int(torch.randint(0, 8, (1,), generator=g)))
         if cfg.vae_crop and cfg.vae_crop < x.shape[-1]:
@@ -91,13 +97,18 @@ def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
         bar.set_postfix(loss=f"{loss_rec.item():.4f}")
         if (step + 1) % cfg.checkpointing_steps == 0:
             save_checkpoint(accelerator, vae_dir, step + 1, cfg.checkpoints_total_limit)
-            log({"stage": "vae", "step": step + 1, "loss_rec": float(loss_rec.item()), "wall_s": time.time() - t0})
+            if accelerator.is_main_process:
+                log({"stage": "vae", "step": step + 1, "loss_rec": float(loss_rec.item()),
+                     "lr": float(lr_sched.get_last_lr()[0]), "wall_s": time.time() - t0})
     vae = accelerator.unwrap_model(model).vae.eval()
+    # every process measures the same (DDP-synchronised) weights on the same images
     shift, scale = latent_normalisation(vae, data[:NORMALISATION_IMAGES].to(accelerator.device))
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
-    vae.save_pretrained(vae_dir / "final", safe_serialization=True)
-    log({"stage": "vae", "done": True, "shift_factor": shift, "scaling_factor": scale,
-         "wall_s": time.time() - t0, "final_loss_rec": float(loss_rec.item()) if cfg.vae_steps > start else None})
+    if accelerator.is_main_process:
+        vae.save_pretrained(vae_dir / "final", safe_serialization=True)
+        log({"stage": "vae", "done": True, "shift_factor": shift, "scaling_factor": scale, "wall_s": time.time() - t0,
+             "final_loss_rec": float(loss_rec.item()) if cfg.vae_steps > start else None})
+    accelerator.wait_for_everyone()
     return vae
 
 

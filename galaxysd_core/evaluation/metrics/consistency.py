@@ -9,9 +9,12 @@ scores average the per-image scores (Ma, Sun et al. 2025, arXiv:2506.16233, Sec.
 
 Prompted features are the comma-separated tags of the prompt
 (:meth:`galaxysd_core.prompts.grammar.ParsedPrompt.phrase_weights`) with a weight above
-``min_weight`` (default 0: a tag weighted 0 is switched off). The survey prefix and tags without a
-classifier head are not checked; an image whose prompt has no checkable feature gets NaN and is
-left out of the averages.
+``min_weight`` (default 0: a tag weighted 0 is switched off). Every head checks the prompts that
+name its feature (a "bar" prompt by the bar head, a "dust lane" prompt by the dust-lane head, ...);
+prompted features without a head are not checked and are listed in
+:attr:`ConsistencyResult.unchecked` (the survey prefix is not a feature). An image whose prompt has
+no checkable feature gets NaN and is left out of the averages. :func:`per_feature_table` gives one
+row per feature: checked ones with their share seen, unchecked ones marked as such.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.prompts.grammar import parse_prompt
+from galaxysd_core.schema.gz2 import SURVEY_PREFIX
 
 #: Consistency of real images with their own captions in the GalaxySD paper (Ma, Sun et al. 2025).
 PAPER_REAL_CONSISTENCY = 0.895
@@ -66,6 +70,10 @@ class ConsistencyResult:
         ``{phrase: share of images prompting it in which it was seen}``.
     n_checked : int
         Images with at least one checkable feature.
+    feature_counts : dict
+        ``{phrase: images prompting it}`` for checked features.
+    unchecked : dict
+        ``{phrase: images prompting it}`` for prompted features without a classifier head.
     """
 
     overall: float
@@ -75,6 +83,7 @@ class ConsistencyResult:
     n_checked: int
     threshold: float = DEFAULT_THRESHOLD
     feature_counts: Dict[str, int] = field(default_factory=dict)
+    unchecked: Dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         def clean(v):
@@ -82,7 +91,7 @@ class ConsistencyResult:
         return {"consistency": clean(self.overall), "n_checked": self.n_checked, "threshold": self.threshold,
                 "per_prompt": {k: clean(v) for k, v in self.per_prompt.items()},
                 "per_feature": {k: clean(v) for k, v in self.per_feature.items()},
-                "feature_counts": dict(self.feature_counts)}
+                "feature_counts": dict(self.feature_counts), "unchecked": dict(self.unchecked)}
 
 
 def consistency_from_probs(probs, head_phrases: Sequence[str], prompts: Sequence[str],
@@ -97,11 +106,17 @@ def consistency_from_probs(probs, head_phrases: Sequence[str], prompts: Sequence
         raise GalaxySDValueError(f"{len(prompts)} prompts for {len(p)} images; give one prompt per image")
     col = {ph: k for k, ph in enumerate(head_phrases)}
     cache: Dict[str, Dict[str, float]] = {}
+    missing: Dict[str, List[str]] = {}
     per_image = np.full(len(p), np.nan)
     hits: Dict[str, List[bool]] = {}
+    unchecked: Dict[str, int] = {}
     for i, prompt in enumerate(prompts):
         if prompt not in cache:
             cache[prompt] = prompted_features(prompt, head_phrases, min_weight, strict)
+            missing[prompt] = [t for t, w in parse_prompt(prompt, strict=strict).phrase_weights().items()
+                               if w > min_weight and t not in col and t != SURVEY_PREFIX]
+        for t in missing[prompt]:
+            unchecked[t] = unchecked.get(t, 0) + 1
         feats = cache[prompt]
         if not feats:
             continue
@@ -118,7 +133,26 @@ def consistency_from_probs(probs, head_phrases: Sequence[str], prompts: Sequence
     return ConsistencyResult(
         overall=float(finite.mean()) if len(finite) else math.nan, per_image=per_image, per_prompt=per_prompt,
         per_feature={f: float(np.mean(v)) for f, v in hits.items()}, n_checked=int(len(finite)),
-        threshold=float(threshold), feature_counts={f: len(v) for f, v in hits.items()})
+        threshold=float(threshold), feature_counts={f: len(v) for f, v in hits.items()}, unchecked=unchecked)
+
+
+def per_feature_table(result: ConsistencyResult, head_phrases: Sequence[str] = ()):
+    """One row per feature: ``feature, has_head, n_images, seen`` (share of its images in which the
+    head saw it; NaN for unchecked features and for heads nobody prompted).
+
+    Rows: every head (in head order, ``n_images`` 0 when no prompt named it), then the prompted
+    features without a head (``has_head`` False: unchecked).
+    """
+    import pandas as pd
+
+    rows = [{"feature": h, "has_head": True, "n_images": int(result.feature_counts.get(h, 0)),
+             "seen": result.per_feature.get(h, math.nan)} for h in head_phrases]
+    known = set(head_phrases)
+    rows += [{"feature": f, "has_head": f in result.per_feature, "n_images": n,
+              "seen": result.per_feature.get(f, math.nan)}
+             for f, n in result.feature_counts.items() if f not in known]
+    rows += [{"feature": f, "has_head": False, "n_images": n, "seen": math.nan} for f, n in result.unchecked.items()]
+    return pd.DataFrame(rows, columns=["feature", "has_head", "n_images", "seen"])
 
 
 def prompt_consistency(classifier, images, prompts: Sequence[str], threshold: float = DEFAULT_THRESHOLD,
