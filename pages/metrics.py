@@ -6,6 +6,7 @@ import streamlit as st
 from galaxysd_core import config
 from galaxysd_core.studio import figures
 from galaxysd_core.studio.metric_files import (AUGMENTATION_METRICS, augmentation_metrics, benchmark_consistency,
+                                               classifier_table, generated_vs_real_table,
                                                how_to_make, pareto_columns, read_metrics, sweep_rows,
                                                sweep_variables, training_prompts)
 from pages import _ui
@@ -95,6 +96,22 @@ if bundle.classifier_readme is None:
     missing("classifier")
 else:
     chart(figures.classifier_figure(bundle.classifier_metrics), "metrics.classifier")
+    heads = classifier_table(bundle.classifier_metrics)
+    if heads is not None:
+        st.subheader("Per feature, held-out real galaxies")
+        st.caption("One head per GZ2 answer with at least 30 majority-labelled training galaxies; fixed id-hash "
+                   "test split. Features without a head are not checked by prompt consistency.")
+        st.dataframe(heads, hide_index=True, width="stretch", column_config={
+            c: st.column_config.NumberColumn(format="%.3f")
+            for c in ("precision", "recall", "ROC AUC", "AUC if reached", "AUC goal")})
+    comparison = generated_vs_real_table(bundle)
+    if comparison is not None:
+        st.subheader("Per feature, generated vs real")
+        st.caption("Share of generated images (prompts naming the feature) and of held-out real images (captions "
+                   "naming it) in which the classifier sees the feature; gap = generated - real. Real shares need "
+                   "a `real_benchmark.json` written by `galaxysd evaluate` with the current classifier.")
+        st.dataframe(comparison, hide_index=True, width="stretch", column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in ("generated_seen", "real_seen", "gap")})
     with st.expander("Classifier card (assets/classifier/README.md)"):
         st.markdown(bundle.classifier_readme)
 

@@ -897,3 +897,21 @@ def test_concurrent_sessions_get_the_same_images_as_sequential_ones(tiny_model):
     assert not errors, f"the requests could not run at the same time: {errors!r}"
     for got, expected in zip(results, alone):
         assert len(got) == 2 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+def test_metrics_page_shows_the_per_feature_tables_of_the_shipped_classifier(env, monkeypatch):
+    """The held-out figures of every classifier head (assets/classifier/metrics.csv) and the generated-vs-real
+    table per feature are shown on the Metrics page."""
+    import pandas as pd
+
+    monkeypatch.delenv("GALAXYSD_MODEL_DIR", raising=False)
+    shipped = pd.read_csv(config.ASSETS_DIR / "classifier" / "metrics.csv")
+    at = run_app("metrics")
+    assert "Per feature, held-out real galaxies" in texts(at.subheader)
+    frames = [d.value for d in at.dataframe]
+    heads = next(f for f in frames if "ROC AUC" in f.columns)
+    assert heads["feature"].tolist() == shipped["phrase"].tolist()
+    assert heads["ROC AUC"].round(6).tolist() == shipped["auc"].round(6).tolist()
+    assert {"smooth", "edge-on galaxy", "merger"} <= set(heads["feature"])
+    comparison = [f for f in frames if "generated_seen" in f.columns]
+    assert comparison and {"feature", "has_head", "real_seen", "gap"} <= set(comparison[0].columns)

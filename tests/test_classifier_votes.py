@@ -113,6 +113,16 @@ def test_single_labels_become_one_hot_votes():
     got = dict(zip(layout.columns, counts[0]))
     assert got[FEATURES] == 5 and got[SMOOTH] == 0 and got["t02_edgeon_a04_yes"] == 5
     assert got["t02_edgeon_a05_no"] == 0 and fractions[0, layout.columns.index(FEATURES)] == 1
+    # a completed GZ1 negative (odd = 0, "nothing odd" unknown) answers t06 with "no"; a question with
+    # several unknown answers left (t08: merger = 0 only) stays without votes
+    layout = VoteLayout.for_heads(["t08_odd_feature_a24_merger"])
+    row = {c: math.nan for c in answer_targets([])}
+    row.update({SMOOTH: 1.0, FEATURES: 0.0, "t01_smooth_or_features_a03_star_or_artifact": 0.0,
+                "t06_odd_a14_yes": 0.0, "t08_odd_feature_a24_merger": 0.0})
+    counts, _ = vote_targets(pd.DataFrame([row]), layout.columns, hard_label_votes=5)
+    got = dict(zip(layout.columns, counts[0]))
+    assert got["t06_odd_a15_no"] == 5 and got["t06_odd_a14_yes"] == 0
+    assert np.isnan(counts[0, [i for i, c in enumerate(layout.columns) if c.startswith("t08")]]).all()
 
 
 # --------------------------------------------------------------------------- head probabilities
@@ -250,3 +260,36 @@ def test_tiny_vote_classifier_trains_end_to_end(tmp_path):
     metrics = pd.read_csv(out / "metrics.csv")
     assert (metrics["auc"] > 0.9).all()
     assert "Dirichlet-multinomial" in (out / "README.md").read_text()
+    # the card can be rewritten from the stored report, with the metrics measured again (no training)
+    from galaxysd_core.evaluation.classifier_release import refresh_card
+
+    (out / "README.md").write_text("stale")
+    refresh_card(out, reevaluate=True)
+    assert "Dirichlet-multinomial" in (out / "README.md").read_text()
+    assert pd.read_csv(out / "metrics.csv")["auc"].tolist() == pytest.approx(metrics["auc"].tolist(), abs=1e-6)
+
+
+def test_shipped_classifier_v2_card_lists_every_head_against_the_goals():
+    from pathlib import Path
+
+    from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR
+    from galaxysd_core.evaluation.classifier_release import EXPERIMENTS_NAME, GOALS
+    from galaxysd_core.schema.gz2 import ANSWER_BY_COLUMN
+
+    folder = Path(DEFAULT_CLASSIFIER_DIR)
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("assets/classifier not trained yet (python train/train_classifier.py)")
+    model = MorphologyClassifier.from_pretrained(folder)
+    assert model.is_vote_model and len(model.feature_columns) >= 15
+    card = (folder / "README.md").read_text()
+    metrics = pd.read_csv(folder / "metrics.csv")
+    assert metrics["column"].tolist() == model.feature_columns
+    assert {"auc", "precision", "recall", "goal", "auc_reached"} <= set(metrics.columns)
+    for phrase in model.feature_phrases:
+        assert f"| {phrase} |" in card, phrase
+    for col in GOALS:  # every goal is answered: met, short (with a reason) or no head
+        assert ANSWER_BY_COLUMN[col].phrase in card
+    if (metrics["meets_goal"] == False).any():  # noqa: E712 - CSV holds True/False/empty
+        assert "falls short" in card
+    arms = pd.read_csv(folder / EXPERIMENTS_NAME)["arm"].unique()
+    assert len(arms) >= 2 and "Choice of loss and resolution" in card and "images/s" in card

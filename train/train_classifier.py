@@ -15,14 +15,14 @@ import sys
 
 from galaxysd_core.config import OUTPUT_DIR_NAME, output_dir
 from galaxysd_core.errors import GalaxySDError
-from galaxysd_core.evaluation.classifier_release import fit_from_caches
+from galaxysd_core.evaluation.classifier_release import fit_from_caches, refresh_card
 from galaxysd_core.training.classifier import TrainSettings
 from galaxysd_core.training.classifier_data import DEFAULT_EXCLUSIVE_SOURCES, DEFAULT_HARD_LABEL_VOTES
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cache", nargs="+", required=True, metavar="DIR", help="prepared cache folder(s)")
+    p.add_argument("--cache", nargs="+", metavar="DIR", help="prepared cache folder(s) (required unless --refresh-card)")
     p.add_argument("--out", default=str(output_dir("classifier")),
                    help=f"output folder (default ./{OUTPUT_DIR_NAME}/classifier; pass --out assets/classifier to "
                         f"replace the shipped classifier)")
@@ -49,11 +49,23 @@ def main(argv=None) -> int:
     p.add_argument("--experiments", help="CSV of train/compare_classifier.py to summarise in the card")
     p.add_argument("--bench", help="JSON of bench/bench_classifier.py --json to show in the card")
     p.add_argument("--checkpoint-dir", help="save the model here after every epoch")
+    p.add_argument("--refresh-card", action="store_true",
+                   help="do not train: rewrite --out's card (with --bench / --experiments, and held-out metrics "
+                        "measured again on its caches)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                              weight_decay=args.weight_decay, max_minutes=args.max_minutes, seed=args.seed,
                              threads=args.threads, checkpoint_dir=args.checkpoint_dir)
+    if args.refresh_card:
+        try:
+            print(f"rewrote {refresh_card(args.out, bench=args.bench, experiments=args.experiments, reevaluate=True)}")
+        except GalaxySDError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if not args.cache:
+        p.error("--cache is required")
     try:
         report = fit_from_caches(args.cache, args.out, settings=settings, test_fraction=args.test_fraction,
                                  min_positives=args.min_positives, min_negatives=args.min_negatives,

@@ -19,22 +19,11 @@ import argparse
 import sys
 import warnings
 
+from galaxysd_core.cli.data import crop_fraction_arg
 from galaxysd_core.errors import GalaxySDValueError
 
 #: Skipped images listed on stderr (all are in the .skipped.csv file).
 SHOW_SKIPPED = 20
-
-
-def _crop(text: str):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'auto', got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"crop fraction must be in (0, 1], got {value}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--root", help="GZ2 release folder (with --source gz2)")
     p.add_argument("--images-dir", help="folder the image paths are relative to")
     p.add_argument("--out", required=True, help="output CSV")
-    p.add_argument("--crop-fraction", type=_crop, default=1.0,
+    p.add_argument("--crop-fraction", type=crop_fraction_arg, default=1.0,
                    help="central crop before resizing (default 1: the galaxy fills the frame, as in gz2_cutouts; "
                         "0.31 for gz1_sdss-like cutouts; 'auto' measures the galaxies' size and matches the "
                         "scale the classifier was trained at)")

@@ -41,7 +41,7 @@ def _resolve(value: Optional[str], what: str) -> Optional[Path]:
     return path
 
 
-def _crop_fraction(text: str):
+def crop_fraction_arg(text: str):
     """``--crop-fraction``: a number in (0, 1] or ``auto``."""
     if text.strip().lower() == "auto":
         return "auto"
@@ -189,7 +189,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _add_source_flags(p)
     p.add_argument("--out", required=True, help="cache folder to write")
     p.add_argument("--resolution", type=int, default=64, help="output side in pixels (default 64)")
-    p.add_argument("--crop-fraction", type=_crop_fraction, default=None,
+    p.add_argument("--crop-fraction", type=crop_fraction_arg, default=None,
                    help="central crop side / shorter image side (default 0.35 for GZ1 cutouts, 0.5 otherwise; "
                         "1 keeps the whole frame, e.g. gz2_cutouts); 'auto' measures the galaxies and crops "
                         "until their median half-light radius matches the reference scale (0.198 of the frame)")

@@ -140,13 +140,25 @@ class TrainingData:
         """Caption truth ``(N, K)`` (:func:`~galaxysd_core.training.classifier_data.caption_truth`)."""
         return caption_truth(self.index, list(columns or self.heads))
 
+    def answered_targets(self, columns: Sequence[str]) -> np.ndarray:
+        """Targets ``(N, K)`` where the column's question has an answer (a 1), NaN elsewhere: the
+        galaxies whose question was reached (completed single-class negatives do not count)."""
+        from galaxysd_core.schema.gz2 import ANSWER_BY_COLUMN, QUESTION_BY_STEM
+
+        t = self.targets(columns).astype(float)
+        for k, c in enumerate(columns):
+            q = [a.column for a in QUESTION_BY_STEM[ANSWER_BY_COLUMN[c].question].answers]
+            answered = (self.index[q].to_numpy(dtype=float) == 1).any(axis=1)
+            t[~answered, k] = np.nan
+        return t
+
     def evaluate(self, model: MorphologyClassifier, rows: Optional[np.ndarray] = None):
         """:func:`evaluate_classifier` of ``model`` on the test images (or ``rows`` of them)."""
         te = self.test_idx if rows is None else self.test_idx[rows]
         images = self.images[te]
         logits = model.predict_logits(images).numpy()
         return evaluate_classifier(model, None, self.truth()[te], probs=1.0 / (1.0 + np.exp(-logits.astype(float))),
-                                   scores=logits, reached_targets=self.targets()[te],
+                                   scores=logits, reached_targets=self.answered_targets(model.feature_columns)[te],
                                    conditional=model.predict_conditional(images).numpy())
 
     def has_votes(self) -> np.ndarray:
@@ -320,19 +332,39 @@ def fit_from_caches(cache_dirs: Sequence[Union[str, Path]], out_dir: Union[str, 
     return report
 
 
-def refresh_card(folder: Union[str, Path], *, bench: Optional[Union[str, Path]] = None) -> Path:
-    """Rewrite the card of a released classifier from its stored report (e.g. after a new bench)."""
+def refresh_card(folder: Union[str, Path], *, bench: Optional[Union[str, Path]] = None,
+                 experiments: Optional[Union[str, Path]] = None, reevaluate: bool = False) -> Path:
+    """Rewrite the card of a released classifier from its stored report, optionally with a new
+    bench JSON, a new experiments table, or held-out metrics measured again with the current
+    evaluation code on the caches it was trained on (same split and heads; no training).
+    """
     import pandas as pd
 
     folder = Path(folder)
     model = MorphologyClassifier.from_pretrained(folder)
-    report: Mapping[str, Any] = dict(model.training_info)
-    cfg = json.loads((folder / "config.json").read_text())
+    report: Dict[str, Any] = dict(model.training_info)
+    cfg_path = folder / "config.json"
+    cfg = json.loads(cfg_path.read_text())
     if bench is not None:
-        report = {**report, "bench": json.loads(Path(bench).read_text())}
-        cfg["training"] = report
-        (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        report["bench"] = json.loads(Path(bench).read_text())
+    if experiments is not None:
+        pd.read_csv(experiments).to_csv(folder / EXPERIMENTS_NAME, index=False)
+        report["experiments"] = EXPERIMENTS_NAME
+    if reevaluate:
+        st = report["settings"]
+        data = load_training_data(report["caches"], test_fraction=st["test_fraction"],
+                                  exclusive_sources=st["exclusive_sources"], feature_columns=model.feature_columns)
+        metrics = data.evaluate(model)
+        votes_te = data.has_votes()[data.test_idx]
+        report["metrics"] = metrics.to_dict("records")
+        report["metrics_vote_sources"] = data.evaluate(model, votes_te).to_dict("records")
+        report["below_rule_metrics"] = below_rule_metrics(model, data)
+        metrics.to_csv(folder / "metrics.csv", index=False)
+    from galaxysd_core._utils import jsonable
+
+    cfg["training"] = jsonable(report)
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
     exp = folder / EXPERIMENTS_NAME
-    card = classifier_card(model, report, pd.read_csv(exp) if exp.is_file() else None)
+    card = classifier_card(model, cfg["training"], pd.read_csv(exp) if exp.is_file() else None)
     (folder / "README.md").write_text(card)
     return folder / "README.md"

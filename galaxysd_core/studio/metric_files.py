@@ -266,3 +266,31 @@ def how_to_make(kind: str, metrics_dir: os.PathLike, model_dir: os.PathLike,
                 f"once the augmentation experiment has been run.")
     raise GalaxySDValueError(f"unknown metrics section {kind!r}; one of training, pareto, morphology, "
                              f"classifier, augmentation")
+
+
+#: Columns of the classifier's per-feature table on the Metrics page, with their labels.
+CLASSIFIER_TABLE_COLUMNS = {"phrase": "feature", "n_pos": "test positives", "n_neg": "test negatives",
+                            "precision": "precision", "recall": "recall", "auc": "ROC AUC",
+                            "auc_reached": "AUC if reached", "goal": "AUC goal", "meets_goal": "meets goal"}
+
+
+def classifier_table(metrics: Optional[pd.DataFrame]) -> Optional[pd.DataFrame]:
+    """The classifier card's held-out figures per head (``assets/classifier/metrics.csv``), with
+    readable column names; None when the file is absent or has no ``phrase`` column."""
+    if metrics is None or "phrase" not in metrics.columns:
+        return None
+    cols = [c for c in CLASSIFIER_TABLE_COLUMNS if c in metrics.columns]
+    return metrics[cols].rename(columns=CLASSIFIER_TABLE_COLUMNS).reset_index(drop=True)
+
+
+def generated_vs_real_table(bundle: "MetricsBundle") -> Optional[pd.DataFrame]:
+    """Per feature, how often generated images prompting it and held-out real images captioned with
+    it show it (:func:`galaxysd_core.evaluation.feature_comparison.feature_comparison` of the
+    evaluation table and the real benchmark); None without an evaluation table with ``seen:``
+    columns."""
+    from galaxysd_core.evaluation.feature_comparison import feature_comparison
+
+    table = bundle.pareto
+    if table is None or "prompt" not in table.columns or not any(c.startswith("seen:") for c in table.columns):
+        return None
+    return feature_comparison(table, bundle.benchmark)

@@ -128,9 +128,9 @@ def vote_targets(index, columns: Sequence[str], hard_label_votes: float = DEFAUL
         Weight of a single label as votes.
 
     Per row and question: the real counts and fractions when every answer of the question has
-    them; otherwise, when the 1/0/NaN targets give the question an answer (target 1), that answer
-    as ``hard_label_votes`` votes (fraction 1, others 0); otherwise NaN (no information: the loss
-    ignores it).
+    them; otherwise, when the 1/0/NaN targets give the question an answer (target 1, or the only
+    answer not ruled out by 0 targets), that answer as ``hard_label_votes`` votes (fraction 1,
+    others 0); otherwise NaN (no information: the loss ignores it).
     """
     n = len(index)
     counts = np.full((n, len(columns)), np.nan, dtype=np.float32)
@@ -151,6 +151,12 @@ def vote_targets(index, columns: Sequence[str], hard_label_votes: float = DEFAUL
         has_real = ~np.isnan(real_n).any(axis=1)
         t = index[cols].to_numpy(dtype=float)
         one_hot = (t == 1).astype(float)
+        # every answer but one ruled out (e.g. a GZ1 elliptical: t06 "odd" = 0 by label completion,
+        # "nothing odd" unknown) -> the remaining answer is the label; without this the single-class
+        # negatives would carry no vote at all and, say, only GZ1 mergers would answer t06/t08
+        unknown = np.isnan(t)
+        implied = (one_hot.sum(axis=1) == 0) & (unknown.sum(axis=1) == 1) & ((t == 0).sum(axis=1) >= 1)
+        one_hot[implied] = unknown[implied].astype(float)
         has_label = one_hot.sum(axis=1) > 0
         use_label = ~has_real & has_label
         counts[np.ix_(has_real, js)] = real_n[has_real]
