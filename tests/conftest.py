@@ -44,3 +44,20 @@ def shared_data(shared_data_dir):
         return path
 
     return get
+
+
+# ---------------------------------------------------------------------------------- tiny pipeline
+@pytest.fixture(scope="module")
+def pipe():
+    """A tiny random GalaxySD pipeline (tests/tiny_models.py), one per test module."""
+    from tiny_models import build_tiny_pipeline
+
+    return build_tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, pipe):
+    """The tiny pipeline saved as a model folder."""
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    pipe.save_pretrained(folder)
+    return folder

@@ -399,13 +399,18 @@ def _augmentation_results() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_metrics_page_plots_fixture_files(env, monkeypatch, tmp_path):
+def _metrics_page_on_fixture_files(monkeypatch, tmp_path):
+    """The Metrics page run on the fixture metric files of :func:`_write_metrics`."""
     model = tmp_path / "model-with-metrics"
     assets = tmp_path / "assets"
     _write_metrics(model, assets)
     monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(model))
     monkeypatch.setattr(config, "ASSETS_DIR", assets)
-    at = run_app("metrics")
+    return run_app("metrics")
+
+
+def test_metrics_page_plots_fixture_files(env, monkeypatch, tmp_path):
+    at = _metrics_page_on_fixture_files(monkeypatch, tmp_path)
     charts = at.get("plotly_chart")
     # consistency, PRDC, distances, pareto, sweep consistency, feature bars, UpSet, classifier, augmentation
     assert len(charts) >= 9, len(charts)
@@ -426,12 +431,7 @@ def _augmentation_chart(at) -> dict:
 
 
 def test_metrics_page_augmentation_grouped_bars_default_f1_and_discussion(env, monkeypatch, tmp_path):
-    model = tmp_path / "model-with-metrics"
-    assets = tmp_path / "assets"
-    _write_metrics(model, assets)
-    monkeypatch.setenv("GALAXYSD_MODEL_DIR", str(model))
-    monkeypatch.setattr(config, "ASSETS_DIR", assets)
-    at = run_app("metrics")
+    at = _metrics_page_on_fixture_files(monkeypatch, tmp_path)
     box = at.selectbox(key="metrics.aug_metric")
     assert box.value == "f1"  # F1 by default, and only real metrics offered (no n_seeds, n_real_pos, ...)
     assert box.options == ["F1", "purity (precision)", "completeness (recall)", "average precision (AP)"]

@@ -210,23 +210,15 @@ def test_legacy_config_without_stem_stride_keeps_its_architecture():
 
 
 def test_fit_from_caches_saves_a_documented_classifier(tmp_path):
-    from PIL import Image
-
     from galaxysd_core.data.cache import prepare_dataset
     from galaxysd_core.evaluation.classifier_release import fit_from_caches
     from galaxysd_core.schema.captioning import answer_targets
     from galaxysd_core.training.classifier_data import load_test_ids
 
-    rng = np.random.default_rng(0)
+    from tiny_models import write_toy_galaxies
+
     records = []
-    for i in range(40):
-        smooth = i % 2 == 0
-        im = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8)
-        if smooth:
-            im[5:11, 5:11] = 220
-        path = tmp_path / "img" / f"g{i}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(im).save(path)
+    for i, path, smooth, _ in write_toy_galaxies(tmp_path / "img", 40):
         col = "t01_smooth_or_features_a01_smooth" if smooth else "t01_smooth_or_features_a02_features_or_disk"
         records.append({"id": f"g{i}", "image_path": str(path), "source": "synthetic", "targets": answer_targets([col]),
                         "caption": "sdss, smooth" if smooth else "sdss, features or disk-shaped"})

@@ -230,16 +230,10 @@ def test_tiny_vote_classifier_trains_end_to_end(tmp_path):
     from galaxysd_core.evaluation.classifier_release import fit_from_caches
     from galaxysd_core.training.classifier import TrainSettings
 
-    rng = np.random.default_rng(0)
+    from tiny_models import write_toy_galaxies
+
     records = []
-    for i in range(64):
-        smooth = i % 2 == 0
-        im = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8)
-        if smooth:
-            im[5:11, 5:11] = 220
-        path = tmp_path / "img" / f"g{i}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(im).save(path)
+    for i, path, smooth, rng in write_toy_galaxies(tmp_path / "img", 64):
         n_smooth = int(rng.integers(25, 35)) if smooth else int(rng.integers(3, 10))
         votes = {SMOOTH + "_count": n_smooth, FEATURES + "_count": 40 - n_smooth,
                  "t01_smooth_or_features_a03_star_or_artifact_count": 0,

@@ -6,23 +6,12 @@ import numpy as np
 import pytest
 
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
-from tiny_models import build_tiny_pipeline
 from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
 from galaxysd_core.pipelines.schedulers import SCHEDULERS
 
 PROMPT = "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.3}"
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    return build_tiny_pipeline(seed=0)
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory, pipe):
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    pipe.save_pretrained(folder)
-    return folder
 
 
 def _gen(p, **kw):

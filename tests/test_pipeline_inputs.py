@@ -15,21 +15,10 @@ import galaxysd_core.pipelines.pipeline_galaxysd as pipeline_module
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
 from galaxysd_core.pipelines.inputs import MAX_SEED, start_image_rgb8
 from galaxysd_core.pipelines.pipeline_galaxysd import GalaxySDPipeline
-from tiny_models import build_tiny_pipeline
 
 SMOOTH = "sdss, smooth"
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    return build_tiny_pipeline(seed=0)
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory, pipe):
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    pipe.save_pretrained(folder)
-    return folder
 
 
 def _start(size=32):

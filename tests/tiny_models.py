@@ -88,3 +88,24 @@ def build_tiny_sd15_components(tokenizer_dir: str, seed: int = 0) -> dict:
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1)
     return dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+
+
+def write_toy_galaxies(folder, n: int, seed: int = 0):
+    """``n`` 16x16 PNG 'galaxies' in ``folder``: even ones "smooth" (a bright central square on noise),
+    odd ones "features" (noise only); yields ``(index, path, smooth, rng)`` so callers add labels."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        smooth = i % 2 == 0
+        im = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8)
+        if smooth:
+            im[5:11, 5:11] = 220
+        path = folder / f"g{i}.png"
+        Image.fromarray(im).save(path)
+        yield i, path, smooth, rng
