@@ -4,8 +4,8 @@ Run with ``streamlit run app.py``. Configuration comes from the environment:
 ``GALAXYSD_MODEL_DIR`` (model folder; default ``assets/galaxysd-mini``), ``GALAXYSD_DATA_DIR``
 (real Galaxy Zoo images) and ``GALAXYSD_STORE_URL`` (verdict store; default SQLite under
 ``~/.galaxysd``). Visitors can only upload files unless ``GALAXYSD_ALLOW_SERVER_PATHS=1``, and typed
-paths must stay inside the configured folders (README "Deploying publicly"). Pages: Generate, Metrics,
-Real vs synthetic, Candidates, About.
+paths must stay inside the configured folders (README "Deploying publicly"). Pages: Generate, Compare,
+Metrics, Real vs synthetic, Candidates, About.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ st.set_page_config(page_title="GalaxySD Studio", page_icon=":material/blur_on:",
 status = model_status()
 pages = [
     st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/auto_awesome:", default=status.ok),
+    st.Page(str(ROOT / "pages" / "compare.py"), title="Compare", icon=":material/compare_arrows:"),
     st.Page(str(ROOT / "pages" / "metrics.py"), title="Metrics", icon=":material/monitoring:"),
     st.Page(str(ROOT / "pages" / "real_vs_synthetic.py"), title="Real vs synthetic", icon=":material/compare:"),
     st.Page(str(ROOT / "pages" / "candidates.py"), title="Candidates", icon=":material/fact_check:"),

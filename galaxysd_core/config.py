@@ -22,6 +22,12 @@ CATALOGS_DIR_ENV = "GALAXYSD_CATALOGS_DIR"
 #: Environment variable that lets visitors type server paths at all ("1"/"true"/"yes"; default off:
 #: a public deployment only offers uploads and the operator-configured folders).
 ALLOW_SERVER_PATHS_ENV = "GALAXYSD_ALLOW_SERVER_PATHS"
+#: Environment variable choosing the device models run on: ``auto`` (default: CUDA when available,
+#: else Apple MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (:mod:`galaxysd_core.pipelines.devices`).
+DEVICE_ENV = "GALAXYSD_DEVICE"
+#: Environment variable choosing the pipeline's dtype: ``auto`` (float16 on CUDA, float32 elsewhere),
+#: ``fp32``, ``fp16`` or ``bf16`` (the app's only way to choose one; the CLI has ``--dtype``).
+DTYPE_ENV = "GALAXYSD_DTYPE"
 #: Value of a catalog's ``image_root`` metadata meaning "image paths are relative to the real-data folder".
 DATA_DIR_IMAGE_ROOT = "$" + DATA_DIR_ENV
 

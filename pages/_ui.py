@@ -17,6 +17,8 @@ from PIL import Image
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.io.uploads import load_uploaded_image
+from galaxysd_core.studio import display
+from galaxysd_core.studio.model_facts import feature_counts
 from galaxysd_core.studio.path_policy import PathPolicy, is_inside
 from galaxysd_core.studio.model_status import ModelStatus, model_stamp
 from galaxysd_core.studio.model_status import model_status as configured_model_status
@@ -47,8 +49,13 @@ def ensure_app_navigation() -> None:
 
 
 #: Side (pixels) at which small images are shown, enlarged with nearest-neighbour sampling.
-THUMB_PX = 160
+THUMB_PX = display.THUMB_PX
 LARGE_PX = 384
+#: Images inside a container whose key starts with "crisp" are never smoothed by the browser.
+CRISP_CSS = """<style>
+[class*="st-key-crisp"] img { image-rendering: pixelated; image-rendering: crisp-edges; }
+[class*="st-key-crisp"] [data-testid="stImage"] img { image-rendering: pixelated; }
+</style>"""
 
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
@@ -68,18 +75,70 @@ def get_pipeline(show_notice: bool = True):
 
     Loaded once per server process and model version (``st.cache_resource`` keyed on the folder
     and its files' modification times); every session shares it, generation is serialised by
-    :data:`galaxysd_core.studio.limits.GATE`.
+    :data:`galaxysd_core.studio.limits.GATE`. Where it runs is added to the sidebar.
     """
     status = model_status()
     if not status.ok:
         if show_notice:
             st.info(f"**No model to generate with.** {status.message}", icon=":material/info:")
         return None
+    pipe = get_pipeline_at(status.path)
+    if pipe is not None:
+        st.sidebar.caption(f"Runs on: {device_text(pipe)} · {pipe.default_size} px")
+    return pipe
+
+
+def get_pipeline_at(path) -> Optional[object]:
+    """The cached pipeline of a model folder (shared like :func:`get_pipeline`), or None with an error."""
     try:
-        return _cached_pipeline(str(status.path), model_stamp(status.path))
+        return _cached_pipeline(str(path), model_stamp(path))
     except GalaxySDError as exc:
-        st.error(f"The model at `{status.path}` cannot be loaded: {exc}")
+        st.error(f"The model at `{path}` cannot be loaded: {exc}")
         return None
+
+
+def device_text(pipe) -> str:
+    """Where a pipeline runs: ``galaxysd_core.pipelines.devices.describe_pipeline_device`` when it exists,
+    else its device and dtype."""
+    try:
+        from galaxysd_core.pipelines.devices import describe_pipeline_device
+    except ImportError:  # older package without the devices module
+        return f"{pipe.device}, {str(getattr(pipe, 'dtype', '')).replace('torch.', '')}"
+    return describe_pipeline_device(pipe)
+
+
+@st.cache_resource(show_spinner="Loading the morphology classifier ...", max_entries=1)
+def _cached_classifier(path: str, mtime: float):
+    from galaxysd_core.studio.feature_probs import load_feature_classifier  # imports torch
+
+    return load_feature_classifier(path)
+
+
+def get_classifier():
+    """The shipped morphology classifier (cached per process), or None when it is missing."""
+    folder = config.DEFAULT_CLASSIFIER_DIR
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return None
+    return _cached_classifier(str(folder), weights.stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _counts(path: str, stamp: tuple):
+    return feature_counts(path)
+
+
+def model_counts() -> Optional[dict]:
+    """``{feature: training captions}`` of the configured model (``training_captions.json``), or None."""
+    status = model_status()
+    if not status.path.is_dir():
+        return None
+    return _counts(str(status.path), model_stamp(status.path))
+
+
+def crisp() -> None:
+    """Tell the browser never to smooth images inside ``st.container(key="crisp...")`` (call once per page)."""
+    st.markdown(CRISP_CSS, unsafe_allow_html=True)
 
 
 @st.cache_resource(show_spinner=False)
@@ -105,16 +164,62 @@ def user_name() -> str:
 
 
 def enlarge(image: np.ndarray, px: int = THUMB_PX) -> np.ndarray:
-    """Image scaled up by an integer factor (nearest neighbour) to about ``px`` pixels, for display.
+    """Image scaled up by an integer factor (nearest neighbour) to at least ``px`` pixels, for display.
 
-    Nearest-neighbour keeps the model's real pixels visible instead of a blurred upscale.
+    Nearest-neighbour keeps the model's real pixels visible instead of a blurred upscale
+    (:func:`galaxysd_core.studio.display.upscale`).
     """
-    arr = np.asarray(image)
-    side = max(arr.shape[0], arr.shape[1])
-    k = max(1, int(round(px / max(side, 1))))
-    if k == 1:
-        return arr
-    return np.repeat(np.repeat(arr, k, axis=0), k, axis=1)
+    return display.upscale(image, px, "nearest")
+
+
+def show_generated(item, caption: str = "", *, px: int = display.RESULT_PX, key: str = "") -> None:
+    """A generated image at ``px`` or more (crisp), its caption and an "Enlarge" button opening :func:`enlarged`."""
+    st.image(enlarge(item.image, px), caption=caption or f"seed {item.seed}")
+    if key:
+        st.button("Enlarge", key=key, on_click=open_enlarged, args=(item,), icon=":material/zoom_in:",
+                  type="tertiary", help="Bigger view with the seed and every setting of this image")
+
+
+def open_enlarged(item) -> None:
+    st.session_state["ui.enlarged"] = item
+
+
+def show_enlarged_dialog() -> None:
+    """Open the dialog of the item chosen with "Enlarge" (call once, near the end of the page)."""
+    item = st.session_state.pop("ui.enlarged", None)
+    if item is not None:
+        _enlarged(item)
+
+
+@st.dialog("Generated galaxy", width="large")
+def _enlarged(item) -> None:
+    import pandas as pd
+
+    from galaxysd_core.io.png import png_bytes
+
+    with st.container(key="crisp-dialog"):
+        a, b = st.columns([3, 2])
+        a.image(enlarge(item.image, display.ENLARGED_PX), caption=f"{item.image.shape[1]} x {item.image.shape[0]} px "
+                f"model output, shown {display.display_factor(item.image.shape[0], display.ENLARGED_PX)}x "
+                f"(nearest neighbour)")
+        with b:
+            st.markdown(f"**seed {item.seed}**" + (f" · {item.label}" if item.label else ""))
+            st.markdown(f"`{item.prompt}`")
+            st.table(pd.DataFrame(parameter_rows(item)).set_index("setting"))
+            st.download_button("PNG (settings embedded)", data=png_bytes(item.image, item.prompt, item.seed,
+                                                                         item.parameters),
+                               file_name=f"{item.file_stem}.png", mime="image/png", key=f"dl.dialog.{item.uid}",
+                               on_click="ignore", icon=":material/download:")
+
+
+def parameter_rows(item) -> list:
+    """``[{"setting", "value"}]`` of a gallery item: seed, prompt, negative prompt and every pipeline parameter."""
+    rows = [{"setting": "seed", "value": str(item.seed)}, {"setting": "prompt", "value": item.prompt}]
+    for k, v in sorted(item.parameters.items()):
+        if k in ("prompt", "seed", "seeds", "prompts"):
+            continue
+        rows.append({"setting": k, "value": "" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))})
+    return rows
 
 
 def show_error(exc: BaseException) -> None:
@@ -169,6 +274,22 @@ def real_index(data_dir: str, stamp: float):
     return load_real_index(data_dir)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cutouts(items: tuple, resolution: int):
+    import pandas as pd
+
+    from galaxysd_core.studio.real_data import load_real_images
+
+    return load_real_images(pd.DataFrame(list(items), columns=["id", "image_path", "crop"]), resolution)
+
+
+def real_cutouts(rows, resolution: int):
+    """Cached :func:`galaxysd_core.studio.real_data.load_real_images` of index rows (reruns of a page
+    re-decode nothing): ``(images, ids)``."""
+    items = tuple((str(r.id), str(r.image_path), float(r.crop)) for r in rows.itertuples())
+    return _cutouts(items, int(resolution))
+
+
 def get_real_index(data_dir: Path):
     """Index of the real galaxies in ``data_dir`` (cached), or raises GalaxySDError."""
     try:
@@ -208,7 +329,7 @@ def _thumb(path: str, px: int, mtime: float) -> Optional[np.ndarray]:
     if max(im.size) > px:
         im.thumbnail((px, px), Image.Resampling.LANCZOS)
         return np.asarray(im)
-    return enlarge(arr, px)
+    return display.upscale(arr, px, "lanczos")  # a photograph: smooth resampling on the server, not the browser's
 
 
 if __name__ == "__main__":  # opened as a legacy page (/ui): hand over to app.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from galaxysd_core import __version__, config
+from galaxysd_core.studio.model_facts import RARE_THRESHOLD, model_facts
 from galaxysd_core.studio.store import describe_url
 from pages import _ui
 
@@ -20,6 +21,42 @@ st.markdown(
 st.subheader("Model")
 if status.ok:
     st.success(f"Using {status.message}.", icon=":material/check_circle:")
+    facts = model_facts(status.path, guidance=st.session_state.get("keep.gen.guidance", 6.5))
+    if facts.card.get("summary"):
+        st.markdown(f"**{facts.card.get('title') or facts.name}.** {facts.card['summary']}")
+    made = [f"{facts.image_size} x {facts.image_size} px images" if facts.image_size else None,
+            f"trained on {facts.n_images:,} real galaxies" if facts.n_images else None,
+            f"{facts.step:,} training steps" if facts.step else None]
+    if any(made):
+        st.markdown("It draws " + ", ".join(m for m in made if m) + ".")
+    st.markdown("#### What it can and cannot draw")
+    if facts.counts is None:
+        st.info("This model folder has no `training_captions.json`, so which features it has seen is unknown.",
+                icon=":material/help:")
+    else:
+        seen, rare, never = facts.well_seen(), facts.rare(), facts.never()
+        st.markdown(
+            f"- **Seen often** ({len(seen)} features, at least {RARE_THRESHOLD} training captions each): "
+            + (", ".join(f"{p} ({facts.counts[p]:,})" for p in seen) or "none") + ".\n"
+            f"- **Rarely seen** ({len(rare)}, fewer than {RARE_THRESHOLD} captions: expect extrapolation, the "
+            f"images may not show the feature at all): "
+            + (", ".join(f"{p} ({facts.counts[p]})" for p in rare) or "none") + ".\n"
+            f"- **Never seen** ({len(never)}: pure extrapolation): " + (", ".join(never) or "none") + ".")
+    if facts.measured is not None and len(facts.measured):
+        m = facts.measured
+        g = m["guidance"].iloc[0] if "guidance" in m.columns else None
+        st.markdown("Measured prompt consistency (share of generated images in which the morphology classifier sees "
+                    "every prompted feature it has a head for" + (f", guidance {g:g}" if g is not None else "") + "):")
+        st.markdown("\n".join(f"- `{r.prompt}`: **{100 * r.consistency:.0f} %**"
+                               + (f" of {int(r.n)} images" if "n" in m.columns and r.n == r.n else "")
+                               for r in m.itertuples()))
+        st.caption(f"From `{status.path.name}/metrics` (written by `galaxysd evaluate`); the Metrics page has the rest.")
+    else:
+        st.caption("No evaluation table in the model's `metrics/` folder: nothing measured yet "
+                   "(write one with `galaxysd evaluate`).")
+    if facts.card.get("text"):
+        with st.expander(f"Model card ({status.path.name}/README.md)"):
+            st.markdown(facts.card["text"])
 else:
     st.warning(status.message, icon=":material/warning:")
     st.markdown(
@@ -41,8 +78,13 @@ st.markdown(
     "each with a weight from 0.5 to 2.0; the prompt text follows the controls and vice versa. Seeds, "
     "sampler, steps and guidance are yours; start from a real galaxy if you like; every image downloads as "
     "PNG (settings embedded, AUTOMATIC1111 style) or FITS (provenance header), or all as a zip. "
-    "*Load settings from a PNG* restores every control; *Extrapolation sweep* shows one feature's weight "
-    "against seeds. Features marked *(unseen in training)* never occurred in the model's training captions.\n"
+    "The latest images appear beside the controls, enlarged without blur; *Enlarge* shows one with its seed and "
+    "every setting. *Load settings from a PNG* restores every control. Beside every answer: how many training "
+    f"captions it was seen in; below {RARE_THRESHOLD} it is marked *rarely seen: expect extrapolation*. The controls follow the GZ2 decision tree, so only answers a volunteer "
+    "could give together can be combined.\n"
+    "- **Compare**: the same seeds twice with one difference (a feature on/off, two weights, two guidance scales, "
+    "two models), side by side with the difference image; and the extrapolation sweep of one feature's weight, "
+    "with the classifier's probability of the feature under each column.\n"
     "- **Metrics**: training curves, realism/diversity trade-offs, morphology distributions and the "
     "classifier card, read from files (nothing is recomputed in the app).\n"
     "- **Real vs synthetic**: real galaxies with a caption beside generated ones, light-profile histograms, "

@@ -11,7 +11,9 @@ from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.science import candidates as cands
 from galaxysd_core.studio.path_policy import MAX_CATALOG_UPLOAD_BYTES, PathPolicy
-from galaxysd_core.studio.vetting import extra_columns, vetting_cursor
+from galaxysd_core.studio.sky_links import candidate_position, dr7_explore_url
+from galaxysd_core.studio.vetting import (confirmation_summary, extra_columns, format_value, probability_columns,
+                                          vetting_cursor)
 from pages import _ui
 
 _ui.ensure_app_navigation()
@@ -118,6 +120,11 @@ if catalog.needs_data_dir:
             f"paths are relative to the real-data folder. Set `{config.DATA_DIR_ENV}` before starting the app "
             f"(e.g. `{config.DATA_DIR_ENV}=../shared/data streamlit run app.py`) to see them; vetting works "
             "without images too.", icon=":material/folder_open:")
+images_missing = not catalog.needs_data_dir and not catalog.table["image_exists"].any() and not catalog.refused_ids
+if images_missing:
+    st.warning(f"None of the {len(catalog)} image paths of `{catalog.name}` exists under "
+               f"`{catalog.images_dir or 'the catalog folder'}`; vetting works without images, or choose the image "
+               "folder the paths are relative to.", icon=":material/hide_image:")
 if catalog.refused_ids:
     shown = ", ".join(catalog.refused_ids[:10]) + (" ..." if len(catalog.refused_ids) > 10 else "")
     st.warning(f"{len(catalog.refused_ids)} image path(s) refused (ids {shown}): absolute paths, '..' that climbs "
@@ -131,9 +138,12 @@ except GalaxySDError as exc:
     st.stop()
 merged = cands.merge_verdicts(catalog, latest)
 prog = cands.progress(merged)
-st.progress(prog["vetted"] / prog["total"] if prog["total"] else 0.0,
-            text=f"**{prog['vetted']} / {prog['total']} vetted** · {prog['yes']} yes · {prog['no']} no · "
-                 f"{prog['unsure']} unsure — catalog `{catalog.name}`, sorted by score")
+conf = confirmation_summary(prog)
+st.progress(conf["share_vetted"],
+            text=f"**{prog['vetted']} / {prog['total']} vetted** · **{conf['confirmed']} visibly confirmed** (yes"
+                 + (f", {100 * conf['share_confirmed']:.0f} % of those vetted" if conf["share_confirmed"] is not None
+                    else "") + f") · {prog['no']} no · {prog['unsure']} unsure — catalog `{catalog.name}`, sorted by score")
+PROBS = probability_columns(catalog.table.columns)
 
 ss.setdefault("keep.cand.filter", "all")
 f1, f2, f3 = st.columns([3, 1, 1])
@@ -157,30 +167,73 @@ cursor = vetting_cursor(view, merged, ss.get(_current_key(catalog.name)))
 ss[_current_key(catalog.name)] = current = cursor.current
 row = view.iloc[cursor.pos]
 
+def sky_markdown(r) -> str:
+    pos = candidate_position(r["ra"], r["dec"], r["id"])
+    if pos is None:
+        dr7 = dr7_explore_url(r["id"])
+        return f"no ra/dec in the catalog: [SDSS DR7 Explore]({dr7}) (by object id) shows its position" if dr7 else ""
+    return f"{pos.label()}  \n[SDSS SkyServer]({pos.skyserver}) · [Legacy Survey viewer]({pos.legacy})"
+
+
+def probability_table(r):
+    import pandas as pd
+
+    return pd.DataFrame({"component": PROBS, "probability": [format_value(r[c]) for c in PROBS]})
+
+
+def open_candidate(cand_id: str) -> None:
+    ss["cand.enlarged"] = cand_id
+
+
+@st.dialog("Candidate", width="large")
+def enlarged(r) -> None:
+    a, b = st.columns([3, 2])
+    big = _ui.thumbnail(r["image_file"], 640, root=catalog.images_dir) if r["image_exists"] else None
+    if big is not None:
+        a.image(big, caption=f"{r['image_path']}")
+    else:
+        a.caption("(no image)")
+    with b:
+        st.markdown(f"**{r['id']}**  \nscore {format_value(r['score'])}")
+        sky = sky_markdown(r)
+        st.markdown(sky or "no position: no sky links")
+        if PROBS:
+            st.table(probability_table(r).set_index("component"))
+        for c in extra_columns(catalog.table.columns):
+            if c not in PROBS:
+                st.caption(f"{c}: {format_value(r[c])}")
+
+
 main, side = st.columns([3, 2], gap="large")
 with main:
-    st.subheader(f"{row['id']}  ·  score {row['score']:.3g}")
+    st.subheader(f"{row['id']}  ·  score {format_value(row['score'])}")
     img = _ui.thumbnail(row["image_file"], _ui.LARGE_PX, root=catalog.images_dir) if row["image_exists"] else None
     a, b = st.columns([3, 2])
     if img is not None:
         a.image(img)
+        a.button("Enlarge", key="btn.cand.enlarge", on_click=open_candidate, args=(row["id"],),
+                 icon=":material/zoom_in:", type="tertiary", help="Bigger image with every component probability")
     elif row["image_refused"]:
         a.warning(f"Image path `{row['image_path']}` refused: it leaves the catalog's image folder, so it is "
                   "never opened.", icon=":material/block:")
+    elif catalog.needs_data_dir or images_missing:
+        a.caption("(no image: see the notice at the top)")
     else:
         a.warning(f"Image not found: `{row['image_path']}`")
     with b:
         st.markdown(f"Current verdict: {BADGE[row['verdict']] if isinstance(row['verdict'], str) else BADGE[None]}")
         if isinstance(row["note"], str) and row["note"]:
             st.caption(f"note: {row['note']}")
-        sky = cands.skyserver_url(row["ra"], row["dec"])
+        sky = sky_markdown(row)
         if sky:
-            st.markdown(f"ra {row['ra']:.5f}°, dec {row['dec']:+.5f}°  \n[SDSS SkyServer]({sky}) · "
-                        f"[Legacy Survey viewer]({cands.legacy_survey_url(row['ra'], row['dec'])})")
+            st.markdown(sky)
         else:
-            st.caption("no coordinates: no sky links")
+            st.caption("no position (no ra/dec, and the id encodes none): no sky links")
+        if PROBS:
+            st.caption("component probabilities: " + " · ".join(f"{c} {format_value(row[c])}" for c in PROBS))
         for c in extra_columns(catalog.table.columns):
-            st.caption(f"{c}: {row[c]}")
+            if c not in PROBS:
+                st.caption(f"{c}: {format_value(row[c])}")
         note_key = f"cand.note.{catalog.name}.{row['id']}"
         ss.setdefault(note_key, row["note"] if isinstance(row["note"], str) else "")
         st.text_input("Note (saved with the verdict)", key=note_key, max_chars=2000)
@@ -211,15 +264,26 @@ with side:
               disabled=cursor.previous_page is None, help="previous page")
     h3.button("›", key="btn.cand.page_next", on_click=go_to, args=(catalog.name, cursor.next_page),
               disabled=cursor.next_page is None, help="next page")
-    grid = st.columns(3)
+    # full ids under the thumbnails: long SDSS object ids wrap instead of being cut with an ellipsis
+    st.markdown("<style>.st-key-cand-grid button p, .st-key-cand-grid button div {white-space: normal !important; "
+                "overflow-wrap: anywhere; text-overflow: clip !important; overflow: visible !important;}</style>",
+                unsafe_allow_html=True)
+    grid = st.container(key="cand-grid").columns(3)
     for i, r in enumerate(view.iloc[start:start + cursor.per_page].itertuples(index=False)):
         with grid[i % 3]:
             thumb = _ui.thumbnail(r.image_file, 120, root=catalog.images_dir) if r.image_exists else None
             if thumb is not None:
                 st.image(thumb)
-            else:
-                st.caption("(image refused)" if r.image_refused else "(no image)")
+            elif r.image_refused:
+                st.caption("(image refused)")
+            elif not (catalog.needs_data_dir or images_missing):
+                st.caption("(no image)")
             label = f"{'▶ ' if r.id == current else ''}{r.id}"
             st.button(label, key=f"btn.cand.open.{r.id}", on_click=go_to, args=(catalog.name, r.id),
                       width="stretch", type="tertiary")
-            st.caption(f"{r.score:.3g} · {BADGE[r.verdict] if isinstance(r.verdict, str) else BADGE[None]}")
+            st.caption(f"{format_value(r.score)} · {BADGE[r.verdict] if isinstance(r.verdict, str) else BADGE[None]}")
+
+if ss.get("cand.enlarged") is not None:
+    pick = merged[merged["id"] == ss.pop("cand.enlarged")]
+    if len(pick):
+        enlarged(pick.iloc[0])

@@ -4,11 +4,11 @@ from __future__ import annotations
 import streamlit as st
 
 from galaxysd_core import config
-from galaxysd_core.studio import figures
+from galaxysd_core.studio import figures, palette
 from galaxysd_core.studio.metric_files import (AUGMENTATION_METRICS, augmentation_metrics, benchmark_consistency,
                                                classifier_table, generated_vs_real_table,
-                                               how_to_make, pareto_columns, read_metrics, sweep_rows,
-                                               sweep_variables, training_prompts)
+                                               how_to_make, pareto_columns, prompt_column, read_metrics,
+                                               sweep_rows, sweep_variables, training_prompts)
 from pages import _ui
 
 _ui.ensure_app_navigation()
@@ -28,10 +28,19 @@ def missing(kind: str) -> None:
     st.info(how_to_make(kind, rel, model_dir), icon=":material/info:")
 
 
-def chart(fig, key: str, where=st) -> None:
-    """Draw a figure when there is one (the builders return None for tables without the columns)."""
+def chart(fig, key: str, where=st, read: str = "") -> None:
+    """Draw a figure when there is one (the builders return None for tables without the columns), with the
+    sentence that says how to read it (:data:`galaxysd_core.studio.figures.HOW_TO_READ`)."""
     if fig is not None:
         where.plotly_chart(fig, key=key)
+        if read:
+            where.caption(figures.HOW_TO_READ[read])
+
+
+st.caption("Colours: one per prompt family in every plot ("
+           + ", ".join(f"<span style='color:{c}'>■</span> {f}" for f, c in palette.FAMILY_COLOURS.items())
+           + "); black and greys are means over prompts or several measures, told apart by dashes and markers.",
+           unsafe_allow_html=True)
 
 
 # ----------------------------------------------------------------------------- training
@@ -47,12 +56,20 @@ else:
         pick = st.selectbox("Prompt", options, key="metrics.train_prompt")
         choice = None if pick == options[0] else pick
     curves = figures.training_curves(df, choice)
+    colour = palette.family_colour(choice) if choice else palette.NEUTRAL
     st.caption(f"{bundle.training_file.name}: {len(df)} rows, steps {int(curves['step'].min())}"
-               f"–{int(curves['step'].max())}")
+               f"–{int(curves['step'].max())}" + ("" if choice else "; lines are the mean over prompts (black)"))
     c1, c2 = st.columns(2)
-    chart(figures.consistency_figure(curves, benchmark_consistency(bundle.benchmark)), "metrics.consistency", c1)
-    chart(figures.prdc_figure(curves), "metrics.prdc", c2)
-    chart(figures.distance_figure(curves, bundle.benchmark), "metrics.dist")
+    chart(figures.consistency_figure(curves, benchmark_consistency(bundle.benchmark), colour), "metrics.consistency",
+          c1, "consistency")
+    chart(figures.prdc_figure(curves, colour), "metrics.prdc", c2, "prdc")
+    chart(figures.distance_figure(curves, bundle.benchmark, colour), "metrics.dist", read="distance")
+    pp = bundle.training_per_prompt
+    if pp is not None:
+        pcol = prompt_column(pp)
+        chart(figures.distance_by_prompt_figure(pp if choice is None or choice not in set(pp[pcol]) else
+                                                pp[pp[pcol] == choice]), "metrics.dist_prompts",
+              read="distance_by_prompt")
     for c, fig in figures.other_metric_figures(curves).items():
         chart(fig, f"metrics.o.{c}")
     if not bundle.benchmark:
@@ -70,9 +87,9 @@ else:
     var = st.selectbox("Sweep", variables, key="metrics.sweep_var") if variables else None
     sub = sweep_rows(df, cols, var)
     st.caption(f"{bundle.pareto_file.name}: {len(df)} rows. Realism = `{cols['realism']}`, diversity = "
-               f"`{cols['diversity']}`; up and right is better.")
-    chart(figures.pareto_figure(sub, cols), "metrics.pareto")
-    chart(figures.sweep_consistency_figure(sub, cols), "metrics.sweep_consistency")
+               f"`{cols['diversity']}`.")
+    chart(figures.pareto_figure(sub, cols), "metrics.pareto", read="pareto")
+    chart(figures.sweep_consistency_figure(sub, cols), "metrics.sweep_consistency", read="sweep_consistency")
 
 # ----------------------------------------------------------------------------- morphology
 st.header("Morphology distribution")
@@ -84,18 +101,18 @@ else:
         with tab:
             feats = tables["features"]
             log = st.toggle("log scale", value=True, key=f"metrics.morph_log.{label}")
-            chart(figures.feature_counts_figure(feats, label, log), f"metrics.morph_feat.{label}")
+            chart(figures.feature_counts_figure(feats, label, log), f"metrics.morph_feat.{label}", read="features")
             zero = feats.loc[feats["count"] == 0, "feature"].tolist()
             if zero:
                 st.caption(f"Never present: {', '.join(zero)}")
-            chart(figures.upset_figure(tables.get("combinations"), top=15), f"metrics.upset.{label}")
+            chart(figures.upset_figure(tables.get("combinations"), top=15), f"metrics.upset.{label}", read="upset")
 
 # ----------------------------------------------------------------------------- classifier
 st.header("Morphology classifier")
 if bundle.classifier_readme is None:
     missing("classifier")
 else:
-    chart(figures.classifier_figure(bundle.classifier_metrics), "metrics.classifier")
+    chart(figures.classifier_figure(bundle.classifier_metrics), "metrics.classifier", read="classifier")
     heads = classifier_table(bundle.classifier_metrics)
     if heads is not None:
         st.subheader("Per feature, held-out real galaxies")
@@ -126,7 +143,7 @@ else:
     metrics = augmentation_metrics(aug)
     if metrics:
         ycol = st.selectbox("Metric", metrics, key="metrics.aug_metric", format_func=AUGMENTATION_METRICS.get)
-        chart(figures.augmentation_figure(aug, ycol), "metrics.augmentation")
+        chart(figures.augmentation_figure(aug, ycol), "metrics.augmentation", read="augmentation")
     if bundle.augmentation_notes:
         st.subheader("Discussion")
         st.markdown(bundle.augmentation_notes)

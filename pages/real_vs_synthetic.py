@@ -6,11 +6,14 @@ import streamlit as st
 
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.studio.comparison import compare_light_profiles
-from galaxysd_core.studio.figures import light_profile_figure
+from galaxysd_core.studio.figures import HOW_TO_READ, light_profile_figure
 from galaxysd_core.studio.generation import GenerationRequest, generate
 from galaxysd_core.studio.limits import MAX_UI_SEED
 from galaxysd_core.studio.quiz import start_quiz_round
-from galaxysd_core.studio.real_data import caption_counts, load_real_images, real_matches, reference_images
+from galaxysd_core.studio.model_facts import training_crops
+from galaxysd_core.studio.palette import family_colour
+from galaxysd_core.studio.real_data import (caption_counts, default_source, real_matches, reference_images,
+                                            with_training_crops)
 from pages import _ui
 
 _ui.ensure_app_navigation()
@@ -39,9 +42,24 @@ if len(index) == 0:
     _ui.data_dir_notice()
     st.stop()
 
+sources = sorted(index["source"].dropna().unique().tolist())
+ss.setdefault("keep.rvs.source", default_source(index) or "all")
+if ss["keep.rvs.source"] not in ["all", *sources]:
+    ss["keep.rvs.source"] = "all"
+source = st.selectbox("Real galaxies from", ["all", *sources], key="keep.rvs.source",
+                      help="gz2_cutouts (GZ2 vote fractions and images together) is the default when the data folder "
+                           "has it.")
+if source != "all":
+    index = index[index["source"] == source].reset_index(drop=True)
+index, framed = with_training_crops(index, training_crops(_ui.model_status().path))
 counts = caption_counts(index)
-st.caption(f"{len(index)} real galaxies with {len(counts)} distinct captions in `{data_dir}`.")
 resolution = pipe.default_size if pipe is not None else 64
+crops = index.groupby("source")["crop"].first().to_dict() if len(index) else {}
+WHY = {"training": "as in the model's training data", "scale-matched": "the reference galaxy scale"}
+st.caption(f"{len(index)} real galaxies with {len(counts)} distinct captions in `{data_dir}`"
+           + (f" ({source})" if source != "all" else "") + ". Cut out to "
+           + ", ".join(f"{c:.2g} of the {s} frame ({WHY.get(framed.get(s), 'default crop')})" for s, c in crops.items())
+           + f" and resized to {resolution} px, so real and generated images share size and framing.")
 
 for k, v in (("keep.rvs.custom", "sdss, features or disk-shaped, spiral galaxy"), ("keep.rvs.n", 8),
              ("keep.rvs.seed", 0)):
@@ -71,7 +89,7 @@ with left:
         st.info("No real galaxy in the data folder has these features.")
         real = np.zeros((0, resolution, resolution, 3), np.uint8)
     else:
-        real, real_ids = load_real_images(rows, resolution)
+        real, real_ids = _ui.real_cutouts(rows, resolution)
         st.caption(f"{len(real)} galaxies ({match}), cut out and resized to {resolution} px like the training data")
         grid = st.columns(4)
         for i, (img, rid) in enumerate(zip(real, real_ids)):
@@ -79,7 +97,7 @@ with left:
 
 with right:
     st.subheader("Generated")
-    key = (prompt, int(n), int(seed))
+    key = (prompt, int(n), int(seed), source, resolution)
     if st.button("Generate for comparison", key="btn.rvs.generate", disabled=pipe is None, type="primary"):
         bar = st.progress(0.0, text="Generating ...")
         try:
@@ -102,14 +120,18 @@ with right:
 # ----------------------------------------------------------------------------- light profiles
 if fake is not None and len(real) >= 2:
     st.subheader("Light-profile statistics")
-    profiles = compare_light_profiles(reference_images(index, prompt, resolution, n=64, seed=int(seed)), fake)
-    st.plotly_chart(light_profile_figure(profiles.real, profiles.generated), key="rvs.hist")
-    st.caption(profiles.summary())
+    if "profiles" not in gen:  # measured once per generation, not on every rerun of the page
+        gen["profiles"] = compare_light_profiles(reference_images(index, prompt, resolution, n=64, seed=int(seed)),
+                                                 fake)
+    profiles = gen["profiles"]
+    st.plotly_chart(light_profile_figure(profiles.real, profiles.generated, family_colour(prompt)), key="rvs.hist")
+    st.caption(HOW_TO_READ["light_profiles"] + " " + profiles.summary())
 
 # ----------------------------------------------------------------------------- quiz
 st.divider()
 st.subheader("Spot the fake")
-st.caption("Four galaxies with this prompt; one was generated. Click the one you think is fake.")
+st.caption(f"Four galaxies with this prompt, all {resolution} px with the same framing and display size; one was "
+           "generated. Click the one you think is fake.")
 store = _ui.get_store()
 sid = _ui.session_id()
 if st.button("New round", key="btn.rvs.quiz_new", disabled=pipe is None):

@@ -19,7 +19,7 @@ from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDValueError, ServerBusyError
 from galaxysd_core.io.png import png_bytes
 from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
-from galaxysd_core.studio import controls, figures, generation, limits, metric_files, real_data
+from galaxysd_core.studio import controls, figures, generation, limits, metric_files, palette, real_data
 from galaxysd_core.studio.quiz import new_quiz_round
 from galaxysd_core.studio.store import Store
 
@@ -31,6 +31,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 DEMO_CATALOG = Path(__file__).resolve().parents[1] / "assets" / "demo_candidates"
 TIMEOUT = 180
 UNSEEN = ("dust lane", "ring galaxy")
+RARE = {"merger": 12}  # seen, but fewer than model_facts.RARE_THRESHOLD times
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -42,7 +43,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny") / "tiny-model"
     build_tiny_pipeline(seed=0).save_pretrained(folder)
-    counts = {p: (0 if p in UNSEEN else 10) for p in caption_phrases()}
+    counts = {p: (0 if p in UNSEEN else RARE.get(p, 100)) for p in caption_phrases()}
     (folder / "training_captions.json").write_text(json.dumps({"feature_counts": counts}))
     return folder
 
@@ -112,12 +113,37 @@ def test_generate_controls_write_the_prompt(env):
     assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy, dust lane"
     at.slider(key="keep.gen.w.t08_odd_feature").set_value(1.5).run()
     assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy, {dust lane:1.5}"
-    # switching an answer of the same question replaces it (answers exclude each other)
+    # switching the first answer of the tree turns off the answers it no longer leads to, and says so
     at.selectbox(key="keep.gen.q.t01_smooth_or_features").set_value("features or disk-shaped").run()
-    assert at.text_area(key="keep.gen.prompt").value.startswith("sdss, features or disk-shaped, completely round")
-    at.selectbox(key="keep.gen.q.t07_rounded").set_value("off").run()
     assert at.text_area(key="keep.gen.prompt").value == "sdss, features or disk-shaped, {dust lane:1.5}"
+    assert at.selectbox(key="keep.gen.q.t07_rounded").value == "off"
+    assert "turned off 'completely round galaxy'" in texts(at.caption)
     assert at.slider(key="keep.gen.w.t07_rounded").disabled
+    assert "cannot both hold" not in texts(at.warning)  # a consistent prompt: no tree warning
+
+
+def test_generate_controls_follow_the_gz2_tree(env):
+    at = run_app()  # default prompt: smooth, completely round
+    spiral = at.selectbox(key="keep.gen.q.t04_spiral")
+    assert spiral.disabled and spiral.options == ["— not asked"] and "not asked with 'smooth'" in spiral.help
+    assert not at.selectbox(key="keep.gen.q.t07_rounded").disabled
+    assert not at.selectbox(key="keep.gen.q.t08_odd_feature").disabled  # odd features follow smooth galaxies too
+    at.selectbox(key="keep.gen.q.t01_smooth_or_features").set_value("features or disk-shaped").run()
+    assert at.selectbox(key="keep.gen.q.t07_rounded").disabled
+    at.selectbox(key="keep.gen.q.t04_spiral").set_value("spiral galaxy").run()
+    assert at.text_area(key="keep.gen.prompt").value == "sdss, features or disk-shaped, spiral galaxy"
+    # a spiral rules out the roundness of smooth galaxies, wherever it is chosen from
+    at.selectbox(key="keep.gen.q.t01_smooth_or_features").set_value("off").run()
+    assert at.selectbox(key="keep.gen.q.t07_rounded").disabled
+    assert not at.selectbox(key="keep.gen.q.t11_arms_number").disabled
+
+
+def test_typed_prompt_against_the_tree_is_flagged_not_silently_unguided(env):
+    at = run_app()
+    at.text_area(key="keep.gen.prompt").set_value("sdss, features or disk-shaped, completely round galaxy").run()
+    assert not at.error  # the grammar accepts it, as before
+    assert "cannot both hold" in texts(at.warning)
+    assert "contradicts the GZ2 tree" in texts(at.caption)
 
 
 def test_generate_text_moves_the_controls(env):
@@ -211,12 +237,15 @@ def test_generate_request_limit_message(env):
     assert at.session_state["gen.gallery"] == []
 
 
-def test_generate_unseen_features_are_marked(env):
+def test_generate_features_show_training_counts_and_rare_marks(env):
     at = run_app()
     options = at.selectbox(key="keep.gen.q.t08_odd_feature").options
-    assert "dust lane (unseen in training)" in options and "merger" in options
-    at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("dust lane").run()
-    assert "never seen in training" in texts(at.warning)
+    assert "dust lane · 0 ⚠ never seen" in options
+    assert "merger · 12 ⚠ rarely seen: expect extrapolation" in options
+    assert "smooth · 100" in at.selectbox(key="keep.gen.q.t01_smooth_or_features").options
+    assert not at.warning
+    at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("merger").run()
+    assert "merger (12): seen in fewer than 30 training captions" in texts(at.warning)
 
 
 def test_load_settings_from_png_restores_every_control(env):
@@ -264,7 +293,8 @@ def test_generated_png_round_trips_into_the_controls(env):
 
 def test_extrapolation_sweep_grid(env):
     at = run_app()
-    at.slider(key="keep.gen.steps").set_value(2).run()
+    at.slider(key="keep.gen.steps").set_value(2).run()  # the Compare page uses the Generate page's sampling
+    at.switch_page("pages/compare.py").run()
     at.selectbox(key="keep.sweep.phrase").set_value("merger").run()
     at.slider(key="keep.sweep.range").set_value((0.8, 2.0)).run()
     at.slider(key="keep.sweep.n_weights").set_value(3).run()
@@ -275,6 +305,66 @@ def test_extrapolation_sweep_grid(env):
     assert result.weights == [0.8, 1.4, 2.0] and result.seeds == [0, 1]
     assert len(result.grid) == 2 and all(len(row) == 3 for row in result.grid)
     assert result.grid[1][2].prompt.endswith("{merger:2}") and result.grid[1][2].seed == 1
+    assert result.grid[0][0].parameters["num_inference_steps"] == 2
+    # the shipped classifier has a "merger" head: one probability per image, a mean under every column
+    probs = result.column_probabilities()
+    assert len(probs) == 3 and all(0.0 <= p <= 1.0 for p in probs)
+    assert f"**{probs[0]:.2f}**" in texts(at.markdown)
+
+
+def test_sweep_of_a_feature_without_classifier_head_says_so(env):
+    at = run_app("compare")
+    at.session_state["keep.gen.steps"] = 1
+    at.selectbox(key="keep.sweep.phrase").set_value("dust lane").run()
+    at.slider(key="keep.sweep.n_weights").set_value(2).run()
+    at.slider(key="keep.sweep.n_seeds").set_value(1).run()
+    at.button(key="btn.gen.sweep").click().run()
+    assert at.session_state["gen.sweep"].probs is None
+    assert "no head for 'dust lane'" in texts(at.caption)
+    assert "every column is an extrapolation" in texts(at.warning)  # never seen by the tiny model
+
+
+@pytest.fixture(scope="module")
+def second_model(tiny_model) -> Path:
+    """Another tiny model next to the first (the Compare page offers sibling folders)."""
+    from tiny_models import build_tiny_pipeline
+
+    folder = tiny_model.parent / "tiny-model-b"
+    if not folder.is_dir():
+        build_tiny_pipeline(seed=1).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["feature", "weight", "guidance", "model"])
+def test_compare_ab_pairs_use_the_same_seeds_with_one_difference(env, second_model, kind):
+    at = run_app("compare")
+    at.session_state["keep.gen.steps"] = 2
+    at.radio(key="keep.ab.kind").set_value(kind).run()
+    at.slider(key="keep.ab.n").set_value(2).run()
+    at.number_input(key="keep.ab.seed").set_value(5).run()
+    if kind in ("feature", "weight"):
+        at.selectbox(key="keep.ab.phrase").set_value("merger").run()
+    if kind == "model":
+        assert set(at.selectbox(key="keep.ab.model_b").options) >= {"tiny-model", "tiny-model-b"}
+        at.selectbox(key="keep.ab.model_b").set_value(str(second_model)).run()
+    at.button(key="btn.ab.run").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    result = at.session_state["cmp.ab"]
+    assert [p.seed for p in result.pairs] == [5, 6]
+    for pair in result.pairs:
+        assert pair.a.seed == pair.b.seed and pair.diff.shape == pair.a.image.shape and pair.diff.dtype == np.uint8
+    a, b = result.pairs[0].a, result.pairs[0].b
+    if kind == "feature":
+        assert "merger" in a.prompt and "merger" not in b.prompt and a.parameters["guidance_scale"] == 6.5
+    elif kind == "weight":
+        assert "merger" in a.prompt and "{merger" not in a.prompt and "{merger:1.8}" in b.prompt
+    elif kind == "guidance":
+        assert a.prompt == b.prompt and (a.parameters["guidance_scale"], b.parameters["guidance_scale"]) == (3.0, 6.5)
+    else:
+        assert a.prompt == b.prompt and not np.array_equal(a.image, b.image)  # other weights, same seed
+    if kind in ("feature", "weight"):
+        assert result.pairs[0].prob_a is not None  # the shipped classifier judges "merger"
+    assert "|A − B|" in texts(at.markdown)
 
 
 def test_generate_start_image_from_upload(env):
@@ -340,6 +430,25 @@ def test_about_says_where_the_store_lives(env, monkeypatch, tmp_path):
     at = run_app("about")
     assert "postgresql+psycopg://vetter:***@db.example/galaxysd" in texts(at.markdown)
     assert "canary-pw-4711" not in texts(at.markdown)  # a password in the URL is never shown
+
+
+def test_latest_images_beside_the_controls_and_the_enlarged_view(env):
+    at = run_app()
+    at.slider(key="keep.gen.n_images").set_value(2).run()
+    at.slider(key="keep.gen.steps").set_value(2).run()
+    assert "Press **Generate**" in texts(at.info)
+    at.button(key="btn.gen.generate").click().run()
+    latest = at.session_state["gen.latest"]
+    assert len(latest) == 2
+    # nothing changed yet; then a weight moves and the page says what differs from the images shown
+    assert not [i for i in at.info if "Changed since" in i.value]
+    at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("merger").run()
+    assert "Changed since these images: + merger" in texts(at.info)
+    at.button(key=f"btn.gen.enlarge.{latest[0]}").click().run()
+    assert not at.exception
+    assert "**seed 0**" in texts(at.markdown)
+    table = at.table[0].value
+    assert {"negative_prompt", "guidance_scale", "num_inference_steps"} <= set(table.index)
 
 
 def test_settings_survive_a_page_switch(env):
@@ -418,9 +527,30 @@ def test_metrics_page_plots_fixture_files(env, monkeypatch, tmp_path):
     consistency = json.loads(charts[0].proto.spec)
     assert [round(v, 3) for v in plot_values(consistency["data"][0]["y"])] == [0.325, 0.525, 0.725]  # mean
     assert any("0.850" in str(a.get("text")) for a in consistency["layout"]["annotations"])
+    assert consistency["data"][0]["line"]["color"] == palette.NEUTRAL  # the mean belongs to no prompt family
+    # one sentence under every plot says how to read it, including why distances can rise
+    captions = texts(at.caption)
+    for key in ("consistency", "prdc", "distance", "pareto", "features", "upset", "classifier", "augmentation"):
+        assert figures.HOW_TO_READ[key] in captions, key
     at.selectbox(key="metrics.train_prompt").set_value("sdss, merger").run()
     consistency = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [round(v, 3) for v in plot_values(consistency["data"][0]["y"])] == [0.35, 0.55, 0.75]
+    assert consistency["data"][0]["line"]["color"] == palette.family_colour("sdss, merger")
+
+
+def test_about_says_what_the_loaded_model_can_and_cannot_draw(env, tiny_model):
+    (tiny_model / "metrics").mkdir(exist_ok=True)
+    pd.DataFrame({"prompt": ["sdss, smooth", "sdss, merger"], "sweep_variable": "guidance", "guidance": 6.5,
+                  "n": 64, "consistency": [0.9, 0.4]}).to_csv(tiny_model / "metrics" / "evaluation.csv", index=False)
+    try:
+        at = run_app("about")
+    finally:
+        (tiny_model / "metrics" / "evaluation.csv").unlink()
+    md = texts(at.markdown)
+    assert "32 x 32 px images" in md  # from the folder's configs, whatever the model's size
+    assert "merger (12)" in md and "Rarely seen** (1," in md
+    assert "Never seen** (2: pure extrapolation): ring galaxy, dust lane" in md
+    assert "`sdss, smooth`: **90 %** of 64 images" in md and "`sdss, merger`: **40 %**" in md
 
 
 def _augmentation_chart(at) -> dict:
@@ -480,7 +610,8 @@ def test_candidates_vote_is_stored_and_advances(env):
     store = Store(f"sqlite:///{env / 'store.sqlite'}")
     latest = store.latest_verdicts("demo_candidates")
     assert latest["demo-00"].verdict == "yes" and latest["demo-00"].note == "clear ring"
-    assert "1 / 12 vetted" in at.get("progress")[0].proto.text and "1 yes" in at.get("progress")[0].proto.text
+    assert "1 / 12 vetted" in at.get("progress")[0].proto.text
+    assert "1 visibly confirmed" in at.get("progress")[0].proto.text
     assert "demo-01" in texts(at.subheader)  # moved on to the next unvetted candidate
     at.button(key="btn.cand.no").click().run()
     at.button(key="btn.cand.unsure").click().run()
@@ -527,7 +658,7 @@ def test_candidates_catalog_from_path(env, tmp_path, monkeypatch):
     at.radio(key="keep.cand.source").set_value("path").run()
     at.text_input(key="keep.cand.path").set_value(str(tmp_path / "mine.csv")).run()
     assert "y" in texts(at.subheader) and "0 / 2 vetted" in at.get("progress")[0].proto.text
-    assert "no coordinates" in texts(at.caption)
+    assert "no sky links" in texts(at.caption)
 
 
 def test_candidates_default_is_the_real_catalog_with_images_from_the_data_folder(env, monkeypatch, tmp_path):
@@ -545,11 +676,41 @@ def test_candidates_default_is_the_real_catalog_with_images_from_the_data_folder
     monkeypatch.delenv("GALAXYSD_CANDIDATES")
     at = run_app("candidates")
     assert "0 / 2 vetted" in at.get("progress")[0].proto.text and "detg_candidates" in at.get("progress")[0].proto.text
-    assert "GALAXYSD_DATA_DIR" in texts(at.info) and "Image not found" in texts(at.warning)
+    # without a data folder: one notice at the top, no broken image (or "no image" line) per candidate
+    assert "GALAXYSD_DATA_DIR" in texts(at.info) and "Image not found" not in texts(at.warning)
+    assert "(no image)" not in texts(at.caption) and len(at.image) == 0
+    assert texts(at.caption).count("see the notice at the top") == 1
     monkeypatch.setenv("GALAXYSD_DATA_DIR", str(tmp_path / "data"))
     at = run_app("candidates")
     assert "GALAXYSD_DATA_DIR" not in texts(at.info) and "Image not found" not in texts(at.warning)
     assert len(at.image) >= 1 and not at.exception
+
+
+def test_candidates_positions_from_names_probabilities_and_full_ids(env, tmp_path, monkeypatch):
+    """A catalog like the D-ETG one: no ra/dec, gz2_cutouts position names or SDSS object ids, component
+    probabilities with many digits."""
+    (tmp_path / "images").mkdir()
+    Image.fromarray(_blob(4)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "cands.csv").write_text(
+        "id,score,image_path,p_dust_lane,p_smooth\n"
+        "J165028.64+384910.0,0.4647781234567891,images/a.png,0.4773231234567891,0.9919161234567891\n"
+        "587731890041389215,0.1,images/a.png,0.0183451234567891,0.5\n")
+    monkeypatch.setenv("GALAXYSD_CANDIDATES", str(tmp_path / "cands.csv"))
+    at = run_app("candidates")
+    assert "J165028.64+384910.0  ·  score 0.465" in texts(at.subheader)
+    md = texts(at.markdown)
+    assert "ra 252.61933°, dec +38.81944° (from the name)" in md
+    assert "skyserver.sdss.org/dr17/VisualTools/navi?ra=252.619333&dec=38.819444&scale=0.2" in md
+    assert "legacysurvey.org/viewer?ra=252.619333&dec=38.819444&layer=ls-dr10&zoom=16" in md
+    caps = texts(at.caption)
+    assert "p_dust_lane 0.477 · p_smooth 0.992" in caps and "0.4773231" not in caps + md
+    assert at.button(key="btn.cand.open.587731890041389215").label.endswith("587731890041389215")  # full id
+    at.button(key="btn.cand.enlarge").click().run()
+    table = at.table[0].value
+    assert table["probability"].to_dict() == {"p_dust_lane": "0.477", "p_smooth": "0.992"}
+    at.button(key="btn.cand.open.587731890041389215").click().run()
+    # an SDSS DR7 object id encodes no position, but DR7's Explore tool finds the object by its id
+    assert "cas.sdss.org/dr7/en/tools/explore/obj.asp?id=587731890041389215" in texts(at.markdown)
 
 
 # ----------------------------------------------------------------------------- server paths stay closed
@@ -721,6 +882,25 @@ def test_real_vs_synthetic_with_data_compare_and_quiz(env, monkeypatch, data_dir
     summary = Store(f"sqlite:///{env / 'store.sqlite'}").quiz_summary()
     assert summary == {"answered": 1, "correct": 1, "accuracy": 1.0}
     assert "Your score: 1/1" in texts(at.caption)
+
+
+def test_real_vs_synthetic_prefers_gz2_cutouts_and_quiz_images_share_size(env, monkeypatch, data_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data_dir / "examples", root / "gz2_cutouts")
+    shutil.copytree(data_dir / "examples", root / "other_set")
+    monkeypatch.setenv("GALAXYSD_DATA_DIR", str(root))
+    at = run_app("real_vs_synthetic")
+    assert at.selectbox(key="keep.rvs.source").value == "gz2_cutouts"
+    assert "10 real galaxies" in texts(at.caption) and "(gz2_cutouts)" in texts(at.caption)
+    assert "share size and framing" in texts(at.caption)
+    at.button(key="btn.rvs.quiz_new").click().run()
+    quiz = at.session_state["rvs.quiz"]
+    assert len({im.shape for im in quiz.images}) == 1 and quiz.images[0].shape[0] == 32  # the model's size
+    assert all(rid.startswith("g") for rid in quiz.real_ids)
+    at.selectbox(key="keep.rvs.source").set_value("all").run()
+    assert "20 real galaxies" in texts(at.caption)
 
 
 def test_real_vs_synthetic_sidebar_path_and_bad_folder(env, tmp_path, monkeypatch):

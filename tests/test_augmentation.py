@@ -88,7 +88,7 @@ def _index(n_smooth=6, n_spiral=4, n_merger=3, n_edge=3, n_unknown=2):
 
 def test_task_labels():
     idx = _index()
-    m = task_labels(idx, TASKS["merger"])
+    m = task_labels(idx, TASKS["gz1-merger"])
     assert np.nansum(m) == 3 and np.sum(m == 0) == 13 and np.isnan(m).sum() == 2
     s = task_labels(idx, TASKS["spiral"])
     assert np.nansum(s) == 4 and np.sum(s == 0) == 6  # negatives are smooth galaxies only
@@ -145,7 +145,7 @@ def test_generate_cached_is_reproducible_and_cached(tmp_path):
 # ------------------------------------------------------------------------------------ experiment
 def _experiment_data():
     idx = _index(n_smooth=24, n_spiral=12, n_merger=10, n_edge=10, n_unknown=2)
-    y = task_labels(idx, TASKS["merger"])
+    y = task_labels(idx, TASKS["gz1-merger"])
     images = _images(np.nan_to_num(y), seed=3)
     images[:, 0, 0, 0] = np.arange(len(images))  # a unique marker per real image
     test_ids = idx["id"].iloc[::4].tolist()
@@ -162,7 +162,7 @@ def test_experiment_never_trains_on_held_out_test_images(monkeypatch, tmp_path):
         return real_train(x, labels, settings, column)
 
     monkeypatch.setattr(aug, "train_binary", spy)
-    cfg = aug.ExperimentConfig(tasks=["merger", "spiral"], shots=[2, 0], seeds=[0, 1], n_negatives=8, n_synthetic=3,
+    cfg = aug.ExperimentConfig(tasks=["gz1-merger", "spiral"], shots=[2, 0], seeds=[0, 1], n_negatives=8, n_synthetic=3,
                                num_inference_steps=2, arms=["real", "synthetic", "classic", "focal"],
                                train=bt.BinaryTrainSettings(**TINY))
     from tiny_models import build_tiny_pipeline
@@ -182,8 +182,8 @@ def test_experiment_never_trains_on_held_out_test_images(monkeypatch, tmp_path):
         assert st.loss == ("focal" if row["arm"] == "focal" else "bce")
         assert st.balanced == st.augment == (row["arm"] == "classic")
     assert set(runs.loc[runs["arm"] == "synthetic", "n_synthetic"]) == {3}
-    merger_all = runs[(runs["task"] == "merger") & (runs["shots"] == "all")]
-    assert set(merger_all["n_real_pos"]) == {int(((task_labels(idx, TASKS["merger"]) == 1)
+    merger_all = runs[(runs["task"] == "gz1-merger") & (runs["shots"] == "all")]
+    assert set(merger_all["n_real_pos"]) == {int(((task_labels(idx, TASKS["gz1-merger"]) == 1)
                                                   & ~idx["id"].isin(test_ids)).sum())}
     summ = res["summary"]
     assert set(summ["n_seeds"]) == {2} and {"f1_mean", "f1_std", "precision_mean", "recall_mean"} <= set(summ.columns)
@@ -220,7 +220,8 @@ def test_experiment_config_quick_and_overrides():
     quick = aug.experiment_config(quick=True, arms=["real", "focal"], steps=5, focal_alpha=0.25, tasks=None)
     assert quick.seeds == [0, 1] and quick.shots == [10] and quick.n_synthetic == 16
     assert quick.arms == ["real", "focal"] and quick.train.steps == 5 and quick.train.focal_alpha == 0.25
-    assert quick.tasks == ["merger", "edge-on", "spiral"]  # None keeps the configured value
+    assert quick.tasks == ["dust-lane", "merger", "ring", "bar", "edge-on"]  # None keeps the configured value
+    assert aug.ExperimentConfig().arms == ["real", "synthetic", "classic", "focal", "synthetic+classic"]
     assert aug.experiment_config().to_dict() == aug.ExperimentConfig().to_dict()
     with pytest.raises(GalaxySDValueError, match="unknown arms"):
         aug.experiment_config(arms=["mixup"])
@@ -242,3 +243,60 @@ def test_generator_factory_random_and_folder(tmp_path):
     factory, model_id, path = generator_factory(str(tmp_path / "m"))
     assert model_id == f"m:{model_fingerprint(tmp_path / 'm')}" and path == str(tmp_path / "m")
     assert factory().default_size == 32  # loads lazily, from the folder
+
+
+# ------------------------------------------------------------------------------------ GZ2-vote tasks, Metrics page
+def test_vote_task_experiment_skips_shots_beyond_the_positives(tmp_path):
+    from galaxysd_core.science.vote_truth import DUST_LANE_COLUMN as DUST, ODD_YES_COLUMN, SMOOTH_COLUMN
+
+    n = 48
+    dust = np.arange(n) % 4 == 0  # 12 dust lanes
+    idx = pd.DataFrame({"id": [f"J{i:04d}" for i in range(n)], "source": "gz2_cutouts", "caption": "sdss",
+                        DUST + "_fraction": np.where(dust, 0.8, 0.05), ODD_YES_COLUMN + "_fraction": 0.6,
+                        SMOOTH_COLUMN + "_fraction": 0.5})
+    images = _images(dust.astype(int), seed=4)
+    test_ids = idx["id"].iloc[1::3].tolist()
+    cfg = aug.ExperimentConfig(tasks=["dust-lane"], shots=[2, 50, 0], seeds=[0], n_negatives=20, arms=["real", "focal"],
+                               train=bt.BinaryTrainSettings(**TINY))
+    res = aug.run_experiment([], test_ids, cfg, log=None, data=(images, idx))
+    runs = res["runs"]
+    assert set(runs["shots"].astype(str)) == {"2", "all"}  # 50 > the 8 training positives: the same as "all"
+    assert set(runs.loc[runs["shots"] == "all", "n_real_pos"]) == {int((dust & ~idx["id"].isin(test_ids)).sum())}
+    assert res["info"]["tasks"]["dust-lane"]["test_pos"] == int((dust & idx["id"].isin(test_ids)).sum())
+
+
+def _summary_for_discussion():
+    rows = []
+    for task, syn_gain in (("merger", 0.3), ("ring", -0.3), ("bar", 0.0)):
+        for arm in ("real", "synthetic", "classic", "focal"):
+            for s in (0, 1, 2):
+                f1 = 0.5 + (syn_gain if arm == "synthetic" else 0.0) + 0.01 * s
+                rows.append({"task": task, "shots": 10, "arm": arm, "seed": s, "n_real_pos": 10, "n_synthetic": 0,
+                             "precision": 0.5, "recall": 0.5, "f1": f1, "ap": f1, "auc": 0.8})
+    return aug.summarize(pd.DataFrame(rows))
+
+
+def test_discussion_says_where_synthetic_helps_and_where_not():
+    text = report.discussion_text(_summary_for_discussion())
+    first = text.split("\n")[0]
+    assert "(b) real + synthetic vs (a) real only, F1" in first
+    assert "better in merger (10)" in first and "worse in ring (10)" in first and "1 of 3 settings" in first
+    assert "3 seeds" in text
+    assert "nothing to say" in report.discussion_text(_summary_for_discussion().query("arm == 'real'"))
+
+
+def test_metrics_page_content_gives_table_bars_and_discussion(tmp_path):
+    summ = _summary_for_discussion()
+    res = {"runs": pd.DataFrame({"task": ["merger"]}), "summary": summ, "info": {"tasks": {}}}
+    cfg = aug.ExperimentConfig(tasks=["merger", "ring", "bar"], arms=["real", "synthetic", "classic", "focal"])
+    report.write_results(res, tmp_path, cfg)
+    readme = report.write_readme(res, tmp_path, cfg, {})
+    readme.write_text(readme.read_text().replace("(to be written after inspecting the numbers)", "HAND NOTES"))
+    page = report.metrics_page_content(tmp_path)
+    assert len(page.table) == len(summ) and page.table["f1"].iloc[0].count("±") == 1
+    fig = page.figures["f1"]
+    assert fig.layout.barmode == "group" and len(fig.data) == 4  # one bar trace per arm, side by side
+    assert all(t.type == "bar" for t in fig.data) and "HAND NOTES" in page.discussion
+    assert "better in merger (10)" in page.discussion and "| merger |" in page.table_markdown
+    assert "Generated summary" in readme.read_text()
+    assert report.metrics_page_content(tmp_path / "nothing") is None

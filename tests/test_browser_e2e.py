@@ -3,7 +3,10 @@
 Needs ``/usr/bin/chromium`` (Debian package ``chromium``; playwright's own browser download is never
 used) and the ``playwright`` Python package; skipped otherwise. Marked ``browser``: deselect with
 ``-m "not browser"``. Screenshots go to the test's tmp folder and, when ``$GALAXYSD_SCREENSHOT_DIR``
-is set, there as well.
+is set, there as well. Two walks of a first-time visitor through every page (a fresh server without
+a data folder and the tiny test model; one with ``../shared/data`` or ``$GALAXYSD_E2E_DATA_DIR`` and
+the shipped model, skipped without the data) and the server-path checks; waits are for page text
+and for the end of Streamlit's script run, never sleeps.
 """
 from __future__ import annotations
 
@@ -45,25 +48,23 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
+    import json
+
     import torch
 
+    from galaxysd_core.schema.gz2 import caption_phrases
     from tiny_models import build_tiny_pipeline
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("e2e") / "tiny-model"
     build_tiny_pipeline(seed=0).save_pretrained(folder)
+    counts = {p: (0 if p == "dust lane" else 12 if p == "merger" else 300) for p in caption_phrases()}
+    (folder / "training_captions.json").write_text(json.dumps({"feature_counts": counts, "n_images": 1000}))
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory):
-    """``streamlit run app.py`` on a free port; yields the base URL; the process is stopped afterwards."""
-    with _streamlit_server(tiny_model, tmp_path_factory.mktemp("e2e_state")) as running:
-        yield running
-
-
 @contextlib.contextmanager
-def _streamlit_server(tiny_model: Path, state: Path, extra_env: Optional[dict] = None):
+def _streamlit_server(tiny_model: Path, state: Path, extra_env: Optional[dict] = None, unset=()):
     """A fresh ``streamlit run app.py`` process (its PID held, stopped on exit); yields url, state, pid."""
     port = _free_port()
     env = {**os.environ, "GALAXYSD_MODEL_DIR": str(tiny_model), "GALAXYSD_CANDIDATES": str(REPO / "assets" / "demo_candidates"),
@@ -71,6 +72,8 @@ def _streamlit_server(tiny_model: Path, state: Path, extra_env: Optional[dict] =
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     env.pop("GALAXYSD_DATA_DIR", None)
     env.update(extra_env or {})
+    for name in unset:
+        env.pop(name, None)
     log = open(state / "server.log", "wb")
     cmd = [str(STREAMLIT) if STREAMLIT.exists() else sys.executable, *([] if STREAMLIT.exists() else ["-m", "streamlit"]),
            "run", str(REPO / "app.py"), "--server.headless", "true", "--server.port", str(port),
@@ -114,9 +117,21 @@ def browser():
             b.close()
 
 
-def _save_screenshot(page, tmp_path: Path, name: str) -> Path:
+def _save_screenshot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
+    """Screenshot to ``tmp_path`` (and ``$GALAXYSD_SCREENSHOT_DIR``). Streamlit scrolls inside its main
+    container, not the document, so a full-page shot grows the viewport to that container's height."""
     path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size
+    if full_page:
+        height = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
+                                          return m ? m.scrollHeight : document.body.scrollHeight; }""")
+        page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 12000))})
+        _wait_idle(page)
+    try:
+        page.screenshot(path=str(path))
+    finally:
+        if full_page:
+            page.set_viewport_size(size)
     extra = os.environ.get("GALAXYSD_SCREENSHOT_DIR")
     if extra:
         Path(extra).mkdir(parents=True, exist_ok=True)
@@ -129,96 +144,9 @@ def _wait_idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
 
 
-def test_vote_with_keyboard_shortcut(server, browser, tmp_path):
-    from galaxysd_core.studio.store import Store
-
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    page.goto(f"{server['url']}/candidates")  # first visit of a fresh server is a deep link
-    page.get_by_text("0 / 12 vetted").first.wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    assert page.get_by_test_id("stSidebar").get_by_role("link", name="Generate").is_visible()  # app.py's page links
-    assert page.evaluate("() => document.activeElement.tagName") == "BODY"  # no input has the focus
-    # The very first keystroke after a page load is sometimes dropped while the frontend is still
-    # wiring its shortcut listeners; press again only while the page still shows no vote, so a
-    # vote can never be cast twice.
-    voted = page.get_by_text("1 / 12 vetted").first
-    for _ in range(5):
-        page.keyboard.press("y")
-        try:
-            voted.wait_for(timeout=8000)
-            break
-        except Exception:  # playwright TimeoutError
-            assert page.get_by_text("0 / 12 vetted").first.is_visible()
-    voted.wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    store = Store(f"sqlite:///{server['state'] / 'store.sqlite'}")
-    assert store.latest_verdicts("demo_candidates")["demo-00"].verdict == "yes"
-    assert store.count_verdicts("demo_candidates") == 1
-    assert page.get_by_role("heading", name="demo-01").first.is_visible()  # moved on to the next candidate
-    _save_screenshot(page, tmp_path, "e2e_candidates")
-    page.close()
-
-
-def test_generate_in_the_browser(server, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 2200})
-    page.goto(server["url"])  # Generate is the default page (served at the root URL)
-    page.get_by_text("Generate galaxies").first.wait_for(timeout=STEP_TIMEOUT_MS)
-    page.get_by_text("Gallery (0 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
-    # the sidebar comes from app.py's st.navigation (not the legacy pages/ listing)
-    assert page.get_by_test_id("stSidebar").get_by_role("link", name="Real vs synthetic").is_visible()
-    _wait_idle(page)
-    page.get_by_role("button", name="Generate", exact=True).click()
-    page.get_by_text("Gallery (4 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    gallery = page.locator('[data-testid="stImage"] img')
-    gallery.nth(3).wait_for(timeout=STEP_TIMEOUT_MS)
-    assert gallery.count() >= 4
-    page.wait_for_function("""() => {
-        const imgs = Array.from(document.querySelectorAll('[data-testid="stImage"] img'));
-        return imgs.length >= 4 && imgs.every(i => i.complete && i.naturalWidth > 0);
-    }""", timeout=STEP_TIMEOUT_MS)  # the generated PNGs were served and decoded
-    assert page.get_by_text("seed 0 ·").first.is_visible()
-    shot = _save_screenshot(page, tmp_path, "e2e_generate")
-    assert shot.stat().st_size > 10_000
-    page.close()
-
-
-def _generate_button(page):
-    return page.get_by_test_id("stButton").filter(has_text="Generate").locator("button").first
-
-
-def test_download_all_zip_holds_every_gallery_png(server, browser, tmp_path):
-    """"Download all (zip)" serves every gallery image (its data used to be read from session state in a
-    thread without the session, so the download failed with "no images to put in the zip")."""
-    import zipfile
-
-    page = browser.new_page(viewport={"width": 1400, "height": 2200}, accept_downloads=True)
-    page.goto(server["url"])
-    page.get_by_text("Gallery (0 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    _generate_button(page).click()
-    page.get_by_text("Gallery (4 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    _generate_button(page).click()  # a second request: the zip holds the whole gallery, not the last batch
-    page.get_by_text("Gallery (8 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    button = page.get_by_test_id("stDownloadButton").filter(has_text="Download all (zip)").locator("button")
-    with page.expect_download(timeout=60_000) as info:  # a failed download never fires the event
-        button.click()
-    target = tmp_path / "gallery.zip"
-    info.value.save_as(target)
-    with zipfile.ZipFile(target) as zf:
-        names = zf.namelist()
-        pngs = [n for n in names if n.endswith(".png")]
-        assert len(pngs) == 8, names
-        assert all(zf.read(n).startswith(b"\x89PNG") for n in pngs)
-        assert "manifest.json" in names
-    log = (server["state"] / "server.log").read_text(errors="replace")
-    assert "MediaFileStorageError" not in log and "no images to put in the zip" not in log
-    page.close()
-
-
-PAGE_TITLES = ["Generate", "Metrics", "Real vs synthetic", "Candidates", "About"]
+PAGE_TITLES = ["Generate", "Compare", "Metrics", "Real vs synthetic", "Candidates", "About"]
+#: Viewport of a laptop screen: "above the fold" means inside its first screen.
+VIEWPORT = {"width": 1400, "height": 900}
 
 
 def _navigation_messages(page) -> list:
@@ -247,24 +175,224 @@ def _navigation_messages(page) -> list:
     return seen
 
 
-def test_cold_start_sidebar_lists_only_the_five_pages(tiny_model, browser, tmp_path):
-    """On a fresh server, the first page load never lists internal modules (``pages/_ui.py`` as "ui")
-    or ``app``: Streamlit's automatic ``pages/`` listing, sent before ``app.py``'s ``st.navigation``
-    replaced it, used to show for about a second."""
-    with _streamlit_server(tiny_model, tmp_path) as cold:
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+def _goto_page(page, title: str, wait_text: str) -> None:
+    """Open a page from the sidebar as a visitor would and wait for its text and the end of the run."""
+    page.get_by_test_id("stSidebar").get_by_role("link", name=title, exact=True).click()
+    page.get_by_text(wait_text).first.wait_for(timeout=STEP_TIMEOUT_MS)
+    _wait_idle(page)
+
+
+def _images_loaded(page, selector: str, n: int) -> None:
+    page.wait_for_function("""([sel, n]) => {
+        const imgs = Array.from(document.querySelectorAll(sel));
+        return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
+    }""", arg=[selector, n], timeout=STEP_TIMEOUT_MS)
+
+
+def _image_boxes(page, selector: str) -> list:
+    return page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel)).map(i => {
+        const r = i.getBoundingClientRect();
+        return {natural: i.naturalWidth, shown: r.width, top: r.top + window.scrollY, left: r.left,
+                rendering: getComputedStyle(i).imageRendering};
+    })""", selector)
+
+
+def _press_until(page, key: str, done_text: str, before_text: str) -> None:
+    """Press a shortcut key until ``done_text`` shows. The very first keystroke after a page load is
+    sometimes dropped while the frontend wires its shortcut listeners; press again only while the page
+    still shows ``before_text``, so an action can never happen twice."""
+    done = page.get_by_text(done_text).first
+    for _ in range(5):
+        page.keyboard.press(key)
+        try:
+            done.wait_for(timeout=8000)
+            return
+        except Exception:  # playwright TimeoutError
+            assert page.get_by_text(before_text).first.is_visible()
+    done.wait_for(timeout=STEP_TIMEOUT_MS)
+
+
+def _download(page, test_id_text: str, target: Path) -> Path:
+    button = page.get_by_test_id("stDownloadButton").filter(has_text=test_id_text).locator("button").first
+    with page.expect_download(timeout=60_000) as info:  # a failed download never fires the event
+        button.click()
+    info.value.save_as(target)
+    return target
+
+
+def test_first_time_user_without_data_folder(tiny_model, browser, tmp_path):
+    """A visitor of a fresh server without a data folder: every page, generate, enlarge, compare, sweep,
+    download the gallery zip, vote by keyboard, export; screenshots of each step."""
+    import zipfile
+
+    from galaxysd_core.studio.store import Store
+
+    with _streamlit_server(tiny_model, tmp_path) as srv:
+        page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
         navigations = _navigation_messages(page)
-        page.goto(cold["url"])
+        page.goto(srv["url"])  # Generate is the default page (served at the root URL)
         page.get_by_text("Generate galaxies").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        page.get_by_text("Gallery (0 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
         _wait_idle(page)
-        page.get_by_test_id("stSidebar").get_by_role("link", name="About").wait_for(timeout=STEP_TIMEOUT_MS)
-        assert navigations, "no navigation message recorded"
+        # cold start: the sidebar only ever listed app.py's pages, never pages/_ui.py as "ui" or "app"
         shown = [names for position, names in navigations if position != "HIDDEN"]
-        assert all(sorted(names) == sorted(PAGE_TITLES) for names in shown), navigations
-        now = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stSidebar"] a'))
-                                     .map(a => a.innerText.trim().split('\\n').pop().trim())""")
-        assert now == PAGE_TITLES, now  # the sidebar lists exactly the five pages
+        assert navigations and all(sorted(names) == sorted(PAGE_TITLES) for names in shown), navigations
+        links = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stSidebar"] a'))
+                                       .map(a => a.innerText.trim().split('\\n').pop().trim())""")
+        assert links == PAGE_TITLES, links
+        assert page.get_by_text("Runs on: cpu").first.is_visible()  # where the model runs, in the sidebar
+        _save_screenshot(page, tmp_path, "01_generate_first_visit")
+        # the GZ2 tree: with the default smooth prompt, the spiral question is not asked
+        spiral = page.get_by_role("combobox", name="Q4. Spiral arms?")
+        assert spiral.is_disabled(), spiral.evaluate("e => e.outerHTML")
+
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.get_by_text("Gallery (4 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _images_loaded(page, ".st-key-crisp-results img", 4)
+        boxes = _image_boxes(page, ".st-key-crisp-results img")
+        assert len(boxes) == 4, boxes
+        controls_left = page.get_by_text("Q1. Smooth or features?").first.bounding_box()["x"]
+        for b in boxes:  # beside the controls, at least 256 px, served at that size and never smoothed
+            assert b["natural"] >= 256 and b["shown"] >= 255 and b["rendering"] == "pixelated", b
+            assert b["left"] > controls_left + 300
+        assert min(b["top"] for b in boxes) < VIEWPORT["height"] - 256  # the first row is above the fold
+        _save_screenshot(page, tmp_path, "02_generate_results", full_page=False)
+
+        page.get_by_role("button", name="Enlarge").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("seed 0").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        dialog.get_by_text("guidance_scale").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        text = dialog.inner_text()
+        assert "guidance_scale" in text and "num_inference_steps" in text and "negative_prompt" in text
+        _images_loaded(page, '[role="dialog"] img', 1)
+        assert _image_boxes(page, '[role="dialog"] img')[0]["natural"] >= 512
+        _save_screenshot(page, tmp_path, "03_enlarged_view", full_page=False)
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+
+        page.get_by_role("button", name="Generate", exact=True).click()  # the zip holds the whole gallery
+        page.get_by_text("Gallery (8 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        with zipfile.ZipFile(_download(page, "Download all (zip)", tmp_path / "gallery.zip")) as zf:
+            pngs = [n for n in zf.namelist() if n.endswith(".png")]
+            assert len(pngs) == 8 and all(zf.read(n).startswith(b"\x89PNG") for n in pngs), zf.namelist()
+            assert "manifest.json" in zf.namelist()
+
+        _goto_page(page, "Compare", "One difference")
+        page.get_by_role("button", name="Generate A and B").click()
+        page.get_by_text("|A − B|").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _images_loaded(page, ".st-key-crisp-ab img", 12)  # 4 pairs: A, B and the difference
+        assert "P(merger) =" in page.inner_text("body")  # the classifier judges both sides
+        _save_screenshot(page, tmp_path, "04_compare_ab")
+        page.get_by_role("tab", name="Extrapolation sweep").click()
+        page.get_by_role("button", name="Run sweep").click()
+        page.get_by_text("P(merger), mean").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _images_loaded(page, ".st-key-crisp-sweep img", 8)
+        _save_screenshot(page, tmp_path, "05_compare_sweep")
+
+        _goto_page(page, "Metrics", "Over training")
+        _save_screenshot(page, tmp_path, "06_metrics_without_files")
+        _goto_page(page, "Real vs synthetic", "No real-data folder configured")
+        assert page.get_by_role("textbox", name="Real data folder").count() == 0  # no server paths by default
+        _save_screenshot(page, tmp_path, "07_real_vs_synthetic_without_data")
+        _goto_page(page, "About", "What it can and cannot draw")
+        _save_screenshot(page, tmp_path, "08_about")
+
+        _goto_page(page, "Candidates", "0 / 12 vetted")
+        page.get_by_role("heading", name="Candidates", exact=True).click()  # focus the page, not the sidebar link
+        assert page.evaluate("() => document.activeElement.tagName") not in ("INPUT", "TEXTAREA", "A", "BUTTON")
+        _press_until(page, "y", "1 / 12 vetted", "0 / 12 vetted")
+        _wait_idle(page)
+        store = Store(f"sqlite:///{srv['state'] / 'store.sqlite'}")
+        assert store.latest_verdicts("demo_candidates")["demo-00"].verdict == "yes"
+        assert store.count_verdicts("demo_candidates") == 1
+        assert page.get_by_role("heading", name="demo-01").first.is_visible()  # moved on to the next candidate
+        assert page.get_by_text("1 visibly confirmed").first.is_visible()
+        exported = _download(page, "Export CSV", tmp_path / "vetted.csv").read_text()
+        assert exported.splitlines()[0].startswith("id,") and len(exported.splitlines()) == 2
+        assert "demo-00" in exported and ",yes," in exported
+        _save_screenshot(page, tmp_path, "09_candidates_demo")
+        # an uploaded catalog without an image folder: absolute and '..' image paths are refused
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        _tiny_png(outside / "secret.png", 250)
+        page.get_by_text("Upload a catalog").click()
+        _wait_idle(page)
+        assert page.get_by_role("textbox", name="Image folder").count() == 0
+        _upload(page, "hostile.csv", _hostile_catalog(tmp_path, outside))
+        page.get_by_text("4 image path(s) refused (ids abs, climb, passwd, climb2)").wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        assert page.locator('[data-testid="stImage"] img').count() == 0 and PASSWD_MARK not in page.content()
         page.close()
+        log = (srv["state"] / "server.log").read_text(errors="replace")
+        assert "Traceback" not in log and "MediaFileStorageError" not in log, log[-3000:]
+
+
+SHARED_DATA = Path(os.environ.get("GALAXYSD_E2E_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def test_first_time_user_with_the_data_folder(tiny_model, browser, tmp_path):
+    """The same visitor on a server with the real data folder: real galaxies from gz2_cutouts beside generated
+    ones, the quiz, the shipped D-ETG catalog with its images, the metrics. The model is the tiny one (fast)
+    carrying the shipped model's card and metric files, so Metrics and About show real numbers."""
+    if not (SHARED_DATA / "gz2_cutouts" / "labels.csv").is_file():
+        pytest.skip(f"real data folder {SHARED_DATA} (with gz2_cutouts) not found")
+    model = tmp_path / "tiny-with-card"
+    shutil.copytree(tiny_model, model)
+    shipped = REPO / "assets" / "galaxysd-mini"
+    for name in ("metrics", "README.md", "training_captions.json"):
+        if (shipped / name).is_dir():
+            shutil.copytree(shipped / name, model / name)
+        elif (shipped / name).is_file():
+            shutil.copy(shipped / name, model / name)
+    with _streamlit_server(model, tmp_path, {"GALAXYSD_DATA_DIR": str(SHARED_DATA)}, unset=("GALAXYSD_CANDIDATES",)) as srv:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{srv['url']}/real_vs_synthetic")
+        page.get_by_text("Real galaxies from").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        body = page.inner_text("body")
+        assert "gz2_cutouts" in body and "share size and framing" in body
+        _images_loaded(page, '[data-testid="stImage"] img', 8)
+        page.get_by_role("button", name="Generate for comparison").click()
+        page.get_by_text("generated with seeds").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        page.get_by_role("button", name="New round").click()
+        page.get_by_role("button", name="This one is fake").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        quiz = [b for b in _image_boxes(page, '[data-testid="stImage"] img')][-4:]
+        assert len({(b["natural"], round(b["shown"])) for b in quiz}) == 1, quiz  # same size, real and fake
+        _save_screenshot(page, tmp_path, "10_real_vs_synthetic_gz2_cutouts")
+
+        _goto_page(page, "Candidates", "detg_candidates")
+        _images_loaded(page, '[data-testid="stImage"] img', 2)
+        assert "Image not found" not in page.inner_text("body")
+        page.get_by_role("button", name="Enlarge").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("p_dust_lane").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _save_screenshot(page, tmp_path, "11_candidates_enlarged", full_page=False)
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+        _save_screenshot(page, tmp_path, "12_candidates_detg")
+
+        _goto_page(page, "Metrics", "Over training")
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 5",
+                               timeout=STEP_TIMEOUT_MS)
+        _save_screenshot(page, tmp_path, "13_metrics")
+        _goto_page(page, "About", "What it can and cannot draw")
+        _save_screenshot(page, tmp_path, "14_about_shipped_model")
+        _goto_page(page, "Generate", "Gallery (0 images this session)")
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.get_by_text("Gallery (4 images this session)").wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _images_loaded(page, ".st-key-crisp-results img", 4)
+        _save_screenshot(page, tmp_path, "15_generate_shipped_model", full_page=False)
+        page.close()
+        log = (srv["state"] / "server.log").read_text(errors="replace")
+        assert "Traceback" not in log, log[-3000:]
 
 
 # ----------------------------------------------------------------------------- server paths stay closed
@@ -373,29 +501,4 @@ def test_typed_server_paths_are_refused_and_nothing_leaks(open_server, browser, 
         page.get_by_text(f"'{typed}' is outside the folders this server allows").wait_for(timeout=STEP_TIMEOUT_MS)
         _wait_idle(page)
         _assert_nothing_leaked(page, canary)
-    page.close()
-
-
-def test_server_path_inputs_are_absent_by_default(server, browser, tmp_path):
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    _tiny_png(outside / "secret.png", 250)
-    page = browser.new_page(viewport={"width": 1400, "height": 1800})
-    page.goto(f"{server['url']}/candidates")
-    page.get_by_text("Upload a catalog").wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    assert page.get_by_text("Catalog file on the server").count() == 0
-    page.get_by_text("Upload a catalog").click()
-    _wait_idle(page)
-    assert page.get_by_role("textbox", name="Image folder").count() == 0
-    _upload(page, "hostile.csv", _hostile_catalog(tmp_path, outside))
-    # no image folder here: relative paths stay unresolved, absolute and '..' ones are refused
-    page.get_by_text("4 image path(s) refused (ids abs, climb, passwd, climb2)").wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    assert page.locator('[data-testid="stImage"] img').count() == 0
-    assert PASSWD_MARK not in page.content()
-    page.goto(f"{server['url']}/real_vs_synthetic")
-    page.get_by_text("No real-data folder configured").wait_for(timeout=STEP_TIMEOUT_MS)
-    _wait_idle(page)
-    assert page.get_by_role("textbox", name="Real data folder").count() == 0
     page.close()

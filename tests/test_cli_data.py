@@ -167,3 +167,30 @@ def test_crop_fraction_flag_accepts_auto_and_refuses_nonsense(tiny_catalog, tmp_
     assert rc == 0
     cfg = json.loads((tmp_path / "auto" / "prepare_config.json").read_text())
     assert cfg["source"]["scale_match"]["trials"] and 0 < cfg["crop_fraction"] <= 1
+
+
+def test_prepare_workers_shards_resume_and_convert(tiny_catalog, tmp_path, capsys):
+    out = tmp_path / "cache"
+    args = ["data", "prepare", "--source", "catalog", "--catalog", str(tiny_catalog), "--out", str(out),
+            "--resolution", "16", "--quiet", "--workers", "2", "--shard-size", "1"]
+    assert cli.main(args) == 0
+    assert "prepared 2 of 4" in capsys.readouterr().out
+    ds = PreparedDataset.load(out)
+    assert ds.is_sharded and len(ds.config["shards"]) == 2 and ds.config["shard_size"] == 1
+    assert cli.main(args) == 0  # re-run: every shard kept, skip report unchanged
+    text = capsys.readouterr().out
+    assert "4 of 4 shards already done" in text and "skipped 2" in text and "c.jpg" in text
+    with pytest.raises(SystemExit):
+        cli.main(args[:-4] + ["--workers", "0"])
+    assert "must be >= 1" in capsys.readouterr().err
+    # a cache of the earlier format: converted in place
+    try:
+        from test_dataset_cache import write_format1_cache
+    except ImportError:
+        from tests.test_dataset_cache import write_format1_cache
+    write_format1_cache(tmp_path / "old", ds)
+    assert not PreparedDataset.load(tmp_path / "old").is_sharded
+    assert cli.main(["data", "convert", str(tmp_path / "old"), str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "old: 2 images, converted to 1 shards" in text and "cache: 2 images, already sharded" in text
+    assert PreparedDataset.load(tmp_path / "old").is_sharded

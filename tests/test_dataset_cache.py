@@ -127,8 +127,8 @@ def test_prepare_skips_bad_keeps_good(tmp_path, bad_files):
     assert "no image" in [s for s in rep.skipped if s.id == "008"][0].reason
     assert "skipped 7" in rep.summary()
 
-    assert sorted(p.name for p in out.iterdir()) == ["images.safetensors", "index.csv",
-                                                      "prepare_config.json", "skipped.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["index.csv", "prepare_config.json", "shards", "skipped.csv"]
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["images-00000.json", "images-00000.npy"]
     skipped = pd.read_csv(out / "skipped.csv")
     assert list(skipped.columns[:2]) == ["path", "reason"] and len(skipped) == 7
     index = pd.read_csv(out / "index.csv")
@@ -199,3 +199,96 @@ def test_prepare_real_gz1(tmp_path, shared_data):
     centre = ds.images[:, 12:20, 12:20].mean()
     corners = ds.images[:, :4, :4].mean()
     assert centre > corners + 20
+
+
+# --------------------------------------------------------------------------- shards, resume, workers
+
+def _five(tmp_path, bad_files, caption="sdss, smooth"):
+    paths = []
+    for i in range(4):
+        p = tmp_path / f"src{i}.png"
+        write_target(p, size=(100 + 10 * i, 100 + 10 * i), fmt="PNG")
+        paths.append(p)
+    paths.insert(2, bad_files["text"])  # one skipped record in shard 1
+    return [_rec(i, p, caption) for i, p in enumerate(paths)]
+
+
+def test_sharded_cache_is_lazy_and_rerun_skips_finished_shards(tmp_path, bad_files):
+    recs = _five(tmp_path, bad_files)
+    out = tmp_path / "c"
+    rep = dc.prepare_dataset(recs, out, 16, 0.5, show_progress=False, shard_size=2)
+    assert (rep.shards, rep.shards_reused, rep.written, rep.n_skipped) == (3, 0, 4, 1)
+    ds = dc.PreparedDataset.load(out)
+    assert ds.is_sharded and ds.images.shape == (4, 16, 16, 3)
+    assert [s["n"] for s in ds.config["shards"]] == [2, 1, 1] and ds.config["format_version"] == 2
+    first = np.asarray(ds.images)
+    assert ds.index["id"].tolist() == ["000", "001", "003", "004"]
+    # a crash after shard 0 and 2: the marker of shard 1 is gone, its images are decoded again
+    (out / "shards" / "images-00001.json").unlink()
+    stamp = (out / "shards" / "images-00000.npy").stat().st_mtime_ns
+    again = dc.prepare_dataset(recs, out, 16, 0.5, show_progress=False, shard_size=2)
+    assert (again.shards, again.shards_reused) == (3, 2) and "2 of 3 shards already done" in again.summary()
+    assert (out / "shards" / "images-00000.npy").stat().st_mtime_ns == stamp, "a finished shard is not rewritten"
+    assert np.array_equal(np.asarray(dc.PreparedDataset.load(out).images), first)
+    assert [s.id for s in again.skipped] == ["002"]
+    # other captions: images reused, the index rewritten
+    relabel = dc.prepare_dataset(_five(tmp_path, bad_files, "sdss, merger"), out, 16, 0.5, show_progress=False,
+                                 shard_size=2)
+    assert relabel.shards_reused == 3 and set(dc.PreparedDataset.load(out).captions) == {"sdss, merger"}
+    # another resolution or --no-resume: everything decoded again; fewer shards: stale ones removed
+    assert dc.prepare_dataset(recs, out, 16, 0.5, show_progress=False, shard_size=2, resume=False).shards_reused == 0
+    assert dc.prepare_dataset(recs, out, 8, 0.5, show_progress=False, shard_size=2).shards_reused == 0
+    dc.prepare_dataset(recs[:2], out, 8, 0.5, show_progress=False, shard_size=2)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["images-00000.json", "images-00000.npy"]
+
+
+def test_workers_give_the_same_cache(tmp_path, bad_files):
+    recs = _five(tmp_path, bad_files)
+    one = dc.prepare_dataset(recs, tmp_path / "one", 16, 0.5, show_progress=False, shard_size=2)
+    two = dc.prepare_dataset(recs, tmp_path / "two", 16, 0.5, show_progress=False, shard_size=2, workers=2)
+    a, b = dc.PreparedDataset.load(one.out_dir), dc.PreparedDataset.load(two.out_dir)
+    assert np.array_equal(np.asarray(a.images), np.asarray(b.images)) and a.index.equals(b.index)
+    assert [s.id for s in two.skipped] == ["002"] and b.config["workers"] == 2
+    with pytest.raises(GalaxySDValueError, match="workers"):
+        dc.prepare_dataset(recs, tmp_path / "x", 16, 0.5, show_progress=False, workers=0)
+
+
+def write_format1_cache(folder: Path, ds: "dc.PreparedDataset") -> None:
+    """The cache as the earlier single-file format (images.safetensors, format_version 1) wrote it."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"images": np.asarray(ds.images)}, str(folder / "images.safetensors"))
+    ds.index.to_csv(folder / "index.csv", index=False)
+    cfg = {k: v for k, v in ds.config.items() if k not in ("shards", "shard_size", "workers", "shards_reused")}
+    (folder / "prepare_config.json").write_text(json.dumps({**cfg, "format_version": 1}))
+
+
+def test_format1_cache_still_loads_and_converts_to_shards(tmp_path, bad_files):
+    rep = dc.prepare_dataset(_five(tmp_path, bad_files), tmp_path / "new", 16, 0.5, show_progress=False)
+    new = dc.PreparedDataset.load(rep.out_dir)
+    old_dir = tmp_path / "old"
+    write_format1_cache(old_dir, new)
+    old = dc.PreparedDataset.load(old_dir)
+    assert not old.is_sharded and isinstance(old.images, np.ndarray)
+    assert np.array_equal(old.images, np.asarray(new.images)) and old.index.equals(new.index)
+    mixed = dc.concat([old, new])  # a format-1 and a sharded cache together stay lazy
+    assert mixed.is_sharded and np.array_equal(mixed.images[[0, 4]], old.images[[0, 0]])
+    dc.convert_to_shards(old_dir, shard_size=3)
+    converted = dc.PreparedDataset.load(old_dir)
+    assert converted.is_sharded and [s["n"] for s in converted.config["shards"]] == [3, 1]
+    assert np.array_equal(np.asarray(converted.images), old.images) and converted.index.equals(old.index)
+    assert not (old_dir / "images.safetensors").exists() and converted.config["converted_from_format"] == 1
+
+
+def test_newer_format_and_missing_shard_are_refused(tmp_path, bad_files):
+    rep = dc.prepare_dataset(_five(tmp_path, bad_files), tmp_path / "c", 16, 0.5, show_progress=False, shard_size=2)
+    cfg_path = rep.out_dir / "prepare_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg_path.write_text(json.dumps({**cfg, "format_version": 99}))
+    with pytest.raises(GalaxySDDataError, match="newer than this galaxysd"):
+        dc.PreparedDataset.load(rep.out_dir)
+    cfg_path.write_text(json.dumps(cfg))
+    (rep.out_dir / "shards" / "images-00001.npy").unlink()
+    with pytest.raises(GalaxySDFileError, match="finished shards are kept"):
+        dc.PreparedDataset.load(rep.out_dir)

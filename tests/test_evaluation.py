@@ -193,33 +193,68 @@ def test_measure_known_sets(tiny):
     assert fallback["reference"] == "all real" and fallback["n_real"] == 32
 
 
-@pytest.mark.slow  # ~45 pipeline calls: the whole release protocol at 1 step
-def test_release_model_writes_metrics_grid_and_card(tiny, tmp_path):
+@pytest.mark.slow  # ~150 tiny pipeline calls: the whole release protocol at 1 step
+def test_release_model_writes_metrics_grids_defaults_and_card(tiny, tmp_path):
     import shutil
 
     from galaxysd_core.evaluation.release import release_model
+    from galaxysd_core.models.classifier import ClassifierConfig
+    from galaxysd_core.pipelines.generation_defaults import GenerationDefaults
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+    from galaxysd_core.pipelines.sky_noise import SkyNoise
 
     run = tmp_path / "run"
     shutil.copytree(tiny / "model", run / "model")
     (run / "model" / "training_captions.json").write_text(json.dumps(
         {"step": 7, "n_images": 24, "caption_counts": {SMOOTH: 12, SPIRAL: 12},
-         "feature_counts": {"smooth": 12, "spiral galaxy": 12, "dust lane": 0}}))
-    (run / "model" / "train_config.yaml").write_text("model: {resolution: 32}\nlearning_rate: 0.001\n")
+         "feature_counts": {"smooth": 12, "spiral galaxy": 40, "dust lane": 0}}))
+    (run / "model" / "train_config.yaml").write_text("model: {resolution: 32, vae_channels: [8, 8]}\nlearning_rate: 0.001\n")
+    for step in (3, 7):
+        shutil.copytree(run / "model", run / "snapshots" / f"step-{step:06d}")
+    # a vote classifier (softmax over the GZ2 answers) so the dust-lane sweep can be read
+    torch.manual_seed(0)
+    clf = tmp_path / "vote_clf"
+    MorphologyClassifier(ClassifierConfig(channels=[4, 8], image_size=16, output="softmax", feature_columns=[
+        "t01_smooth_or_features_a01_smooth", "t04_spiral_a08_spiral", "t08_odd_feature_a19_ring"])).save_pretrained(clf)
+    shutil.copy(tiny / "clf" / "split_test_ids.csv", clf / "split_test_ids.csv")
     out = tmp_path / "release"
     (out / "metrics").mkdir(parents=True)
     (out / "metrics" / "kept.txt").write_text("from an earlier release")
-    card = release_model(run, out, [tiny / "cache"], n=2, steps=1, checkpoints=False, classifier=tiny / "clf",
-                         bench_text="bench numbers", notes=["a note"], progress=False)
+    card = release_model(run, out, [tiny / "cache"], n=2, n_sweep=2, n_checkpoints=2, steps=1,
+                         guidance_values=(1.5, 4.0), classifier=clf, bench_text="bench numbers", notes=["a note"],
+                         progress=False)
     assert card == out / "README.md" and (out / "model_index.json").is_file()
     assert (out / "metrics" / "kept.txt").is_file()  # metrics of an earlier release survive the copy
-    for name in ("evaluation.csv", "evaluation_plain.csv", "weight_sweep.csv", "pareto.csv", "real_benchmark.json",
-                 "evaluation_config.json"):
+    for name in ("reconstruction.json", "guidance_sweep.csv", "pareto.csv", "front.png", "evaluation.csv",
+                 "real_benchmark.json", "feature_effects.csv", "dust_sweep.csv", "background.json",
+                 "pixel_histograms.png", "checkpoints.csv", "training_metrics.csv", "training_curves.png",
+                 "figure3.csv"):
         assert (out / "metrics" / name).is_file(), name
+    for name in ("samples_grid.png", "figure3.png", "dust_sweep.png", "sky_noise.json", "generation_defaults.json"):
+        assert (out / name).is_file(), name
+    sweep = pd.read_csv(out / "metrics" / "guidance_sweep.csv")
+    assert len(sweep) == 2 * 7 * 2 and set(sweep["tree_negatives"]) == {True, False}  # policies x prompts x guidance
+    front = pd.read_csv(out / "metrics" / "pareto.csv")
+    assert len(front) == 4 and front["chosen"].sum() == 1 and front.loc[front["chosen"], "on_front"].all()
+    chosen = front[front["chosen"]].iloc[0]
+    defaults = GenerationDefaults.load(out)
+    assert (defaults.guidance_scale, defaults.tree_negatives) == (chosen["guidance"], bool(chosen["tree_negatives"]))
+    pipe = load_pipeline(out)  # the pipeline picks the chosen defaults and the measured noise up
+    assert pipe.generation_defaults == defaults and isinstance(pipe.sky_noise, SkyNoise)
     table = pd.read_csv(out / "metrics" / "evaluation.csv")
-    assert len(table) == 5 * 4 and sorted(table["guidance"].unique()) == [1.0, 3.0, 5.0, 6.5]
-    assert len(pd.read_csv(out / "metrics" / "weight_sweep.csv")) == 5
-    assert (out / "samples_grid.png").is_file() and not (out / "metrics" / "checkpoints.csv").exists()
+    assert (table["guidance"] == chosen["guidance"]).all() and len(table) == 7
+    fx = pd.read_csv(out / "metrics" / "feature_effects.csv")
+    assert set(fx["head"]) == {"smooth", "spiral galaxy", "ring galaxy"}  # pairs the classifier can judge
+    assert np.allclose(fx["delta"], fx["p_on"] - fx["p_off"])
+    dust = pd.read_csv(out / "metrics" / "dust_sweep.csv")
+    assert dust["weight"].tolist() == [0.0, 1.0, 1.3, 1.6, 2.0] and dust["p_dust"].between(0, 1).all()
+    assert pd.read_csv(out / "metrics" / "training_metrics.csv")["step"].tolist() == [3, 7]
     text = card.read_text()
-    assert "## Quality bar" in text and "bench numbers" in text and "- a note" in text
+    for heading in ("## What survives the VAE", "## Recommended settings", "## Realism, diversity and consistency",
+                    "## Does every feature move the image?", "### Dust-lane extrapolation", "## Sky background",
+                    "## Metrics over training", "## GalaxySD's Figure 3"):
+        assert heading in text, heading
+    assert f"guidance {chosen['guidance']:g}" in text and "bench numbers" in text and "- a note" in text
+    assert "| spiral galaxy | 40 |  |" in text and "| smooth | 12 | rarely seen |" in text
     with pytest.raises(GalaxySDFileError, match="model_index.json"):
         release_model(tmp_path / "nothing", tmp_path / "x", [tiny / "cache"], n=2)

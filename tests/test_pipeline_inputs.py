@@ -30,7 +30,7 @@ def _start(size=32):
 @pytest.mark.parametrize("name, value", [
     ("eta", float("nan")), ("eta", "x"), ("eta", float("inf")), ("eta", -0.1), ("eta", 1.5), ("eta", True),
     ("eta", None),
-    ("guidance_scale", True), ("guidance_scale", "6.5"), ("guidance_scale", float("inf")), ("guidance_scale", None),
+    ("guidance_scale", True), ("guidance_scale", "6.5"), ("guidance_scale", float("inf")),
     ("strength", float("nan")), ("strength", True), ("strength", "0.5"), ("strength", 0.0), ("strength", 1.5),
     ("num_inference_steps", True), ("num_inference_steps", 2.0), ("num_inference_steps", "20"),
     ("num_inference_steps", float("nan")),
@@ -190,11 +190,11 @@ def test_provenance_output_is_unchanged(pipe):
     assert out.negative_prompts == [neg, neg, "", ""]
     assert out.parameters == dict(
         negative_prompt=[neg, ""], tree_negatives=True, num_images_per_prompt=2, num_inference_steps=3,
-        guidance_scale=5.0, scheduler="ddim", eta=0.0, height=32, width=32, strength=None, init_image=False,
-        model=None, model_name=None)
+        guidance_scale=5.0, scheduler="ddim", eta=0.0, height=32, width=32, sky_noise=False, strength=None,
+        init_image=False, model=None, model_name=None)
     img = pipe(SMOOTH, image=_start(), strength=0.5, num_inference_steps=4, seed=1, scheduler="euler_a", eta=0.3,
                output_type="np", negative_prompt="sdss, merger")
     assert img.parameters == dict(
         negative_prompt="sdss, merger", tree_negatives=False, num_images_per_prompt=1, num_inference_steps=4,
-        guidance_scale=6.5, scheduler="euler_a", eta=0.3, height=32, width=32, strength=0.5, init_image=True,
-        model=None, model_name=None)
+        guidance_scale=6.5, scheduler="euler_a", eta=0.3, height=32, width=32, sky_noise=False, strength=0.5,
+        init_image=True, model=None, model_name=None)

@@ -115,25 +115,55 @@ def test_bad_engine_and_settings(files, model):
     assert ENGINES == ("local", "dask", "ray")
 
 
-def _engine_and_local_scores(files, model, engine: str, chunk_size: int):
-    """Scan with ``engine`` (one worker) and locally; the scores must agree."""
+@pytest.fixture(scope="module")
+def judge():
+    """A tiny classifier v2 stand-in (vote outputs with smooth, artifact and t08 answers)."""
+    torch.manual_seed(1)
+    return MorphologyClassifier(ClassifierConfig(
+        feature_columns=["t01_smooth_or_features_a01_smooth", "t01_smooth_or_features_a03_star_or_artifact",
+                         "t08_odd_feature_a24_merger"], output="softmax", channels=[4, 8], image_size=16)).eval()
+
+
+def test_scan_with_judge_adds_the_components_of_the_same_pixels(files, model, judge):
+    from galaxysd_core.science.detg_components import COMPONENT_COLUMNS, component_probabilities
+
     root, index = files
     rec = records_from_index(index, data_dir=root)
-    local = scan(rec, model, batch_size=4).table["score"].to_numpy()
-    res = scan(rec, model, engine=engine, n_workers=1, chunk_size=chunk_size, batch_size=4)
+    t = scan(rec, model, batch_size=3, workers=2, judge=judge).table
+    assert set(COMPONENT_COLUMNS) <= set(t.columns)
+    good = t[t["skip_reason"] == ""]
+    imgs = np.stack([load_image(f, RES, c) for f, c in zip(good["file"], good["crop_fraction"])])
+    np.testing.assert_allclose(good[list(COMPONENT_COLUMNS)].to_numpy(), component_probabilities(judge, imgs),
+                               atol=1e-6)
+    assert t.loc[t["skip_reason"] != "", list(COMPONENT_COLUMNS)].isna().all().all()
+    assert "p_early" not in scan(rec, model, batch_size=3, workers=0).table.columns
+
+
+def _engine_and_local_scores(files, model, engine: str, chunk_size: int, judge=None):
+    """Scan with ``engine`` (one worker) and locally; the scores (and components) must agree."""
+    from galaxysd_core.science.detg_components import COMPONENT_COLUMNS
+
+    root, index = files
+    rec = records_from_index(index, data_dir=root)
+    local_t = scan(rec, model, batch_size=4, judge=judge).table
+    local = local_t["score"].to_numpy()
+    res = scan(rec, model, engine=engine, n_workers=1, chunk_size=chunk_size, batch_size=4, judge=judge)
     np.testing.assert_allclose(res.table["score"].to_numpy(), local, atol=1e-6, equal_nan=True)
+    if judge is not None:
+        cols = list(COMPONENT_COLUMNS)
+        np.testing.assert_allclose(res.table[cols].to_numpy(), local_t[cols].to_numpy(), atol=1e-6, equal_nan=True)
     return res, local
 
 
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask[distributed] not installed")
-def test_dask_engine_gives_local_scores(files, model):
-    res, _ = _engine_and_local_scores(files, model, "dask", chunk_size=3)
+def test_dask_engine_gives_local_scores(files, model, judge):
+    res, _ = _engine_and_local_scores(files, model, "dask", chunk_size=3, judge=judge)
     assert res.info["chunks"] == 3 and res.n_skipped == 2
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
-def test_ray_engine_gives_local_scores(files, model):
-    res, local = _engine_and_local_scores(files, model, "ray", chunk_size=4)
+def test_ray_engine_gives_local_scores(files, model, judge):
+    res, local = _engine_and_local_scores(files, model, "ray", chunk_size=4, judge=judge)
     assert res.info["chunks"] == 3 and list(res.table["skip_reason"] != "") == list(local != local)
 
 

@@ -48,8 +48,9 @@ def tiny_cache(tmp_path_factory):
         Image.fromarray(_blob(48, 1.0 if i % 2 == 0 else 0.25, i * 0.5, i)).save(path)
         records.append(dict(id=f"g{i}", image_path=path, caption=caption, source="synthetic",
                             targets=answer_targets(CAPTIONS[caption])))
-    report = prepare_dataset(records, root / "prepared", resolution=32, crop_fraction=1.0, show_progress=False)
-    assert report.written == 12
+    report = prepare_dataset(records, root / "prepared", resolution=32, crop_fraction=1.0, show_progress=False,
+                             shard_size=5)
+    assert report.written == 12 and report.shards == 3  # the training tests run on the sharded format
     return root / "prepared"
 
 
@@ -107,6 +108,13 @@ def test_tiny_run_writes_model_log_and_validation(tiny_cache, tmp_path):
     assert (final / "train_config.yaml").is_file() and (out / "vae_stage" / "final" / "config.json").is_file()
     vae_cfg = json.loads((final / "vae" / "config.json").read_text())
     assert vae_cfg["scaling_factor"] != 0.18215, "latent scale is measured on the data"
+    start = [r for r in rows if r.get("event") == "start"][0]
+    assert start["unet"]["effective_batch"] == 4 and start["unet"]["steps_per_epoch"] == 3  # 12 images / 4
+    assert start["vae"] == {"effective_batch": 4, "steps_per_epoch": 3, "steps": 2}
+    # one latent per image (the dihedral transforms applied on the fly), sharded on disk
+    (manifest,) = (out / "latents").glob("*/latents.json")
+    info = json.loads(manifest.read_text())
+    assert info["copies"] == 1 and info["n"] == 12 and np.load(manifest.parent / info["shards"][0]).shape[0] == 12
 
 
 @pytest.mark.slow
@@ -249,6 +257,11 @@ def test_two_processes_follow_the_one_process_lr_curve_and_step_count(tiny_cache
     assert curve(rows_two, event="train") == unet_one
     vae_one = curve(rows_one, stage="vae")
     assert [s for s, _ in vae_one] == [2, 4] and curve(rows_two, stage="vae") == vae_one
+    accum = variant["gradient_accumulation_steps"]
+    for rows, world in ((rows_one, 1), (rows_two, 2)):
+        (start,) = [r for r in rows if r.get("event") == "start"]
+        assert start["num_processes"] == world and start["unet"]["effective_batch"] == 4 * world * accum
+        assert start["unet"]["steps_per_epoch"] == math.ceil(12 / (4 * world * accum))
     for rows in (rows_one, rows_two):  # one row per event: nothing written twice
         assert [r["step"] for r in rows if r.get("event") in ("validation", "done")] == [4, 4]
         assert sum(r.get("event") == "data" for r in rows) == 1
@@ -305,3 +318,97 @@ def test_lr_schedules_per_optimizer_step_with_several_processes_and_resume():
         seek_lr_scheduler(resumed, 5, 1)
         assert curve(resumed, 1, 9) == one[5:]
     assert curve(vae_lr_scheduler(opt(), 300, 4), 4, 300) == curve(vae_lr_scheduler(opt(), 300), 1, 300)
+
+
+def test_step_batches_are_the_in_memory_draws_whatever_the_workers(tmp_path):
+    """The DataLoader batches of (row, transform) pairs are those batch_generator draws (the rows and
+    transforms the earlier in-memory loop drew), the same with 0 or 2 workers, and the loader
+    leaves the global torch generator alone."""
+    import torch
+
+    from galaxysd_core.training.data import StepBatchSampler, batch_generator, batch_loader
+    from galaxysd_core.training.latent_cache import LatentCache
+
+    stored = torch.randn(10 * 8, 2, 4, 4)
+    np.save(tmp_path / "latents-00000.npy", stored[:48].numpy())
+    np.save(tmp_path / "latents-00001.npy", stored[48:].numpy())
+    from galaxysd_core.data.shards import ShardedArray
+
+    on_disk = LatentCache(ShardedArray([tmp_path / "latents-00000.npy", tmp_path / "latents-00001.npy"]), 10, 8,
+                          tmp_path)
+    sampler = StepBatchSampler(3, 10, 6, 2, 5, num_processes=2, process_index=1, accumulation_steps=2)
+    expected = []
+    for step in range(2, 5):
+        for micro in range(2):
+            g = batch_generator(3, step, 2, 1, micro, 2)
+            idx = torch.randint(0, 10, (6,), generator=g)
+            k = torch.randint(0, 8, (6,), generator=g)
+            expected.append((idx, stored.view(10, 8, 2, 4, 4)[idx, k]))
+            assert torch.equal(sampler.draw(step, micro)[1], idx)
+    torch.manual_seed(0)
+    for workers in (0, 2):
+        got = list(batch_loader(on_disk.dataset(), sampler, workers))
+        assert len(got) == len(expected) == len(sampler) == 6
+        for (rows, z), (idx, want) in zip(got, expected):
+            assert torch.equal(rows, idx) and torch.equal(z, want)
+    assert torch.equal(torch.get_rng_state(), torch.manual_seed(0).get_state())
+
+
+def test_identity_latents_are_transformed_on_the_fly():
+    import torch
+
+    from galaxysd_core.training.latent_cache import LatentCache
+
+    z = torch.randn(3, 2, 4, 4)
+    cache = LatentCache(z, 3, 1, Path("."))
+    rows, out = cache.dataset().__getitems__([(0, 0), (2, 5), (1, 3), (2, 5)])
+    assert torch.equal(rows, torch.tensor([0, 2, 1, 2]))
+    for got, (r, k) in zip(out, [(0, 0), (2, 5), (1, 3), (2, 5)]):
+        assert torch.equal(got, dihedral(z[r:r + 1], k)[0])
+
+
+def test_training_data_stays_lazy_with_held_out_ids_and_warns_for_old_caches(tiny_cache, tmp_path, caplog):
+    import pandas as pd
+
+    from galaxysd_core.data.cache import PreparedDataset
+    from galaxysd_core.data.shards import ShardedArray
+    from galaxysd_core.training.data import load_training_data
+
+    pd.DataFrame({"id": ["g3", "g4"]}).to_csv(tmp_path / "split_test_ids.csv", index=False)
+    cfg = _tiny_cfg(tiny_cache, tmp_path / "run", exclude_ids_from=str(tmp_path))
+    images, captions, _ = load_training_data(cfg, show_progress=False)
+    full = PreparedDataset.load(tiny_cache)
+    assert isinstance(images, ShardedArray) and len(images) == len(captions) == 10
+    assert np.array_equal(images[3], full.images[5])  # g3 and g4 left out
+    try:
+        from test_dataset_cache import write_format1_cache
+    except ImportError:
+        from tests.test_dataset_cache import write_format1_cache
+    write_format1_cache(tmp_path / "old", full)
+    with caplog.at_level("WARNING", logger="galaxysd_core.training.data"):
+        images, _, _ = load_training_data(_tiny_cfg(tmp_path / "old", tmp_path / "r2"), show_progress=False)
+    assert isinstance(images, np.ndarray) and "galaxysd data convert" in caplog.text
+
+
+@pytest.mark.slow
+def test_streamed_loop_equals_the_in_memory_loop(tiny_cache, tmp_path):
+    """With the 8 transforms encoded, streaming the sharded latent cache through a DataLoader with
+    2 workers trains exactly what the in-memory loop trains (same losses, same weights)."""
+    from safetensors.torch import load_file
+
+    kw = dict(vae_steps=2, max_train_steps=3, log_every=1, validation_steps=100, checkpointing_steps=100,
+              save_snapshots=False, latent_dihedral="encoded", num_threads=1)
+    train_diffusion(_tiny_cfg(tiny_cache, tmp_path / "mem", latent_loading="memory", **kw), show_progress=False)
+    (tmp_path / "disk").mkdir()
+    import shutil
+
+    shutil.copytree(tmp_path / "mem" / "vae_stage", tmp_path / "disk" / "vae_stage")  # the same VAE
+    train_diffusion(_tiny_cfg(tiny_cache, tmp_path / "disk", latent_loading="stream", dataloader_num_workers=2,
+                              **kw), show_progress=False)
+    losses = [[r["loss"] for r in _log_rows(tmp_path / run) if r.get("event") == "train"] for run in ("mem", "disk")]
+    assert len(losses[0]) == 3 and losses[0] == losses[1]
+    weights = [load_file(str(tmp_path / run / "model" / "unet" / "diffusion_pytorch_model.safetensors"))
+               for run in ("mem", "disk")]
+    assert all(np.array_equal(weights[0][k].numpy(), weights[1][k].numpy()) for k in weights[0])
+    (manifest,) = (tmp_path / "disk" / "latents").glob("*/latents.json")
+    assert json.loads(manifest.read_text())["copies"] == 8

@@ -14,7 +14,7 @@ from galaxysd_core.models.mini import MiniModelConfig, build_mini_components
 
 #: Sizes of the tiny random model used by tests (a few seconds for a whole generation on CPU).
 TINY_CONFIG = MiniModelConfig(
-    resolution=32, vae_channels=(8, 16), unet_channels=(16, 32),
+    resolution=32, latent_channels=4, vae_channels=(8, 16), unet_channels=(16, 32),
     unet_down_blocks=("DownBlock2D", "CrossAttnDownBlock2D"),
     unet_up_blocks=("CrossAttnUpBlock2D", "UpBlock2D"), unet_heads=2, norm_groups=8, vae_norm_groups=8,
     text_hidden=32, text_layers=1, text_heads=2, text_intermediate=64)

@@ -1,18 +1,27 @@
 """Augmentation experiment: does GalaxySD synthetic data help rare-class classifiers? (thin wrapper)
 
-Trains the same one-head classifier with (a) real data only, (b) real + synthetic galaxies
-generated from the class caption, (c) oversampling + flips/rotations, (d) focal loss, for merger,
-edge-on and spiral-vs-smooth, with 10 / 30 / 100 / all real positives and several seeds, and
-measures purity, completeness and F1 on the fixed held-out real test split of the shipped
-classifier. All logic lives in :mod:`galaxysd_core.science.augmentation` (the experiment) and
-:mod:`galaxysd_core.science.augmentation_report` (running it and writing its results).
+Trains the same one-head 128 px classifier (stem stride 4) with (a) real data only, (b) real +
+synthetic galaxies generated from the class caption, (c) oversampling + flips/rotations, (d) focal
+loss (Lin et al. 2017), (e) synthetic + oversampling + flips, for the rare classes with real GZ2
+vote labels (dust lane, merger, ring, bar) and edge-on as a common control, with 10 / 30 / 100 /
+all real positives and several seeds, and measures purity, completeness, F1 and average precision
+on the fixed held-out real test split of the shipped classifier (GalaxySD Sec. 4.1-4.2). All logic
+lives in :mod:`galaxysd_core.science.augmentation` (the experiment) and
+:mod:`galaxysd_core.science.augmentation_report` (running it, writing its results, and
+``metrics_page_content`` for the Metrics page: table, grouped-bar figures, discussion).
 
-Example (the shipped results in ``assets/augmentation``)::
+Full run (after the 128 px GalaxySD-mini v2 replaces assets/galaxysd-mini)::
 
-    OMP_NUM_THREADS=1 python train/experiment_augmentation.py --model assets/galaxysd-mini \\
-        --caches cache/gz1_64 cache/gz2_examples_64 --out assets/augmentation
+    OMP_NUM_THREADS=1 python train/experiment_augmentation.py --model assets/galaxysd-mini \
+        --caches cache/gz2_cutouts_128 --out assets/augmentation
+    # 5 tasks x (10/30/100/all; shots >= the training positives are skipped: 17 settings) x 5 arms x
+    # 3 seeds = 255 runs of 150 steps x 32 images at 128 px (0.11 CPU-s per step + ~2 s scoring the
+    # 1,148 test galaxies: ~19 CPU-s per run, ~80 CPU-min) plus 5 x 192 synthetic images from the 128 px
+    # v2 model (generated once, cached; ~10-15 CPU-min): ~1.5 CPU-hours; two processes with disjoint
+    # --tasks (e.g. dust-lane merger ring / bar edge-on) use both cores: ~50 min wall.
 
-``--quick`` runs a tiny version (2 seeds, 10 positives, 20 steps) to check the set-up.
+``--quick`` runs a tiny version (2 seeds, 10 positives, 20 steps at 64 px) to check the set-up;
+``--model random`` uses an untrained GalaxySD-mini (the set-up, not the science).
 """
 from __future__ import annotations
 

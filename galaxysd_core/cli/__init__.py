@@ -1,5 +1,5 @@
 """``galaxysd`` command line: ``galaxysd data ...``, ``galaxysd generate``, ``galaxysd evaluate``,
-``galaxysd classify``.
+``galaxysd classify``, ``galaxysd detg scan``.
 
 Each sub-command lives in its own module of this package (``cli/data.py``, ``cli/generate.py``,
 ``cli/evaluate.py``, ``cli/classify.py``) exposing ``add_parser(subparsers)``;
@@ -15,7 +15,8 @@ from typing import List, Optional
 from galaxysd_core.errors import GalaxySDError
 
 #: sub-command name -> module implementing it
-SUBCOMMANDS = {"data": "data", "generate": "generate", "evaluate": "evaluate", "classify": "classify"}
+SUBCOMMANDS = {"data": "data", "generate": "generate", "evaluate": "evaluate", "classify": "classify",
+               "detg": "detg"}
 
 
 def build_parser() -> argparse.ArgumentParser:

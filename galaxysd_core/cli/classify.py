@@ -20,6 +20,7 @@ import sys
 import warnings
 
 from galaxysd_core.cli.data import crop_fraction_arg
+from galaxysd_core.cli.generate import add_device_arguments
 from galaxysd_core.errors import GalaxySDValueError
 
 #: Skipped images listed on stderr (all are in the .skipped.csv file).
@@ -47,6 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, help="only the first N rows")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_arguments(p, dtype=False)  # the classifier always runs in float32 (BatchNorm, 1 M parameters)
     p.set_defaults(func=run)
     return p
 
@@ -73,10 +75,11 @@ def _records(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from galaxysd_core.evaluation.classify import classify_records, skipped_path, write_classification
     from galaxysd_core.models.classifier import MorphologyClassifier
+    from galaxysd_core.pipelines.devices import resolve_device
 
     if args.batch_size < 1:
         raise GalaxySDValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = MorphologyClassifier.from_pretrained(args.model)
+    model = MorphologyClassifier.from_pretrained(args.model, map_location=resolve_device(args.device))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         records = _records(args)
@@ -96,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
     if len(result.skipped) > SHOW_SKIPPED:
         print(f"... {len(result.skipped) - SHOW_SKIPPED} more", file=sys.stderr)
     print(f"classified {len(result.table)} images ({len(result.skipped)} skipped, listed in "
-          f"{skipped_path(args.out)}) in {result.seconds:.1f} s ({result.images_per_s:.0f} images/s) -> {args.out}")
+          f"{skipped_path(args.out)}) in {result.seconds:.1f} s ({result.images_per_s:.0f} images/s on "
+          f"{result.device}) -> {args.out}")
     return 0

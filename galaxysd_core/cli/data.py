@@ -5,7 +5,8 @@ Examples
 ::
 
     galaxysd data download --out ~/gz2
-    galaxysd data prepare --source gz2 --root ~/gz2 --out cache/gz2_64
+    galaxysd data prepare --source gz2 --root ~/gz2 --out cache/gz2_64 --workers 16
+    galaxysd data convert cache/gz1_64      # a cache of the earlier single-file format -> shards
     galaxysd data prepare --source catalog --catalog DATA/gz1_sdss/labels.csv \\
         --out cache/gz1_64 --resolution 64
     galaxysd data describe --source votes \\
@@ -145,9 +146,32 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     report = prepare_dataset(records, args.out, resolution=args.resolution, crop_fraction=crop,
                              show_progress=not args.quiet, source_info=info,
                              **({"max_pixels": args.max_pixels} if args.max_pixels else {}),
-                             caption_settings=caption_settings)
+                             caption_settings=caption_settings, workers=args.workers, shard_size=args.shard_size,
+                             resume=not args.no_resume)
     print(report.summary(max_lines=args.show_skipped))
     return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from galaxysd_core.data.cache import PreparedDataset, convert_to_shards
+
+    for folder in args.caches:
+        was_sharded = PreparedDataset.load(folder).is_sharded
+        convert_to_shards(folder, shard_size=args.shard_size)
+        ds = PreparedDataset.load(folder)
+        state = "already sharded" if was_sharded else f"converted to {len(ds.config['shards'])} shards"
+        print(f"{folder}: {len(ds)} images, {state}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
@@ -179,7 +203,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``data`` with the sub-commands ``download``, ``prepare`` and ``describe``."""
+    """Register ``data`` with the sub-commands ``download``, ``prepare``, ``convert`` and ``describe``."""
     data = subparsers.add_parser("data", help="download, prepare and describe galaxy data",
                                  description="Download the GZ2 release, prepare training caches and "
                                              "describe the morphology distribution of a source.")
@@ -196,8 +220,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse images with more pixels (decompression bombs); default 64e6")
     p.add_argument("--show-skipped", type=int, default=20, help="skipped files listed (all are in skipped.csv)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes decoding images in parallel (one shard each at a time; default 1)")
+    p.add_argument("--shard-size", type=_positive_int, default=None,
+                   help="images per shard file (default: about 256 MiB of images, 64..4096)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="decode every shard again (default: a re-run keeps the shards an earlier run of the "
+                        "same records and settings finished)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
+
+    c = sub.add_parser("convert", help="rewrite caches of the earlier single-file format as shards",
+                       description="Rewrite prepared caches of the earlier format (one images.safetensors, "
+                                   "loaded whole into memory) as image shards read lazily; the source images "
+                                   "are not needed. Sharded caches are left as they are.")
+    c.add_argument("caches", nargs="+", help="prepared cache folders")
+    c.add_argument("--shard-size", type=_positive_int, default=None, help="images per shard file")
+    c.set_defaults(func=_cmd_convert)
 
     d = sub.add_parser("describe", help="print the morphology distribution (feature counts, combinations)")
     _add_source_flags(d)

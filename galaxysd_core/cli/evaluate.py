@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from galaxysd_core.cli.generate import add_device_arguments
 from galaxysd_core.config import OUTPUT_DIR_NAME
 from galaxysd_core.errors import GalaxySDValueError
 
@@ -58,6 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"output folder for the tables (default ./{OUTPUT_DIR_NAME}/evaluation in the current "
                         f"folder; the Metrics page reads <model>/metrics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from galaxysd_core.evaluation.checkpoints import evaluate_checkpoints
     from galaxysd_core.evaluation.config import EvaluationConfig, Sweep, read_prompts
     from galaxysd_core.evaluation.runner import evaluate
+    from galaxysd_core.pipelines.devices import device_environment
 
     if args.num_images < 1:
         raise GalaxySDValueError(f"-n must be >= 1, got {args.num_images}")
@@ -78,15 +81,19 @@ def run(args: argparse.Namespace) -> int:
     sweeps = [Sweep.parse(s) for s in args.sweep]
     if args.real_cache is None:
         print("note: no --real-cache given; only prompt consistency is computed")
-    if args.checkpoints:
-        if sweeps:
-            raise GalaxySDValueError("--sweep cannot be combined with --checkpoints; run them separately")
-        res = evaluate_checkpoints(args.checkpoints, prompts, config=config, classifier=args.classifier,
-                                   real=args.real_cache, out_dir=out, progress=not args.quiet)
-    else:
-        res = evaluate(str(model_dir(args.model)), prompts, config=config, sweeps=sweeps,
-                       classifier=args.classifier, real=args.real_cache, out_dir=out,
-                       progress=not args.quiet)
+    if args.checkpoints and sweeps:
+        raise GalaxySDValueError("--sweep cannot be combined with --checkpoints; run them separately")
+    # Every pipeline the evaluation loads (one model, or each snapshot) goes through load_pipeline, which
+    # reads $GALAXYSD_DEVICE / $GALAXYSD_DTYPE: set for this command, checked before anything loads.
+    with device_environment(args.device, args.dtype) as choice:
+        print(f"device: {choice.describe()}")
+        if args.checkpoints:
+            res = evaluate_checkpoints(args.checkpoints, prompts, config=config, classifier=args.classifier,
+                                       real=args.real_cache, out_dir=out, progress=not args.quiet)
+        else:
+            res = evaluate(str(model_dir(args.model)), prompts, config=config, sweeps=sweeps,
+                           classifier=args.classifier, real=args.real_cache, out_dir=out,
+                           progress=not args.quiet)
     cols = [c for c in ("step", "prompt", "sweep_variable", "sweep_value", "consistency", "precision", "recall",
                         "density", "coverage", "domain_fd", "domain_kid") if c in res.table.columns]
     with_pd_opts(lambda: print(res.table[cols].to_string(index=False)))

@@ -3,17 +3,29 @@
 Example::
 
     galaxysd generate "sdss, smooth, {completely round:1.3} galaxy, {dust lane:1.3}" \\
-        -n 8 --seed 0 --steps 20 --guidance 6.5 --out galaxysd-output/samples --fits
+        -n 8 --seed 0 --out galaxysd-output/samples --fits
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from galaxysd_core.config import OUTPUT_DIR_NAME
+from galaxysd_core.config import DEVICE_ENV, DTYPE_ENV, OUTPUT_DIR_NAME
 from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.schema.gz2 import ANSWER_BY_PHRASE
+
+
+def add_device_arguments(p: argparse.ArgumentParser, dtype: bool = True) -> None:
+    """``--device`` (and ``--dtype``) of the commands that run models (generate, evaluate, classify)."""
+    p.add_argument("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
+                   help=f"device to run on (default ${DEVICE_ENV}, else auto: CUDA when available, else MPS, "
+                        f"else CPU); an unavailable device is an error")
+    if dtype:
+        p.add_argument("--dtype", default=None, metavar="auto|fp32|fp16|bf16",
+                       help=f"precision of the diffusion model (default ${DTYPE_ENV}, else auto: fp16 on CUDA, "
+                            f"fp32 on CPU and MPS; bf16 needs an Ampere or newer GPU; fp16 is refused on CPU)")
 
 
 def add_parser(subparsers) -> None:
@@ -22,14 +34,22 @@ def add_parser(subparsers) -> None:
     p.add_argument("prompt", help="GalaxySD prompt, weights as {phrase:1.3}")
     p.add_argument("-n", "--num-images", type=int, default=4, help="images to generate (default 4)")
     p.add_argument("--seed", type=int, default=None, help="seed of the first image (image i uses seed+i)")
-    p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
-    p.add_argument("--guidance", type=float, default=6.5, help="classifier-free guidance scale (default 6.5)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default: the model's recommended value, 20 for the shipped model)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's recommended value, chosen from "
+                        "measurements and stated in its card: generation_defaults.json)")
     p.add_argument("--sampler", default="ddim", help="ddim, euler_a, euler or dpmpp (default ddim)")
     p.add_argument("--negative", default=None,
                    help="negative prompt (default: the automatic GZ2-tree one, e.g. 'sdss, smooth, star or artifact, "
                         "edge-on galaxy' for a spiral; give '' for none)")
-    p.add_argument("--no-tree-negatives", action="store_true",
+    p.add_argument("--no-tree-negatives", action="store_const", const=False, default=None, dest="tree_negatives",
                    help="without --negative: plain unconditional guidance (as GalaxySD samples)")
+    p.add_argument("--tree-negatives", action="store_const", const=True, dest="tree_negatives",
+                   help="without --negative: the automatic GZ2-tree negative prompt (default: the model's "
+                        "recommended policy)")
+    p.add_argument("--no-sky-noise", action="store_const", const=False, default=None, dest="sky_noise",
+                   help="do not add the model's measured SDSS sky noise after decoding")
     p.add_argument("--init-image", default=None, help="start from this real galaxy image (img2img)")
     p.add_argument("--strength", type=float, default=0.6, help="img2img strength in (0, 1] (default 0.6)")
     p.add_argument("--model", default=None, help="model folder (default $GALAXYSD_MODEL_DIR or the shipped model)")
@@ -37,6 +57,7 @@ def add_parser(subparsers) -> None:
                    help=f"output folder (default ./{OUTPUT_DIR_NAME}/generate in the current folder)")
     p.add_argument("--fits", action="store_true", help="also write FITS files with a provenance header")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -48,14 +69,18 @@ def run(args: argparse.Namespace) -> int:
     from galaxysd_core.io.fits import save_fits
     from galaxysd_core.io.png import save_png
     from galaxysd_core.io.uploads import load_uploaded_image
+    from galaxysd_core.pipelines.devices import describe_pipeline_device
     from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
     if args.num_images < 1:
         raise GalaxySDValueError("--num-images must be at least 1")
     folder = model_dir(args.model)
-    pipe = load_pipeline(folder)
+    pipe = load_pipeline(folder, device=args.device, dtype=args.dtype)
+    if not args.quiet:
+        print(f"device: {describe_pipeline_device(pipe)}", file=sys.stderr)
     init = load_uploaded_image(args.init_image) if args.init_image else None
-    bar = tqdm(total=args.steps, desc="denoising", disable=args.quiet)
+    bar = tqdm(total=args.steps or pipe.generation_defaults.num_inference_steps, desc="denoising",
+               disable=args.quiet)
 
     def progress(step: int, total: int) -> None:
         bar.total = total
@@ -64,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = pipe(args.prompt, negative_prompt=args.negative, num_images_per_prompt=args.num_images, seed=args.seed,
                num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.sampler,
-               image=init, strength=args.strength, callback=progress, tree_negatives=not args.no_tree_negatives)
+               image=init, strength=args.strength, callback=progress, tree_negatives=args.tree_negatives,
+               sky_noise=args.sky_noise)
     bar.close()
     target = Path(args.out) if args.out else output_dir("generate")
     target.mkdir(parents=True, exist_ok=True)

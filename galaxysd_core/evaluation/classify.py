@@ -34,11 +34,14 @@ class ClassificationResult:
         ``{"id", "path", "reason"}`` of every record that gave no image.
     seconds : float
         Wall time (decoding and inference).
+    device : str
+        Device the classifier ran on (``"cpu"``, ``"cuda:0"``, ...).
     """
 
     table: Any
     skipped: List[dict] = field(default_factory=list)
     seconds: float = 0.0
+    device: str = "cpu"
 
     @property
     def images_per_s(self) -> float:
@@ -52,6 +55,8 @@ def classify_records(model, records: Sequence[Any], *, crop_fraction: float = 1.
     Parameters
     ----------
     model : MorphologyClassifier
+        Runs where its weights are (``MorphologyClassifier.from_pretrained(path, map_location=device)``,
+        e.g. ``galaxysd classify --device cuda``); images are decoded on the CPU and moved per batch.
     records : sequence of GalaxyRecord
         Records with ``id`` and ``image_path`` (labels are not needed).
     crop_fraction : float
@@ -106,8 +111,8 @@ def classify_records(model, records: Sequence[Any], *, crop_fraction: float = 1.
     table = pd.DataFrame(values, columns=cols)
     table.insert(0, "id", ids)
     seconds = time.perf_counter() - start
-    logger.info("classified %d images in %.1f s (%d skipped)", len(ids), seconds, len(skipped))
-    return ClassificationResult(table=table, skipped=skipped, seconds=seconds)
+    logger.info("classified %d images in %.1f s on %s (%d skipped)", len(ids), seconds, model.device, len(skipped))
+    return ClassificationResult(table=table, skipped=skipped, seconds=seconds, device=str(model.device))
 
 
 def skipped_path(out) -> "Path":

@@ -1,23 +1,32 @@
 """Shipping a trained GalaxySD run: the release protocol behind ``train/finalize_model.py``.
 
 :func:`release_model` copies the run's final pipeline (``<run>/model``) into the release folder
-(e.g. ``assets/galaxysd-mini``) and then, in this order, writes into ``<out>/metrics/``:
+(e.g. ``assets/galaxysd-mini``) and then writes, in this order (``metrics/`` unless named):
 
-1. ``evaluation.*`` and ``real_benchmark.json``: the quality-bar prompts (:data:`QUALITY_BAR`) plus
-   :data:`EXTRA_PROMPTS` at guidance 1, 3, 5 and 6.5 with the automatic GZ2-tree negative prompt;
-2. ``evaluation_plain.*``: the same without a negative prompt (plain unconditional guidance, as
-   GalaxySD samples);
-3. ``weight_sweep.*``: the dust-lane weight sweep of :data:`DETG_PROMPT` (half the images);
-4. ``pareto.csv``: rows of 1 and 3 together (realism / diversity / consistency trade-off);
-5. ``checkpoints.*`` and ``training_metrics.csv``: every training snapshot on the quality-bar
-   prompts and the merger prompt (unless skipped);
-6. ``morphology_distribution.*``: the captions the model was trained on
-   (:func:`galaxysd_core.schema.morphology_stats.describe`);
+1. ``reconstruction.json``: the VAE on held-out real galaxies (PSNR, classifier heads and the
+   dust-lane signal on reconstructions vs originals; :mod:`galaxysd_core.evaluation.reconstruction`),
+   and the model's ``sky_noise.json`` (the sky noise real cutouts have and reconstructions lack;
+   :mod:`galaxysd_core.pipelines.sky_noise`);
+2. ``guidance_sweep.*``: the evaluated prompts (:data:`QUALITY_BAR` + :data:`EXTRA_PROMPTS`) at the
+   guidance values of :data:`GUIDANCE_VALUES`, with and without the automatic GZ2-tree negative
+   prompt (``n_sweep`` images each);
+3. ``pareto.csv`` + ``front.png`` and the model's ``generation_defaults.json``: the setting chosen
+   from the measured front (:mod:`galaxysd_core.evaluation.defaults`), which the pipeline, CLI and
+   app use;
+4. ``evaluation.*`` and ``real_benchmark.json``: the prompts at the chosen defaults (``n`` images);
+5. ``feature_effects.csv`` and ``dust_sweep.csv``: paired-seed on/off tests of every feature and the
+   dust-lane extrapolation sweep (:mod:`galaxysd_core.evaluation.feature_effects`);
+6. ``background.json`` + ``pixel_histograms.png``: sky level, noise and pixel histograms of real
+   and generated galaxies (:mod:`galaxysd_core.evaluation.background`);
+7. ``checkpoints.*``, ``training_metrics.csv`` + ``training_curves.png``: every training snapshot at
+   the chosen defaults (unless skipped);
+8. ``morphology_distribution.*``: the captions the model was trained on;
 
-then the 8 prompts x 8 seeds sample grid ``samples_grid.png`` (:data:`GRID_PROMPTS`, guidance 5,
-the recommended setting) and the model card ``README.md``
-(:func:`galaxysd_core.evaluation.model_card.write_model_card`, with :data:`NOTES`). All runs use
-DDIM, 20 steps (``steps``) and seeds ``0 .. n-1``.
+then the sample grid ``samples_grid.png`` (:data:`GRID_PROMPTS` x 8 seeds), GalaxySD's Figure 3
+``figure3.png`` (a real held-out galaxy of each prompt of the table A-P beside generated ones), the
+dust-lane sweep grid ``dust_sweep.png``, and the model card ``README.md``
+(:func:`galaxysd_core.evaluation.model_card.write_model_card`). All runs use DDIM, ``steps`` steps
+and seeds ``0 .. n-1``.
 """
 from __future__ import annotations
 
@@ -27,57 +36,50 @@ import shutil
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import pandas as pd
 
 from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError
+from galaxysd_core.evaluation.background import compare_backgrounds, measure_release_noise
 from galaxysd_core.evaluation.checkpoints import evaluate_checkpoints
-from galaxysd_core.evaluation.config import EvaluationConfig
+from galaxysd_core.evaluation.config import GALAXYSD_PROMPT_TABLE, EvaluationConfig
+from galaxysd_core.evaluation.defaults import choose_defaults, summarize_settings
+from galaxysd_core.evaluation.feature_effects import dust_lane_sweep, feature_effects
 from galaxysd_core.evaluation.model_card import write_model_card
+from galaxysd_core.evaluation.plots import front_plot, histogram_plot, training_curves
 from galaxysd_core.evaluation.quality_bar import QUALITY_BAR
-from galaxysd_core.evaluation.runner import evaluate, write_results
-from galaxysd_core.evaluation.sample_grid import sample_grid
+from galaxysd_core.evaluation.reconstruction import reconstruction_report
+from galaxysd_core.evaluation.runner import evaluate, generate, load_classifier, write_results
+from galaxysd_core.evaluation.sample_grid import real_vs_generated_grid, sample_grid
 from galaxysd_core.schema.morphology_stats import describe
 from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE
 
 logger = logging.getLogger(__name__)
 
 #: Prompts evaluated besides the quality bar.
-EXTRA_PROMPTS = ["sdss, smooth, cigar shaped galaxy", "sdss, merger"]
+EXTRA_PROMPTS = ["sdss, smooth, cigar shaped galaxy", "sdss, merger",
+                 "sdss, features or disk-shaped, bar-shaped structure in the center of galaxy, spiral galaxy",
+                 "sdss, features or disk-shaped, spiral galaxy, ring galaxy"]
 #: Rows of the sample grid (one per prompt, 8 seeds each).
 GRID_PROMPTS = [
     "sdss, smooth, completely round galaxy",
     "sdss, smooth, in-between round galaxy",
     "sdss, smooth, cigar shaped galaxy",
     "sdss, features or disk-shaped, spiral galaxy",
-    "sdss, features or disk-shaped, edge-on galaxy",
-    "sdss, merger",
-    "sdss, smooth, {completely round galaxy:1.3}, {dust lane:1.3}",
-    "sdss, features or disk-shaped, edge-on galaxy, {dust lane:1.5}",
+    "sdss, features or disk-shaped, bar-shaped structure in the center of galaxy, spiral galaxy",
+    "sdss, features or disk-shaped, edge-on galaxy, with rounded edge-on bulge",
+    "sdss, features or disk-shaped, spiral galaxy, ring galaxy",
+    "sdss, smooth, in-between round galaxy, merger",
+    "sdss, smooth, in-between round galaxy, {dust lane:1.6}",
 ]
-#: Prompt of the dust-lane weight sweep (a dust-lane early-type galaxy, D-ETG).
-DETG_PROMPT = "sdss, smooth, completely round galaxy, dust lane"
-#: Guidance sweep of the main and plain evaluations, and the dust-lane weights.
-GUIDANCE_SWEEP = "guidance=1,3,5,6.5"
-WEIGHT_SWEEP = "weight:dust lane=0.8,1.0,1.3,1.6,2.0"
-#: Guidance of the sample grid (the recommended setting, see NOTES).
-GRID_GUIDANCE = 5.0
-#: Reading of the numbers for users of the shipped model (checked against the tables above them).
-NOTES = [
-    "Recommended: guidance 5 with the automatic negative prompt. There every quality-bar prompt passes and the "
-    "mean consistency is within 0.1 of real galaxies; at 6.5 smooth and edge-on samples lose almost all "
-    "diversity (recall 0.01-0.02 in classifier space: near-identical galaxies) and are more consistent than "
-    "real ones by more than 0.1; at 3 the spiral prompt fails.",
-    "The automatic negative prompt is what makes spirals work: without it (GalaxySD's own sampling) the spiral "
-    "prompt stays below 0.70 at every guidance (at most 0.59) because about half the samples look edge-on to the "
-    "classifier. The spiral fraction was still rising with training steps; a longer run or an SD 1.5 fine-tune "
-    "on a GPU is the real fix. The negative prompt costs diversity (recall of smooth galaxies at guidance 3: "
-    "0.32 with it, 0.70 without), so switch it off when diversity matters more than the class.",
-    "Cigar-shaped smooth galaxies are classified edge-on by the project classifier more often than not without a "
-    "negative prompt (0.16-0.45 smooth at guidance 3-6.5); the classifier, trained on GZ1 labels at 64 px, is "
-    "itself unsure between elongated ellipticals and edge-on discs.",
-]
+#: Guidance values of the sweep the defaults are chosen from (each with and without tree negatives).
+GUIDANCE_VALUES = (1.5, 2.5, 4.0, 6.5)
+#: Reading of the numbers for users of the shipped model (written after looking at the tables).
+NOTES: Sequence[str] = ()
 #: Columns averaged per training step in ``training_metrics.csv``.
 STEP_COLUMNS = ("consistency", "precision", "recall", "density", "coverage", "domain_fd", "domain_kid")
+#: Held-out real galaxies used for the VAE and background measurements (at most).
+HELD_OUT_IMAGES = 512
 
 
 def copy_model(run_dir: Union[str, Path], out_dir: Union[str, Path]) -> Path:
@@ -102,10 +104,41 @@ def copy_model(run_dir: Union[str, Path], out_dir: Union[str, Path]) -> Path:
     return out
 
 
+def held_out_real(caches: Sequence[Union[str, Path]], test_ids: Sequence[str], resolution: int,
+                  limit: int = HELD_OUT_IMAGES):
+    """``(images, index)`` of the held-out galaxies (``test_ids``) in the caches at the model's
+    resolution, in id-hash order, at most ``limit``; all images when no id matches. ``index`` holds
+    the caches' rows (id, caption, answer targets) of those images."""
+    from galaxysd_core._utils import resize_images
+    from galaxysd_core.data.cache import PreparedDataset
+    from galaxysd_core.evaluation.reference import _hash_rank
+
+    imgs, rows = [], []
+    wanted = set(map(str, test_ids))
+    for c in caches:
+        ds = PreparedDataset.load(c)
+        sel = ds.index["id"].astype(str).isin(wanted).to_numpy() if wanted else np.ones(len(ds), bool)
+        k = np.flatnonzero(sel)
+        if not len(k):
+            continue
+        imgs.append(resize_images(np.asarray(ds.images[k]), resolution))
+        rows.append(ds.index.iloc[k])
+    if not imgs:
+        if wanted:
+            return held_out_real(caches, [], resolution, limit)
+        raise GalaxySDValueError("the real caches hold no images")
+    index = pd.concat(rows, ignore_index=True)
+    index["id"] = index["id"].astype(str)
+    index["caption"] = index["caption"].astype(str)
+    order = _hash_rank(list(index["id"]))[:limit]
+    return np.concatenate(imgs)[order], index.iloc[order].reset_index(drop=True)
+
+
 def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: Sequence[Union[str, Path]], *,
-                  n: int = 64, n_checkpoints: int = 32, steps: int = 20, bench_text: Optional[str] = None, copy: bool = True,
-                  checkpoints: bool = True, notes: Sequence[str] = tuple(NOTES), classifier=None,
-                  progress: bool = True) -> Path:
+                  n: int = 64, n_sweep: int = 32, n_checkpoints: int = 32, steps: int = 20,
+                  guidance_values: Sequence[float] = GUIDANCE_VALUES, bench_text: Optional[str] = None,
+                  copy: bool = True, checkpoints: bool = True, notes: Sequence[str] = tuple(NOTES),
+                  classifier=None, progress: bool = True) -> Path:
     """Copy, evaluate and document a trained run (the steps are listed in the module docstring).
 
     Parameters
@@ -116,13 +149,18 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
         Release folder, e.g. ``assets/galaxysd-mini``; replaced by the model (``metrics/`` kept).
     caches : sequence of path
         Prepared caches of real galaxies: the reference of the distribution and light-profile
-        metrics.
+        metrics; their held-out galaxies (the classifier's test split) are the VAE, background and
+        Figure 3 reference.
     n : int
-        Images per prompt and sweep point (the weight sweep uses ``n // 2``).
+        Images per prompt at the defaults and per side of each feature test.
+    n_sweep : int
+        Images per prompt and setting of the guidance x negative-prompt sweep.
     n_checkpoints : int
         Images per prompt for each training snapshot.
     steps : int
-        Denoising steps of every evaluation and of the grid (20 for the shipped model).
+        Denoising steps of every evaluation and of the grids.
+    guidance_values : sequence of float
+        Guidance values of the sweep.
     bench_text : str, optional
         Output of ``bench/bench_generate.py``, quoted in the card.
     copy : bool
@@ -132,17 +170,24 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     notes : sequence of str
         Reading of the numbers for the card.
     classifier : path or MorphologyClassifier, optional
-        Defaults to the shipped ``assets/classifier``.
+        Defaults to the shipped ``assets/classifier``; it must predict GZ2 votes for the dust-lane
+        sweep (skipped otherwise).
 
     Returns
     -------
     pathlib.Path
         The written model card.
     """
+    from galaxysd_core.evaluation.reference import classifier_test_ids
+    from galaxysd_core.pipelines.generation_defaults import GENERATION_DEFAULTS_FILE
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+    from galaxysd_core.pipelines.sky_noise import SKY_NOISE_FILE
+
     if not caches:
         raise GalaxySDValueError("give at least one prepared cache of real galaxies (--caches DIR)")
-    if n < 2 or n_checkpoints < 1 or steps < 1:
-        raise GalaxySDValueError(f"n must be >= 2, n_checkpoints and steps >= 1, got {n}, {n_checkpoints} and {steps}")
+    if n < 2 or n_sweep < 2 or n_checkpoints < 1 or steps < 1 or not guidance_values:
+        raise GalaxySDValueError(f"n and n_sweep must be >= 2, n_checkpoints and steps >= 1 and guidance values "
+                                 f"given, got {n}, {n_sweep}, {n_checkpoints}, {steps}, {list(guidance_values)}")
     run, out = Path(run_dir), Path(out_dir)
     if copy:
         copy_model(run, out)
@@ -153,32 +198,89 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
                                 f"train/train_diffusion.py")
     metrics = out / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
-    config = EvaluationConfig(n=n, seed=0, steps=steps, guidance=6.5)
+    for stale in (GENERATION_DEFAULTS_FILE, SKY_NOISE_FILE):  # measured again below
+        (out / stale).unlink(missing_ok=True)
+    clf, clf_source = load_classifier(classifier)
+    test_ids = classifier_test_ids(clf_source) or []
     real = [str(c) for c in caches]
     prompts = list(QUALITY_BAR) + EXTRA_PROMPTS
 
-    res = evaluate(out, prompts, config=config, sweeps=[GUIDANCE_SWEEP], classifier=classifier, real=real,
-                   out_dir=metrics, progress=progress)
-    plain = evaluate(out, prompts, config=EvaluationConfig(n=n, seed=0, steps=steps, guidance=6.5, tree_negatives=False),
-                     sweeps=[GUIDANCE_SWEEP], classifier=classifier, real=real, benchmark=False, progress=progress)
-    write_results(plain, metrics, name="evaluation_plain")
-    weight = evaluate(out, [DETG_PROMPT], config=EvaluationConfig(n=n // 2, seed=0, steps=steps, guidance=6.5),
-                      sweeps=[WEIGHT_SWEEP], classifier=classifier, real=real, benchmark=False, progress=progress)
-    write_results(weight, metrics, name="weight_sweep")
-    pd.concat([res.table, weight.table], ignore_index=True).to_csv(metrics / "pareto.csv", index=False)
-    logger.info("wrote the guidance and weight sweeps to %s", metrics)
+    # 1. the VAE on held-out galaxies, and the sky noise it misses
+    pipe = load_pipeline(out)
+    held, held_index = held_out_real(real, test_ids, pipe.default_size)
+    from galaxysd_core.training.classifier_data import caption_truth
+
+    truth = caption_truth(held_index.reindex(columns=list(held_index.columns) + [
+        c for c in clf.feature_columns if c not in held_index.columns]), clf.feature_columns)
+    rec = reconstruction_report(pipe.vae, held, clf, truth)
+    (metrics / "reconstruction.json").write_text(json.dumps(rec, indent=1))
+    measure_release_noise(pipe.vae, held, pipe.default_size, real).save(out)
+
+    # 2-3. guidance x negative-prompt sweep, and the defaults chosen from its front
+    sweep = f"guidance={','.join(f'{g:g}' for g in guidance_values)}"
+    tables = {}
+    for tree in (True, False):
+        res = evaluate(out, prompts, config=EvaluationConfig(n=n_sweep, seed=0, steps=steps, tree_negatives=tree),
+                       sweeps=[sweep], classifier=clf, real=real, benchmark=False, progress=progress,
+                       extra_columns={"tree_negatives": tree}, test_ids=test_ids)
+        tables[tree] = res.table
+    pd.concat(list(tables.values()), ignore_index=True).to_csv(metrics / "guidance_sweep.csv", index=False)
+    defaults, summary = choose_defaults(summarize_settings(tables), steps=steps)
+    summary.to_csv(metrics / "pareto.csv", index=False)
+    front_plot(summary, metrics / "front.png")
+    defaults.save(out)
+    logger.info("chose guidance %.2f, tree negatives %s", defaults.guidance_scale, defaults.tree_negatives)
+    at_defaults = EvaluationConfig(n=n, seed=0, steps=steps, guidance=defaults.guidance_scale,
+                                   tree_negatives=defaults.tree_negatives)
+
+    # 4. the evaluation at the defaults
+    res = evaluate(out, prompts, config=at_defaults, classifier=clf, real=real, out_dir=metrics, progress=progress,
+                   test_ids=test_ids)
+    bench = res.benchmark or {}
+
+    # 5. every feature on/off, and the dust-lane extrapolation
+    pipe = load_pipeline(out)
+    feature_effects(pipe, clf, at_defaults).to_csv(metrics / "feature_effects.csv", index=False)
+    if clf.is_vote_model:
+        dust = dust_lane_sweep(pipe, clf, at_defaults)
+        dust.to_csv(metrics / "dust_sweep.csv", index=False)
+        sample_grid(pipe, list(dust["prompt"]), seeds=range(8), steps=steps, guidance=defaults.guidance_scale,
+                    path=out / "dust_sweep.png")
+
+    # 6. sky background and pixel histograms
+    gen = {"generated": np.concatenate([generate(pipe, p, max(8, n // 4), 0, steps, defaults.guidance_scale,
+                                                 tree_negatives=defaults.tree_negatives) for p in GRID_PROMPTS[:5]])}
+    gen["generated, no sky noise"] = np.concatenate([
+        np.asarray(pipe(p, num_images_per_prompt=max(8, n // 4), seed=0, output_type="np", sky_noise=False).images)
+        for p in GRID_PROMPTS[:5]])
+    backgrounds = compare_backgrounds(held, gen)
+    (metrics / "background.json").write_text(json.dumps(backgrounds, indent=1))
+    histogram_plot(backgrounds, metrics / "pixel_histograms.png")
+
+    # 7. training snapshots (with the release's sky-noise model, so every step is judged alike)
     if checkpoints:
-        ck = evaluate_checkpoints(run, list(QUALITY_BAR) + ["sdss, merger"],
-                                  config=EvaluationConfig(n=n_checkpoints, seed=0, steps=steps, guidance=6.5),
-                                  classifier=classifier, real=real, out_dir=metrics, progress=progress)
+        for snap in sorted((run / "snapshots").glob("step-*")):
+            shutil.copy2(out / SKY_NOISE_FILE, snap / SKY_NOISE_FILE)
+        ck = evaluate_checkpoints(run, prompts[:5], config=EvaluationConfig(
+            n=n_checkpoints, seed=0, steps=steps, guidance=defaults.guidance_scale,
+            tree_negatives=defaults.tree_negatives), classifier=clf, real=real, out_dir=metrics, progress=progress)
         cols = [c for c in STEP_COLUMNS if c in ck.table.columns]
-        ck.table.groupby("step")[cols].mean().reset_index().to_csv(metrics / "training_metrics.csv", index=False)
+        per_step = ck.table.groupby("step")[cols].mean().reset_index()
+        per_step.to_csv(metrics / "training_metrics.csv", index=False)
+        training_curves(per_step, metrics / "training_curves.png")
         logger.info("wrote the metrics of %d training snapshots", ck.table["step"].nunique())
 
+    # 8. training captions, grids, card
     info = json.loads(info_path.read_text())
     captions = [c for c, k in info["caption_counts"].items() for _ in range(int(k))]
     describe(captions).save(metrics / "morphology_distribution")
-    sample_grid(out, GRID_PROMPTS, seeds=range(8), steps=steps, guidance=GRID_GUIDANCE, path=out / "samples_grid.png")
+    sample_grid(pipe, GRID_PROMPTS, seeds=range(8), steps=steps, guidance=defaults.guidance_scale,
+                path=out / "samples_grid.png")
+    _, fig3 = real_vs_generated_grid(pipe, GALAXYSD_PROMPT_TABLE, held, list(held_index["caption"]),
+                                     list(held_index["id"]), seeds=range(5),
+                                     path=out / "figure3.png")
+    pd.DataFrame(fig3).to_csv(metrics / "figure3.csv", index=False)
     card = write_model_card(out, run, bench_text=bench_text, notes=notes)
-    logger.info("wrote %s", card)
+    logger.info("wrote %s (real consistency benchmark %s)", card,
+                (bench.get("consistency_on_real") or {}).get("consistency"))
     return card

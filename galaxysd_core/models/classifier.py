@@ -287,6 +287,11 @@ class MorphologyClassifier(nn.Module):
         return self.num_features
 
     @property
+    def device(self) -> torch.device:
+        """Device of the weights: ``predict_*`` / ``embed_images`` move their input there, results to the CPU."""
+        return next(self.parameters()).device
+
+    @property
     def is_vote_model(self) -> bool:
         """Whether the network predicts vote distributions (``output`` dirichlet or softmax)."""
         return self.config.output in VOTE_OUTPUTS
@@ -388,7 +393,7 @@ class MorphologyClassifier(nn.Module):
             outs = []
             n = len(images)
             for i in range(0, n, max(1, int(batch_size))):
-                outs.append(fn(images_to_tensor(images[i:i + batch_size])))
+                outs.append(fn(images_to_tensor(images[i:i + batch_size]).to(self.device)).cpu())
             if not outs:
                 dim = (self.num_features if fn == self.embed else len(self.config.vote_columns)
                        if getattr(fn, "__name__", "") == "fractions" else len(self.feature_columns))
@@ -429,8 +434,10 @@ class MorphologyClassifier(nn.Module):
         return out
 
     @classmethod
-    def from_pretrained(cls, directory: Union[str, Path], map_location: str = "cpu") -> "MorphologyClassifier":
-        """Load a folder written by :meth:`save_pretrained` (safetensors only, never pickle).
+    def from_pretrained(cls, directory: Union[str, Path],
+                        map_location: Union[str, torch.device] = "cpu") -> "MorphologyClassifier":
+        """Load a folder written by :meth:`save_pretrained` (safetensors only, never pickle) onto the
+        device ``map_location`` (resolve a ``--device`` with :func:`galaxysd_core.pipelines.devices.resolve_device`).
 
         Raises
         ------
@@ -460,7 +467,7 @@ class MorphologyClassifier(nn.Module):
         except GalaxySDValueError as exc:
             raise GalaxySDFileError(f"{str(cfg_path)!r} describes an invalid classifier: {exc}") from exc
         try:
-            state = load_file(str(w_path), device=map_location)
+            state = load_file(str(w_path), device="cpu")  # copied into the model, which then moves
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise GalaxySDFileError(
                 f"{str(w_path)!r} is not a readable safetensors file ({exc}); re-train or re-download "
@@ -473,12 +480,11 @@ class MorphologyClassifier(nn.Module):
                 f"weights in {str(w_path)!r} do not match {CONFIG_NAME} ({str(exc).splitlines()[0]}); "
                 f"the two files come from different models") from exc
         model.training_info = raw.get("training", {})
-        return model.eval()
+        return model.to(map_location).eval()
 
 
 def _chmod_umask(path: Path) -> None:
     import os
-
     mask = os.umask(0)
     os.umask(mask)
     try:

@@ -19,11 +19,14 @@ from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 
 from galaxysd_core.errors import GalaxySDFileError
+from galaxysd_core.pipelines.devices import cpu_generators, initial_noise
 from galaxysd_core.pipelines.inputs import check_inputs, img2img_steps
 from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE, check_model_folder
+from galaxysd_core.pipelines.generation_defaults import FALLBACK, GenerationDefaults
 from galaxysd_core.pipelines.output import GalaxySDPipelineOutput
 from galaxysd_core.pipelines.schedulers import make_scheduler, saved_scheduler_class
 from galaxysd_core.pipelines.schedulers import scheduler_name as scheduler_name_of
+from galaxysd_core.pipelines.sky_noise import SkyNoise, sky_noise_fields
 from galaxysd_core.pipelines.tree_negatives import negative_prompts_for, tree_negative
 from galaxysd_core.prompts.grammar import ParsedPrompt, parse_prompt
 from galaxysd_core.prompts.tokenization import is_word_level, text_max_length
@@ -34,17 +37,48 @@ __all__ = ["GalaxySDPipeline", "img2img_steps", "load_pipeline"]
 
 
 def load_pipeline(model: Union[str, Path, "GalaxySDPipeline"], *, progress: bool = False,
+                  device: Union[str, torch.device, None] = None, dtype: Union[str, torch.dtype, None] = None,
                   **kwargs) -> "GalaxySDPipeline":
-    """A :class:`GalaxySDPipeline` from a folder (or the pipeline itself), progress bar off by default.
+    """A :class:`GalaxySDPipeline` from a folder (or the pipeline itself) on its device, progress bar off.
 
     The one loader of the app, the CLI, evaluation, sample grids and the science scripts.
+
+    Parameters
+    ----------
+    model : path or GalaxySDPipeline
+    progress : bool
+        Show the denoising progress bar.
+    device : str or torch.device, optional
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. A folder is loaded onto the device of
+        :func:`~galaxysd_core.pipelines.devices.choose_device` (None: ``$GALAXYSD_DEVICE``, else
+        auto = CUDA when available); a pipeline object is only moved when ``device`` or ``dtype``
+        is given (training snapshots share modules with the training run).
+    dtype : str or torch.dtype, optional
+        ``auto``, ``fp32``, ``fp16`` or ``bf16`` (None: ``$GALAXYSD_DTYPE``, else float16 on CUDA
+        and float32 elsewhere).
 
     Raises
     ------
     GalaxySDFileError
         Naming the missing or corrupt file of the folder.
+    GalaxySDValueError
+        For an unknown or unavailable device, or a dtype the device does not support.
     """
-    pipe = model if not isinstance(model, (str, Path)) else GalaxySDPipeline.from_pretrained(model, **kwargs)
+    from galaxysd_core.pipelines.devices import choose_device
+
+    if isinstance(model, (str, Path)):
+        dtype = kwargs.get("torch_dtype") if dtype is None else dtype
+        choice = choose_device(device, dtype)  # checked before the (slow) loading
+        if choice.dtype != torch.float32:  # load straight into the half dtype (half the host memory)
+            kwargs["torch_dtype"] = choice.dtype
+        pipe = GalaxySDPipeline.from_pretrained(model, **kwargs)
+    else:
+        pipe, choice = model, (choose_device(device, dtype) if device is not None or dtype is not None else None)
+    if choice is not None:
+        modules = [m for m in (getattr(pipe, n, None) for n in ("unet", "vae", "text_encoder")) if m is not None]
+        cast = any(m.dtype != choice.dtype for m in modules)  # casting what already has the dtype only warns
+        pipe.to(device=choice.device, **({"dtype": choice.dtype} if cast else {}))
+        pipe.device_choice = choice
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=not progress)
     return pipe
@@ -84,6 +118,11 @@ class GalaxySDPipeline(DiffusionPipeline):
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_convert_rgb=True)
         self.trained_features: Optional[Dict[str, int]] = None
         self.source_path: Optional[str] = None
+        self.device_choice = None  # the DeviceChoice of load_pipeline (devices.describe_pipeline_device reads modules)
+        #: Recommended settings of the folder (``generation_defaults.json``), used for None arguments.
+        self.generation_defaults: GenerationDefaults = FALLBACK
+        #: Measured SDSS sky noise added after decoding (``sky_noise.json``); None = none.
+        self.sky_noise: Optional[SkyNoise] = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -141,6 +180,8 @@ class GalaxySDPipeline(DiffusionPipeline):
             except (ValueError, AttributeError, TypeError) as exc:
                 raise GalaxySDFileError(f"{str(captions_file)!r} is corrupt: {exc}") from exc
         pipe.source_path = str(root)
+        pipe.generation_defaults = GenerationDefaults.load(root) or FALLBACK
+        pipe.sky_noise = SkyNoise.load(root)
         return pipe
 
     # ------------------------------------------------------------------ helpers
@@ -200,11 +241,13 @@ class GalaxySDPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, prompt: Union[str, List[str]], negative_prompt: Optional[Union[str, List[str]]] = None,
                  num_images_per_prompt: int = 1, seed: Optional[Union[int, List[int]]] = None,
-                 num_inference_steps: int = 20, guidance_scale: float = 6.5, scheduler: Optional[str] = "ddim",
+                 num_inference_steps: Optional[int] = None, guidance_scale: Optional[float] = None,
+                 scheduler: Optional[str] = "ddim",
                  eta: float = 0.0, height: Optional[int] = None, width: Optional[int] = None,
                  image: Optional[Union[Image.Image, np.ndarray]] = None, strength: float = 0.6,
                  output_type: str = "pil", callback: Optional[Callable[[int, int], None]] = None,
-                 return_dict: bool = True, tree_negatives: bool = True) -> GalaxySDPipelineOutput:
+                 return_dict: bool = True, tree_negatives: Optional[bool] = None,
+                 sky_noise: Optional[bool] = None) -> GalaxySDPipelineOutput:
         """Generate galaxies.
 
         Parameters
@@ -220,10 +263,11 @@ class GalaxySDPipeline(DiffusionPipeline):
         seed : int or list of int, optional
             One seed (image ``i`` uses ``seed + i``; all must lie in [0, 2**63-1]) or one per image;
             random in [0, 2**31) when None.
-        num_inference_steps : int
-            In [1, 200].
-        guidance_scale : float
-            Classifier-free guidance scale in [0, 30]; <= 1 disables guidance.
+        num_inference_steps : int, optional
+            In [1, 200]; None = the model's recommended value (:attr:`generation_defaults`, 20 without one).
+        guidance_scale : float, optional
+            Classifier-free guidance scale in [0, 30]; <= 1 disables guidance; None = the model's
+            recommended value (chosen from measurements at release, see its card; 6.5 without one).
         scheduler : {"ddim", "euler_a", "euler", "dpmpp"} or None
             Sampler; None = the class the model folder saved (DDIM for the shipped model).
         eta : float
@@ -238,17 +282,25 @@ class GalaxySDPipeline(DiffusionPipeline):
         output_type : {"pil", "np", "latent"}
         callback : callable, optional
             ``callback(step, total_steps)`` after every denoising step.
-        tree_negatives : bool
+        tree_negatives : bool, optional
             Use the automatic GZ2-tree negative prompt when ``negative_prompt`` is None (GalaxySD
-            itself uses plain unconditional guidance: pass False to reproduce that).
+            itself uses plain unconditional guidance: pass False to reproduce that); None = the
+            model's recommended policy.
+        sky_noise : bool, optional
+            Add the model's measured SDSS sky noise after decoding (:mod:`~galaxysd_core.pipelines.sky_noise`;
+            nothing for a model without ``sky_noise.json``); None = the model's recommendation.
         """
-        return self._generate(prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
-                              guidance_scale, scheduler, eta, height, width, image, strength, output_type,
-                              callback, return_dict, tree_negatives)
+        d = self.generation_defaults
+        return self._generate(prompt, negative_prompt, num_images_per_prompt, seed,
+                              d.num_inference_steps if num_inference_steps is None else num_inference_steps,
+                              d.guidance_scale if guidance_scale is None else guidance_scale,
+                              scheduler, eta, height, width, image, strength, output_type, callback, return_dict,
+                              d.tree_negatives if tree_negatives is None else tree_negatives,
+                              d.sky_noise if sky_noise is None else sky_noise)
 
     def _generate(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps, guidance_scale,
                   scheduler_name, eta, height, width, image, strength, output_type, callback, return_dict,
-                  tree_negatives=True):
+                  tree_negatives=True, sky_noise=False):
         # 1. Check inputs: prompts parsed once, seeds, a fresh sampler, the start image as 8-bit RGB
         checked = check_inputs(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
                                guidance_scale, scheduler_name, height, width, image, strength, output_type, eta)
@@ -281,12 +333,11 @@ class GalaxySDPipeline(DiffusionPipeline):
         # 3. Timesteps of the call's own scheduler
         scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = scheduler.timesteps
-        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        generators = cpu_generators(seeds)  # noise of a seed drawn on the CPU: the same on every device
 
         # 4. Prepare latents (pure noise, or a noised real galaxy)
         shape = (1, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
-        noise = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]).to(device)
-        noise = noise.to(self.unet.dtype)
+        noise = initial_noise(shape, generators, device, self.unet.dtype)
         if checked.init_image is not None:
             x0 = self._image_to_tensor(checked.init_image, height, width).to(device=device, dtype=self.vae.dtype)
             init = self._to_latent(self.vae.encode(x0).latent_dist.mean).repeat(total, 1, 1, 1)
@@ -326,7 +377,7 @@ class GalaxySDPipeline(DiffusionPipeline):
             tree_negatives=bool(automatic and do_cfg), num_images_per_prompt=num_images_per_prompt,
             num_inference_steps=num_inference_steps, guidance_scale=float(guidance_scale),
             scheduler=(scheduler_name or scheduler_name_of(type(self.scheduler))), eta=float(eta),
-            height=height, width=width,
+            height=height, width=width, sky_noise=bool(sky_noise and self.sky_noise is not None),
             strength=float(strength) if image is not None else None, init_image=image is not None,
             model=self.source_path, model_name=Path(self.source_path).name if self.source_path else None,
         )
@@ -335,7 +386,10 @@ class GalaxySDPipeline(DiffusionPipeline):
             images = latents
         else:
             decoded = self.vae.decode(self._from_latent(latents).to(self.vae.dtype)).sample
-            arr = ((decoded.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            pixels = (decoded.float().clamp(-1, 1) + 1) * 127.5
+            if parameters["sky_noise"]:  # seeded per image, after the sampler's draws
+                pixels = pixels + sky_noise_fields(self.sky_noise, generators, height, width).to(pixels.device)
+            arr = pixels.clamp(0, 255).round().to(torch.uint8)
             arr = arr.permute(0, 2, 3, 1).cpu().numpy()
             images = arr if output_type == "np" else [Image.fromarray(a) for a in arr]
 

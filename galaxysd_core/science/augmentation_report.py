@@ -1,7 +1,10 @@
 """The written results of the augmentation experiment: table, plots, files and README.
 
 Owns :func:`format_table` (the Markdown ``mean ± std`` table), the figures (:func:`plotly_figure`
-for the app, :func:`draw_png`, a static Pillow drawing, and :func:`plot_results`, both to files),
+for the app, :func:`draw_png`, a static Pillow drawing, and :func:`plot_results`, both to files;
+grouped bars, one bar per arm, never stacked), :func:`discussion_text` (where synthetic data helps
+and where not, generated from the numbers), :func:`metrics_page_content` (table, figures and
+discussion for the Metrics page),
 :func:`write_results` (``runs.csv``, ``results.csv``, ``results.json``, plots), :func:`write_readme`
 (the generated ``README.md`` of the results folder, keeping its hand-written notes) and
 :func:`run_and_report`, the whole experiment of ``train/experiment_augmentation.py``: load the
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -27,7 +31,7 @@ from galaxysd_core.science.script_support import load_judge, repo_relative
 from galaxysd_core.science.synthetic import generator_factory
 
 __all__ = ["format_table", "plotly_figure", "draw_png", "plot_results", "write_results", "write_readme",
-           "readme_notes", "run_and_report"]
+           "readme_notes", "run_and_report", "discussion_text", "AugmentationPage", "metrics_page_content"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,95 +54,80 @@ def format_table(summary: pd.DataFrame, metrics: Sequence[str] = ("precision", "
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
 
-def plotly_figure(summary: pd.DataFrame, metric: str = "f1"):
-    """Plotly figure: ``metric`` (mean +- std over seeds) against real positives, one panel per task."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def _x_label(row: Mapping[str, Any]) -> str:
+    shots = str(row["shots"])
+    n = row.get("n_real_pos")
+    return f"{shots} ({int(n)})" if shots == "all" and n is not None and np.isfinite(float(n)) else shots
 
-    tasks = list(dict.fromkeys(summary["task"]))
-    fig = make_subplots(rows=1, cols=len(tasks), subplot_titles=tasks, shared_yaxes=True)
-    arms = list(dict.fromkeys(summary["arm"]))
-    for j, task in enumerate(tasks):
-        sub = summary[summary["task"] == task]
-        for i, arm in enumerate(arms):
-            s = sub[sub["arm"] == arm]
-            fig.add_trace(go.Scatter(
-                x=[str(v) for v in s["shots"]], y=s[f"{metric}_mean"],
-                error_y=dict(type="data", array=s[f"{metric}_std"].fillna(0), visible=True),
-                mode="lines+markers", name=ARM_LABELS.get(arm, arm), legendgroup=arm, showlegend=j == 0,
-                line=dict(color=_COLORS[i % len(_COLORS)])), row=1, col=j + 1)
-        fig.update_xaxes(title_text="real positives", type="category", row=1, col=j + 1)
-    fig.update_yaxes(title_text=f"{metric.upper()} on held-out real test set", range=[0, 1], row=1, col=1)
-    fig.update_layout(title=f"Rare-class classification: {metric.upper()} (mean ± std over seeds)",
-                      legend=dict(orientation="h", y=-0.25), margin=dict(l=60, r=20, t=70, b=110))
+
+def plotly_figure(summary: pd.DataFrame, metric: str = "f1"):
+    """Plotly figure: ``metric`` (mean, error bar = std over seeds) as grouped bars, one bar per arm
+    side by side (never stacked) in every (task, real positives) group."""
+    import plotly.graph_objects as go
+
+    rows = summary.assign(_x=[_x_label(r) for r in summary.to_dict("records")])
+    fig = go.Figure()
+    for i, arm in enumerate(dict.fromkeys(rows["arm"])):
+        part = rows[rows["arm"] == arm]
+        fig.add_trace(go.Bar(x=[part["task"].astype(str).tolist(), part["_x"].tolist()],
+                             y=part[f"{metric}_mean"].tolist(), name=ARM_LABELS.get(arm, arm),
+                             error_y=dict(type="data", array=part[f"{metric}_std"].fillna(0).tolist(), visible=True),
+                             marker_color=_COLORS[i % len(_COLORS)]))
+    fig.update_layout(barmode="group", title=f"Rare-class classification: {metric.upper()} on the held-out real "
+                      "test set (mean ± std over seeds)", yaxis=dict(title=metric.upper(), range=[0, 1]),
+                      xaxis_title="task / real positives in training", legend=dict(orientation="h", y=-0.3),
+                      margin=dict(l=60, r=20, t=70, b=110))
     return fig
 
 
 def draw_png(summary: pd.DataFrame, path: Union[str, Path], metrics: Sequence[str] = ("f1", "ap")) -> Path:
-    """Static PNG of the results drawn with Pillow (no matplotlib/kaleido here): one row per metric,
-    one panel per task, mean +- std over seeds against the number of real positives."""
+    """Static PNG drawn with Pillow (no matplotlib/kaleido here): one row per metric, grouped bars
+    (one bar per arm, side by side) per task and number of real positives, whiskers = std over seeds."""
     from PIL import Image, ImageDraw, ImageFont
 
-    tasks = list(dict.fromkeys(summary["task"]))
+    groups = list(dict.fromkeys(zip(summary["task"].astype(str), summary["shots"].astype(str))))
     arms = list(dict.fromkeys(summary["arm"]))
-    pw, ph, left, top, gap = 360, 260, 70, 50, 30
+    bar, gap, left, top, ph = 9, 16, 60, 50, 240
+    gw = bar * len(arms) + gap
+    W = left + len(groups) * gw + 20
     legend_h = 30 + 22 * len(arms)
-    W = left + len(tasks) * (pw + gap) + 10
-    H = top + len(metrics) * (ph + 70) + legend_h
-    img = Image.new("RGB", (W, H), "white")
+    H = top + len(metrics) * (ph + 80) + legend_h
+    img = Image.new("RGB", (max(W, 680), H), "white")
     d = ImageDraw.Draw(img)
     try:
-        font = ImageFont.load_default(size=14)
-        small = ImageFont.load_default(size=12)
+        font, small = ImageFont.load_default(size=14), ImageFont.load_default(size=11)
     except TypeError:  # pragma: no cover - very old Pillow
         font = small = ImageFont.load_default()
     d.text((left, 12), "Rare-class classifiers on the held-out real test set (mean ± std over seeds)",
            fill="black", font=font)
     names = {"f1": "F1", "ap": "average precision", "precision": "purity", "recall": "completeness", "auc": "ROC AUC"}
-    for r, metric in enumerate(metrics):
-        y0 = top + r * (ph + 70)
-        for c, task in enumerate(tasks):
-            x0 = left + c * (pw + gap)
-            d.text((x0 + 5, y0 - 18), f"{task}: {names.get(metric, metric)}", fill="black", font=font)
-            for k in range(6):
-                yy = y0 + ph - k * ph / 5
-                d.line([x0, yy, x0 + pw, yy], fill="#dddddd")
-                if c == 0:
-                    d.text((x0 - 32, yy - 7), f"{k / 5:.1f}", fill="black", font=small)
-            d.rectangle([x0, y0, x0 + pw, y0 + ph], outline="black")
-            sub = summary[summary["task"] == task]
-            cats = list(dict.fromkeys(str(v) for v in sub["shots"]))
-            xs = {v: x0 + (i + 0.5) * pw / max(1, len(cats)) for i, v in enumerate(cats)}
-            for v, xx in xs.items():
-                n_pos = sub[sub["shots"].astype(str) == v]["n_real_pos"].iloc[0]
-                label = f"all ({n_pos})" if v == "all" else v
-                d.text((xx - 14, y0 + ph + 4), label, fill="black", font=small)
-            for i, arm in enumerate(arms):
-                col = _COLORS[i % len(_COLORS)]
-                s = sub[sub["arm"] == arm]
-                off = (i - (len(arms) - 1) / 2) * 5  # dodge error bars
-                pts = []
-                for _, row in s.iterrows():
-                    mval = row[f"{metric}_mean"]
-                    if not np.isfinite(mval):
-                        continue
-                    sd = row[f"{metric}_std"] if np.isfinite(row[f"{metric}_std"]) else 0.0
-                    xx = xs[str(row["shots"])] + off
-                    to_y = lambda v: y0 + ph - float(np.clip(v, 0, 1)) * ph  # noqa: E731
-                    d.line([xx, to_y(mval - sd), xx, to_y(mval + sd)], fill=col, width=1)
-                    pts.append((xx, to_y(mval)))
-                if len(pts) > 1:
-                    d.line(pts, fill=col, width=2)
-                for (xx, yy) in pts:
-                    d.ellipse([xx - 3, yy - 3, xx + 3, yy + 3], fill=col)
-        d.text((left + len(tasks) * (pw + gap) / 2 - 60, y0 + ph + 20), "real positives in training",
-               fill="black", font=small)
-    ly = top + len(metrics) * (ph + 70)
+    by = {(str(r["task"]), str(r["shots"]), r["arm"]): r for r in summary.to_dict("records")}
+    for m_i, metric in enumerate(metrics):
+        y0 = top + m_i * (ph + 80)
+        d.text((left, y0 - 18), names.get(metric, metric), fill="black", font=font)
+        for k in range(6):
+            yy = y0 + ph - k * ph / 5
+            d.line([left, yy, left + len(groups) * gw, yy], fill="#dddddd")
+            d.text((left - 28, yy - 7), f"{k / 5:.1f}", fill="black", font=small)
+        d.rectangle([left, y0, left + len(groups) * gw, y0 + ph], outline="black")
+        for g_i, (task, shots) in enumerate(groups):
+            x0 = left + g_i * gw + gap / 2
+            for a_i, arm in enumerate(arms):
+                r = by.get((task, shots, arm))
+                if r is None or not np.isfinite(r[f"{metric}_mean"]):
+                    continue
+                mval, sd = float(r[f"{metric}_mean"]), float(np.nan_to_num(r[f"{metric}_std"]))
+                to_y = lambda v: y0 + ph - float(np.clip(v, 0, 1)) * ph  # noqa: E731
+                xa = x0 + a_i * bar
+                d.rectangle([xa, to_y(mval), xa + bar - 2, y0 + ph], fill=_COLORS[a_i % len(_COLORS)])
+                d.line([xa + bar / 2 - 1, to_y(mval - sd), xa + bar / 2 - 1, to_y(mval + sd)], fill="black")
+            d.text((x0, y0 + ph + 4), task[:9], fill="black", font=small)
+            d.text((x0, y0 + ph + 18), shots, fill="black", font=small)
+    ly = top + len(metrics) * (ph + 80)
     for i, arm in enumerate(arms):
-        col = _COLORS[i % len(_COLORS)]
         yy = ly + 22 * i
-        d.line([left, yy + 8, left + 30, yy + 8], fill=col, width=3)
-        d.text((left + 40, yy), ARM_LABELS.get(arm, arm), fill="black", font=font)
+        d.rectangle([left, yy + 2, left + 24, yy + 14], fill=_COLORS[i % len(_COLORS)])
+        d.text((left + 34, yy), ARM_LABELS.get(arm, arm), fill="black", font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
@@ -227,7 +216,9 @@ def write_readme(result: Mapping[str, Any], out_dir: Union[str, Path], config: E
         "(`cache/synthetic/`, git-ignored)",
         f"- real data: {', '.join(f'`{c}`' for c in extra.get('caches', []))}; held-out test set = the fixed "
         f"split of the shipped classifier (`assets/classifier/split_test_ids.csv`, {info.get('n_test_total')} "
-        "galaxies), never used for training; Galaxy Zoo 1 single-class labels completed with implied negatives",
+        "galaxies), never used for training; labels: the GZ2 vote majority for the vote tasks "
+        "(`galaxysd_core/science/vote_truth.py`: odd features need f >= 0.5 with t08 reached at p_odd >= 0.42), "
+        "Galaxy Zoo 1 single-class labels completed with implied negatives for the gz1-* tasks",
         f"- classifier: the `MorphologyClassifier` architecture with one head at half width (channels "
         f"{list(t.channels)}, {t.image_size} px), trained from scratch in every run: {t.steps} AdamW steps of "
         f"{t.batch_size} images (one-cycle lr peak {t.learning_rate}, weight decay {t.weight_decay}) — the same "
@@ -272,6 +263,8 @@ def write_readme(result: Mapping[str, Any], out_dir: Union[str, Path], config: E
                              pd.notna(r.get(f"vs_{o}")) else "—")
             lines.append(f"| {r['task']} | {r['shots']} | " + " | ".join(cells) + " |")
         lines.append("")
+    if not summ.empty:
+        lines += ["### Generated summary (F1 and average precision)", "", discussion_text(summ), ""]
     lines += ["## Discussion", "", _NOTES_BEGIN, notes or "(to be written after inspecting the numbers)", _NOTES_END,
               "", "## Reproduce", "", "```bash", "OMP_NUM_THREADS=1 " + (extra.get("command") or
               "python train/experiment_augmentation.py"), "```", "",
@@ -330,3 +323,82 @@ def run_and_report(cache_dirs: Sequence[Union[str, Path]], out_dir: Union[str, P
     files = write_results(result, out_dir, config, extra=extra)
     write_readme(result, out_dir, config, extra)
     return result, files
+
+
+# ------------------------------------------------------------------------------------------- Metrics page
+_VERSUS = {"synthetic": ("real", "classic", "focal"), "synthetic+classic": ("classic", "real")}
+
+
+def discussion_text(summary: pd.DataFrame, metrics: Sequence[str] = ("f1", "ap")) -> str:
+    """Short Markdown discussion generated from the numbers: where synthetic data helps and where not.
+
+    For each synthetic arm against real only and the classic remedies, and for each metric, the
+    (task, real positives) settings where it is better, worse or not clearly different (a difference
+    counts only beyond the larger seed standard deviation, :func:`~galaxysd_core.science.augmentation.verdicts`).
+    """
+    if summary is None or summary.empty or not set(_VERSUS) & set(summary["arm"]):
+        return "No synthetic arm in these results: nothing to say about synthetic data."
+    names = {"f1": "F1", "ap": "average precision"}
+    lines = []
+    for arm, others in _VERSUS.items():
+        if arm not in set(summary["arm"]):
+            continue
+        for metric in metrics:
+            v = verdicts(summary, metric, arm)
+            for other in others:
+                col = f"vs_{other}_verdict"
+                if v.empty or col not in v.columns:
+                    continue
+                where = {k: [f"{r['task']} ({r['shots']})" for _, r in v.iterrows() if r.get(col) == k]
+                         for k in ("better", "worse", "no clear difference")}
+                lines.append(f"- **{ARM_LABELS.get(arm, arm)} vs {ARM_LABELS.get(other, other)}, {names.get(metric, metric)}**: "
+                             f"better in {', '.join(where['better']) or 'no setting'}; "
+                             f"worse in {', '.join(where['worse']) or 'no setting'}; "
+                             f"no clear difference in {len(where['no clear difference'])} of {len(v)} settings.")
+    seeds = int(summary["n_seeds"].max()) if "n_seeds" in summary.columns else 0
+    lines.append(f"\n(task (real positives); a difference counts only when it exceeds the larger standard deviation "
+                 f"over the {seeds} seeds.)")
+    return "\n".join(lines)
+
+
+@dataclass
+class AugmentationPage:
+    """What the Metrics page shows of the augmentation experiment (:func:`metrics_page_content`).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per task, real positives and arm: ``mean ± std`` text per metric.
+    table_markdown : str
+        The same as a Markdown table.
+    figures : dict
+        Metric -> Plotly figure (grouped bars, one bar per arm, not stacked).
+    discussion : str
+        The generated discussion (:func:`discussion_text`) followed by the README's hand-written notes.
+    summary : pandas.DataFrame
+        ``results.csv`` as read.
+    """
+
+    table: pd.DataFrame
+    table_markdown: str
+    figures: Dict[str, Any]
+    discussion: str
+    summary: pd.DataFrame
+
+
+def metrics_page_content(results_dir: Union[str, Path] = _config.ASSETS_DIR / "augmentation",
+                         metrics: Sequence[str] = ("f1", "ap", "precision", "recall")) -> Optional[AugmentationPage]:
+    """Table, figures and discussion of the augmentation results in ``results_dir`` (None without ``results.csv``)."""
+    folder = Path(results_dir)
+    if not (folder / "results.csv").is_file():
+        return None
+    summ = pd.read_csv(folder / "results.csv")
+    metrics = [m for m in metrics if f"{m}_mean" in summ.columns]
+    table = summ[["task", "shots", "n_real_pos", "arm"]].copy()
+    table["arm"] = [ARM_LABELS.get(a, a) for a in table["arm"]]
+    for m in metrics:
+        table[m] = [f"{a:.3f} ± {b:.3f}" if np.isfinite(b) else f"{a:.3f}" for a, b in zip(summ[f"{m}_mean"], summ[f"{m}_std"])]
+    notes = readme_notes((folder / "README.md").read_text(encoding="utf-8")) if (folder / "README.md").is_file() else ""
+    discussion = discussion_text(summ) + (f"\n\n{notes}" if notes else "")
+    return AugmentationPage(table=table, table_markdown=format_table(summ, tuple(metrics)),
+                            figures={m: plotly_figure(summ, m) for m in metrics}, discussion=discussion, summary=summ)

@@ -1,10 +1,20 @@
 """Binary classification tasks on the real data: what counts as a positive and a negative.
 
-Owns :class:`BinaryTask`, the rare-class tasks of the augmentation experiment (:data:`TASKS`,
-Galaxy Zoo 1 classes mapped to GZ2 answers; Lintott et al. 2008, Willett et al. 2013), their 1/0/NaN
-labels for the rows of a cache index (:func:`task_labels`) and the loading of the real galaxies the
-tasks are defined on (:func:`load_labelled_caches`: prepared caches with the implied negatives of
-single-class sources filled in).
+Owns :class:`BinaryTask`, the rare-class tasks of the augmentation experiment (:data:`TASKS`), their
+1/0/NaN labels for the rows of a cache index (:func:`task_labels`) and the loading of the real
+galaxies the tasks are defined on (:func:`load_labelled_caches`: prepared caches with the implied
+negatives of single-class sources filled in).
+
+Two kinds of task:
+
+* **GZ2 votes** (``votes=True``; the default tasks ``dust-lane``, ``merger``, ``ring``, ``bar`` and
+  the common control ``edge-on``): defined on the galaxies with real Galaxy Zoo 2 votes only
+  (``gz2_cutouts``), positive by the vote majority of
+  :func:`galaxysd_core.science.vote_truth.majority_labels` (odd features: fraction >= 0.5 with
+  t08 reached at p_odd >= 0.42; others: the caption's majority-gated label), every other voted
+  galaxy a negative (one-vs-rest);
+* **Galaxy Zoo 1 classes** (``gz1-merger``, ``gz1-edge-on``, ``spiral``; Lintott et al. 2008): the
+  single-class labels mapped to GZ2 answers, with their implied negatives.
 """
 from __future__ import annotations
 
@@ -16,11 +26,9 @@ import numpy as np
 import pandas as pd
 
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
+from galaxysd_core.science.vote_truth import DUST_LANE_COLUMN, majority_labels
 
-__all__ = ["DUST_LANE_COLUMN", "BinaryTask", "TASKS", "task_labels", "load_labelled_caches"]
-
-#: Column of the dust-lane answer (used as the head name of binary detectors by default).
-DUST_LANE_COLUMN = "t08_odd_feature_a38_dust_lane"
+__all__ = ["DUST_LANE_COLUMN", "BinaryTask", "TASKS", "VOTE_TASKS", "task_labels", "load_labelled_caches"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class BinaryTask:
         with this column == 1 (and not positive) are negatives (e.g. spiral vs smooth).
     description : str
         One line for tables and reports.
+    votes : bool
+        Defined on galaxies with GZ2 votes only, labels from the vote majority (module docstring).
     """
 
     name: str
@@ -47,24 +57,39 @@ class BinaryTask:
     caption: str
     negative_column: Optional[str] = None
     description: str = ""
+    votes: bool = False
 
 
-#: The rare-class tasks of the experiment (GZ1 classes mapped to GZ2 answers).
+#: The rare-class tasks (GZ2 votes first: the default of the augmentation experiment).
 TASKS: Dict[str, BinaryTask] = {
-    "merger": BinaryTask("merger", "t08_odd_feature_a24_merger", "sdss, merger",
-                         description="merger vs rest (GZ1 merger class; 1.8 % of the data)"),
+    "dust-lane": BinaryTask("dust-lane", DUST_LANE_COLUMN, "sdss, dust lane", votes=True,
+                            description="dust lane vs rest (GZ2 votes; 31 of 7,551, 0.4 %)"),
+    "merger": BinaryTask("merger", "t08_odd_feature_a24_merger", "sdss, merger", votes=True,
+                         description="merger vs rest (GZ2 votes; 103 of 7,551, 1.4 %)"),
+    "ring": BinaryTask("ring", "t08_odd_feature_a19_ring", "sdss, ring galaxy", votes=True,
+                       description="ring vs rest (GZ2 votes; 551 of 7,551, 7 %)"),
+    "bar": BinaryTask("bar", "t03_bar_a06_bar",
+                      "sdss, features or disk-shaped, bar-shaped structure in the center of galaxy", votes=True,
+                      description="bar vs rest (GZ2 votes, caption majority; 1,200 of 7,551, 16 %)"),
     "edge-on": BinaryTask("edge-on", "t02_edgeon_a04_yes", "sdss, features or disk-shaped, edge-on galaxy",
-                          description="edge-on disc vs rest (15 % of the data)"),
+                          votes=True, description="edge-on disc vs rest (GZ2 votes; common control, 14 %)"),
+    "gz1-merger": BinaryTask("gz1-merger", "t08_odd_feature_a24_merger", "sdss, merger",
+                             description="merger vs rest (GZ1 merger class; 1.8 % of the GZ1 data)"),
+    "gz1-edge-on": BinaryTask("gz1-edge-on", "t02_edgeon_a04_yes", "sdss, features or disk-shaped, edge-on galaxy",
+                              description="edge-on disc vs rest (GZ1 classes; 15 % of the GZ1 data)"),
     "spiral": BinaryTask("spiral", "t04_spiral_a08_spiral", "sdss, features or disk-shaped, spiral galaxy",
                          negative_column="t01_smooth_or_features_a01_smooth",
-                         description="spiral vs smooth (elliptical) galaxies"),
+                         description="spiral vs smooth (elliptical) galaxies (GZ1 classes + GZ2 captions)"),
 }
+#: The GZ2-vote tasks, in table order.
+VOTE_TASKS = tuple(name for name, t in TASKS.items() if t.votes)
 
 
 def task_labels(index: pd.DataFrame, task: BinaryTask) -> np.ndarray:
     """1 / 0 / NaN labels of ``task`` for the rows of a cache index.
 
-    Pass an index completed with implied negatives
+    Vote tasks: :func:`~galaxysd_core.science.vote_truth.majority_labels` (NaN for rows without
+    votes). Galaxy Zoo 1 tasks: pass an index completed with implied negatives
     (:func:`galaxysd_core.training.classifier_data.complete_exclusive_negatives`, as
     :func:`load_labelled_caches` returns it) for single-class sources.
 
@@ -73,6 +98,8 @@ def task_labels(index: pd.DataFrame, task: BinaryTask) -> np.ndarray:
     GalaxySDDataError
         The index lacks a column the task needs.
     """
+    if task.votes:
+        return majority_labels(index, task.positive_column)
     for c in (task.positive_column, task.negative_column):
         if c is not None and c not in index.columns:
             raise GalaxySDDataError(f"the index has no column {c!r} needed by task {task.name!r}")

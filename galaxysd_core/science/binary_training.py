@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.science.binary_tasks import DUST_LANE_COLUMN
+from galaxysd_core.science.vote_truth import DUST_LANE_COLUMN
 
 __all__ = ["focal_loss_with_logits", "batch_schedule", "BinaryTrainSettings", "train_binary", "predict_scores",
            "binary_metrics"]
@@ -70,18 +70,20 @@ def focal_loss_with_logits(logits, targets, gamma: float = 2.0, alpha: Optional[
 
 # ------------------------------------------------------------------------------------------- sampling
 def batch_schedule(labels: np.ndarray, steps: int, batch_size: int, rng: np.random.Generator,
-                   balanced: bool = False, pos_fraction: float = 0.5) -> np.ndarray:
+                   balanced: bool = False, pos_fraction: float = 0.5, threshold: float = 0.5) -> np.ndarray:
     """Indices of every training batch, shape ``(steps, batch_size)``.
 
     Parameters
     ----------
     labels : numpy.ndarray
-        0/1 labels of the training set.
+        Labels of the training set in [0, 1] (0/1, or soft labels such as vote fractions).
     balanced : bool
         False: epochs of shuffled examples in their natural proportion. True: *oversampling*:
-        every batch holds ``round(pos_fraction * batch_size)`` positives, drawn by cycling through
-        reshuffled positives (each positive repeats about equally often), the rest negatives the
-        same way.
+        every batch holds ``round(pos_fraction * batch_size)`` positives (labels ``>= threshold``),
+        drawn by cycling through reshuffled positives (each positive repeats about equally often),
+        the rest negatives the same way.
+    threshold : float
+        Label at which an example counts as a positive for balancing (any value in (0, 1] for 0/1 labels).
     """
     labels = np.asarray(labels)
     n = len(labels)
@@ -96,7 +98,7 @@ def batch_schedule(labels: np.ndarray, steps: int, batch_size: int, rng: np.rand
 
     if not balanced:
         return cycle(np.arange(n), total).reshape(steps, batch_size)
-    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    pos, neg = np.flatnonzero(labels >= threshold), np.flatnonzero(labels < threshold)
     if len(pos) == 0 or len(neg) == 0:
         raise GalaxySDValueError("balanced batches need at least one positive and one negative example")
     k_pos = int(round(pos_fraction * batch_size))
@@ -116,7 +118,10 @@ class BinaryTrainSettings:
     The default width (16-32-64-128-128 channels, 0.25 M parameters) is the shipped classifier's
     architecture at half width: on one shared CPU core it trains ~4x faster than the full width
     (0.98 M), which is what lets the whole experiment (>= 144 training runs) fit its 25-minute
-    budget; every arm uses the same width and budget.
+    budget; every arm uses the same width and budget. ``stem_stride`` 4 reads a 128 px image at
+    the cost of a 64 px one (:class:`~galaxysd_core.models.classifier.ClassifierConfig`).
+    ``balance_threshold`` is the label from which an example counts as a positive for
+    oversampled batches (soft labels: e.g. 0.25 of the vote fraction).
     """
 
     steps: int = 100
@@ -126,6 +131,8 @@ class BinaryTrainSettings:
     channels: Tuple[int, ...] = (16, 32, 64, 128, 128)
     image_size: int = 64
     dropout: float = 0.2
+    stem_stride: int = 2
+    balance_threshold: float = 0.5
     loss: str = "bce"
     focal_gamma: float = 2.0
     focal_alpha: Optional[float] = None
@@ -139,6 +146,8 @@ class BinaryTrainSettings:
             raise GalaxySDValueError(f"loss must be 'bce' or 'focal', got {self.loss!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise GalaxySDValueError("steps and batch_size must be positive")
+        if not 0.0 < self.balance_threshold <= 1.0:
+            raise GalaxySDValueError(f"balance_threshold must be in (0, 1], got {self.balance_threshold}")
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -155,7 +164,8 @@ def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[Bina
     images : numpy.ndarray
         ``uint8 (N, H, W, 3)``.
     labels : numpy.ndarray
-        0/1 labels.
+        Labels in [0, 1]: 0/1, or soft labels (e.g. the share of volunteers who saw the feature),
+        the BCE / focal-loss targets.
     settings : BinaryTrainSettings
         Loss (BCE or focal), batches (natural or balanced), flips/rotations, budget, width, seed.
     column : str
@@ -178,14 +188,16 @@ def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[Bina
     labels = np.asarray(labels, dtype=np.float32)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise GalaxySDValueError(f"training images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    if labels.shape != (len(images),) or not np.isin(labels, (0.0, 1.0)).all():
-        raise GalaxySDValueError("labels must be one 0/1 value per image")
+    if labels.shape != (len(images),) or not (np.isfinite(labels).all() and (labels >= 0).all()
+                                              and (labels <= 1).all()):
+        raise GalaxySDValueError("labels must be one value in [0, 1] per image (0/1 or soft labels)")
     rng = np.random.default_rng(s.seed)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    schedule = batch_schedule(labels, s.steps, s.batch_size, rng, balanced=s.balanced)
+    schedule = batch_schedule(labels, s.steps, s.batch_size, rng, balanced=s.balanced,
+                              threshold=s.balance_threshold)
     config = ClassifierConfig(feature_columns=[column], channels=list(s.channels), image_size=s.image_size,
-                              dropout=s.dropout)
+                              dropout=s.dropout, stem_stride=s.stem_stride)
     model = MorphologyClassifier(config)
     model.train().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
@@ -221,7 +233,8 @@ def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[Bina
             window = []
     model.to(memory_format=torch.contiguous_format)
     history = {"loss": losses, "wall_time_s": time.perf_counter() - start,
-               "n_pos": int((labels == 1).sum()), "n_neg": int((labels == 0).sum())}
+               "n_pos": int((labels >= s.balance_threshold).sum()),
+               "n_neg": int((labels < s.balance_threshold).sum())}
     return model.eval(), history
 
 

@@ -1,33 +1,56 @@
-"""Candidate catalogs written by the D-ETG search: ranked rows, provenance, portable image paths.
+"""D-ETG candidate catalogs: scan any catalog with a saved detector and classifier v2, rank, write.
 
-Owns the written catalog format (:data:`CATALOG_COLUMNS`; ``<name>.csv`` and an Astropy ECSV whose
-metadata holds the provenance and ``image_root: $GALAXYSD_DATA_DIR``, read back by
-:func:`galaxysd_core.science.candidates.read_candidates`), :func:`relative_image_path` (catalogs
-never hold machine-specific absolute paths to real data) and :func:`scan_catalog`, the catalog of
-a re-scan with a saved detector (``train/search_detg.py --scan-only``: no generation, no training).
+:func:`scan_catalog` scores the records of any catalog + image layout the readers know
+(:func:`records_from_catalogs`: :func:`galaxysd_core.data.catalog.read_catalog`;
+:func:`records_from_caches`: the index of prepared caches, with the crops they were made with) with
+a detector folder of :mod:`galaxysd_core.science.detg_results` and the morphology classifier v2
+(:mod:`galaxysd_core.science.detg_components`), through :func:`galaxysd_core.science.scan.scan`
+(local, Dask or Ray), and ranks by the D-ETG score ``p_dust x p_early``. The galaxies the detector
+was trained or selected on (its ``training_ids.csv``) are excluded. Rows get ra/dec where known
+(the catalog's columns, else the IAU-style name; :mod:`galaxysd_core.science.sky_positions`) and
+SkyServer / Legacy Survey links.
+
+:func:`write_catalog` writes ``<name>.csv``, an Astropy ECSV ``<name>.ecsv`` (provenance in its
+metadata; read by the Candidates page, :func:`galaxysd_core.science.candidates.read_candidates`),
+``<name>.provenance.json`` (detector, classifier, catalogs, versions) and ``<name>.skipped.csv``
+(every image that could not be read, with the reason). Image paths inside the real-data folder
+are written relative to it (:func:`relative_image_path`): catalogs never hold machine-specific
+absolute paths to real data.
 """
 from __future__ import annotations
 
 import json
 import os
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import pandas as pd
 
-from galaxysd_core._utils import jsonable
+from galaxysd_core._utils import jsonable, library_versions
 from galaxysd_core.config import DATA_DIR_IMAGE_ROOT
-from galaxysd_core.errors import GalaxySDDataError
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError
+from galaxysd_core.science.detg_components import COMPONENT_COLUMNS
+from galaxysd_core.science.detg_results import TRAINING_IDS_NAME
+from galaxysd_core.science.vote_truth import dust_lane_soft
 
-__all__ = ["CATALOG_COLUMNS", "relative_image_path", "write_catalog", "scan_catalog"]
+__all__ = ["CATALOG_COLUMNS", "SCORE_DEFINITION", "relative_image_path", "training_ids", "records_from_caches",
+           "records_from_catalogs", "CatalogResult", "scan_catalog", "write_catalog"]
 
 #: Required columns of the catalog read by the Candidates page (ra/dec optional).
 CATALOG_COLUMNS = ("id", "score", "image_path")
+#: How ``score`` is computed.
+SCORE_DEFINITION = ("score = p_dust (detector: dust lane) x p_early (classifier v2: p_smooth x (1 - p_artifact), "
+                    "smooth and not a star or artifact)")
+_ORDER = ["rank", "id", "score", "p_dust", *COMPONENT_COLUMNS, "ra", "dec", "position_from", "skyserver_url",
+          "legacy_url", "source", "image_path", "known_caption", "dust_lane_votes", "used_in_training"]
 
 
 def relative_image_path(path: str, data_dir: Optional[Union[str, Path]]) -> str:
-    """``path`` relative to the real-data folder when it lies inside it (catalogs never hold
-    machine-specific absolute paths to real data), else unchanged."""
+    """``path`` relative to the real-data folder when it lies inside it, else unchanged."""
     if not data_dir:
         return str(path)
     try:
@@ -37,74 +60,196 @@ def relative_image_path(path: str, data_dir: Optional[Union[str, Path]]) -> str:
     return str(path) if rel.startswith("..") else rel.replace(os.sep, "/")
 
 
-def write_catalog(table: pd.DataFrame, out_dir: Union[str, Path], provenance: Mapping[str, Any],
-                  name: str = "candidates") -> Dict[str, str]:
-    """Write ``<name>.csv`` and ``<name>.ecsv`` (Astropy ECSV, provenance in the metadata).
-
-    ``table`` must have ``id``, ``score``, ``image_path``; it is written sorted by score (descending).
-    """
-    from astropy.table import Table
-
-    missing = [c for c in CATALOG_COLUMNS if c not in table.columns]
-    if missing:
-        raise GalaxySDDataError(f"catalog lacks columns {missing}")
-    t = table.sort_values(["score", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
-    at = Table.from_pandas(t)
-    at.meta.update(json.loads(json.dumps(jsonable(dict(provenance)), default=str)))  # plain types for YAML
-    at.meta["image_root"] = DATA_DIR_IMAGE_ROOT  # read_candidates resolves image_path against $GALAXYSD_DATA_DIR
-    at.meta["comments"] = ["GalaxySD D-ETG candidates: score = detector probability of a dust lane in an "
-                           "early-type galaxy; image_path is relative to $GALAXYSD_DATA_DIR."]
-    at.write(out / f"{name}.ecsv", format="ascii.ecsv", overwrite=True)
-    return {"csv": str(out / f"{name}.csv"), "ecsv": str(out / f"{name}.ecsv")}
+def training_ids(detector_dir: Union[str, Path]) -> set:
+    """Ids the detector was trained or selected on (its ``training_ids.csv``; empty when absent)."""
+    p = Path(detector_dir) / TRAINING_IDS_NAME
+    return set(pd.read_csv(p, dtype={"id": str})["id"]) if p.is_file() else set()
 
 
-def scan_catalog(detector_dir: Union[str, Path], cache_dirs: Sequence[Union[str, Path]], out_dir: Union[str, Path],
-                 *, data_dir: Optional[Union[str, Path]] = None, engine: str = "local", top_n: Optional[int] = None,
-                 scan_kwargs: Optional[Mapping[str, Any]] = None, progress: bool = True,
-                 name: str = "candidates") -> Tuple[Any, Dict[str, str]]:
-    """Scan every galaxy of ``cache_dirs`` with a saved detector and write the top rows as a catalog.
+def _soft(index: pd.DataFrame) -> np.ndarray:
+    try:
+        return dust_lane_soft(index)
+    except GalaxySDDataError:
+        return np.full(len(index), np.nan)
+
+
+def records_from_caches(cache_dirs: Sequence[Union[str, Path]]) -> pd.DataFrame:
+    """Scan records of prepared caches: their index, each with the crop it was prepared with."""
+    from galaxysd_core.data.cache import PreparedDataset
+    from galaxysd_core.science.scan import records_from_index
+
+    parts = []
+    for c in cache_dirs:
+        cfg_path = Path(c) / "prepare_config.json"
+        if not cfg_path.is_file():
+            raise GalaxySDFileError(f"{str(cfg_path)!r} not found; give prepared caches (galaxysd data prepare)")
+        crop = float(json.loads(cfg_path.read_text())["crop_fraction"])
+        index = PreparedDataset.load(c).index
+        rec = records_from_index(index, crop_fraction=crop)
+        rec["known_caption"] = index["caption"].astype(str).to_numpy() if "caption" in index.columns else ""
+        rec["dust_lane_votes"] = _soft(index)
+        parts.append(rec)
+    return pd.concat(parts, ignore_index=True)
+
+
+def records_from_catalogs(catalogs: Sequence[Union[str, Path]], *, images_dir: Optional[Union[str, Path]] = None,
+                          crop_fraction: Union[float, str] = "auto") -> pd.DataFrame:
+    """Scan records of catalogs the readers know (any CSV with an image column, GZ2 vote tables, GZ1 labels).
 
     Parameters
     ----------
+    catalogs : sequence of path
+        Catalog CSVs (:func:`galaxysd_core.data.catalog.read_catalog`); labels are used for the
+        ``known_caption`` / ``dust_lane_votes`` columns when the reader understands them.
+    images_dir : path, optional
+        Folder the image paths are relative to (default: each catalog's folder).
+    crop_fraction : float or "auto"
+        Central crop; ``"auto"`` matches each catalog's median galaxy size to ``gz2_cutouts`` at
+        full frame, the scale the detector was trained at (:mod:`galaxysd_core.data.scale`).
+    """
+    from galaxysd_core.data.catalog import read_catalog
+    from galaxysd_core.data.records import IMAGES_ONLY
+
+    parts = []
+    for cat in catalogs:
+        try:
+            recs = read_catalog(cat, images=images_dir, on_error="skip")
+        except GalaxySDDataError:  # labels the readers do not understand: images only
+            recs = read_catalog(cat, images=images_dir, label_kind=IMAGES_ONLY)
+        recs = [r for r in recs if r.image_path is not None]
+        if not recs:
+            raise GalaxySDDataError(f"catalog {str(cat)!r} lists no image")
+        crop = crop_fraction
+        if crop == "auto":
+            from galaxysd_core.data.scale import matched_crop_for_records
+
+            crop, _ = matched_crop_for_records(recs)
+        votes = pd.DataFrame([r.votes for r in recs])
+        votes["id"] = [r.id for r in recs]
+        parts.append(pd.DataFrame({
+            "id": [str(r.id) for r in recs], "image_path": [str(r.image_path) for r in recs],
+            "source": [r.source for r in recs], "crop_fraction": float(crop),
+            "file": [str(r.image_path) for r in recs],
+            "ra": [r.extra.get("ra", np.nan) for r in recs], "dec": [r.extra.get("dec", np.nan) for r in recs],
+            "known_caption": [r.caption for r in recs], "dust_lane_votes": _soft(votes)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+@dataclass
+class CatalogResult:
+    """Outcome of :func:`scan_catalog`: the ranked ``table``, the ``skipped`` images, ``provenance``."""
+
+    table: pd.DataFrame
+    skipped: pd.DataFrame
+    provenance: Dict[str, Any] = field(default_factory=dict)
+    rate: float = float("nan")
+
+
+def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge=None,
+                 classifier_dir: Optional[Union[str, Path]] = None, exclude_training: bool = True,
+                 data_dir: Optional[Union[str, Path]] = None, top_n: Optional[int] = None, engine: str = "local",
+                 scan_kwargs: Optional[Mapping[str, Any]] = None, progress: bool = True,
+                 catalogs: Sequence[str] = ()) -> CatalogResult:
+    """Score, rank and describe every record (module docstring).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        :func:`records_from_catalogs` or :func:`records_from_caches`.
     detector_dir : path
-        A detector saved by :func:`galaxysd_core.science.detg_search.run_search` (its ``detector/``).
-    cache_dirs : sequence of path
-        Prepared caches whose index lists the image files to scan.
-    out_dir : path
-        Folder of ``<name>.csv`` / ``<name>.ecsv``.
+        A detector folder (``assets/detg_detector`` or one of its ``arms/<arm>``).
+    judge : MorphologyClassifier, optional
+        Classifier v2; default loaded from ``classifier_dir`` (default the shipped classifier).
+    exclude_training : bool
+        Drop the galaxies of the detector's ``training_ids.csv`` (else keep them, flagged in
+        ``used_in_training``).
     data_dir : path, optional
         Real-data folder; image paths inside it are written relative to it.
-    engine : {"local", "dask", "ray"}
-        Scan engine (:func:`galaxysd_core.science.scan.scan`).
     top_n : int, optional
-        Catalog rows (highest detector scores; default 300, as :class:`SearchConfig`).
-    scan_kwargs : mapping, optional
-        Further arguments of :func:`~galaxysd_core.science.scan.scan` (batch size, workers, ...).
-    progress : bool
-        Progress bar of the local engine.
-
-    Returns
-    -------
-    result : ScanResult
-        The full scan.
-    files : dict
-        ``csv`` and ``ecsv`` paths.
+        Keep only the best ``top_n`` rows (default all).
+    engine, scan_kwargs, progress :
+        :func:`galaxysd_core.science.scan.scan` settings.
+    catalogs : sequence of str
+        What was scanned, for the provenance.
     """
-    from galaxysd_core.data.cache import PreparedDataset
+    from galaxysd_core import config as _config
     from galaxysd_core.models.classifier import MorphologyClassifier
-    from galaxysd_core.science.scan import records_from_index, scan
+    from galaxysd_core.science.scan import scan
+    from galaxysd_core.science.sky_positions import add_positions
+    from galaxysd_core.science.synthetic import model_fingerprint
 
     det = MorphologyClassifier.from_pretrained(detector_dir)
-    index = pd.concat([PreparedDataset.load(c).index for c in cache_dirs], ignore_index=True)
-    res = scan(records_from_index(index), det, engine=engine, progress=progress, **dict(scan_kwargs or {}))
-    t = res.table[res.table["skip_reason"] == ""].copy()
+    classifier_dir = classifier_dir or _config.DEFAULT_CLASSIFIER_DIR
+    if judge is None:
+        judge = MorphologyClassifier.from_pretrained(classifier_dir)
+    res = scan(records, det, engine=engine, progress=progress and engine == "local", judge=judge,
+               **dict(scan_kwargs or {}))
+    t = res.table
+    bad = t["skip_reason"] != ""
+    skipped = t.loc[bad, ["id", "image_path", "skip_reason"]].rename(columns={"skip_reason": "reason"})
+    skipped["image_path"] = [relative_image_path(p, data_dir) for p in skipped["image_path"]]
+    t = t[~bad].copy()
+    t["p_dust"] = t["score"]
+    t["score"] = t["p_dust"] * t["p_early"]
+    used = training_ids(detector_dir)
+    t["used_in_training"] = t["id"].astype(str).isin(used)
+    n_excluded = int(t["used_in_training"].sum())
+    if exclude_training:
+        t = t[~t["used_in_training"]]
     t["image_path"] = [relative_image_path(p, data_dir) for p in t["file"]]
-    t = t.sort_values("score", ascending=False).head(top_n or 300)
-    t["rank"] = range(1, len(t) + 1)
-    prov = {"detector": str(detector_dir), "scan": {"engine": engine, **res.info, "galaxies_per_s": res.rate},
-            "note": "scan-only run with a saved detector"}
-    files = write_catalog(t[["id", "score", "rank", "image_path", "source"]], out_dir, prov, name=name)
-    return res, files
+    t = t.sort_values(["score", "id"], ascending=[False, True], kind="stable")
+    if top_n:
+        t = t.head(int(top_n))
+    t = add_positions(t.reset_index(drop=True))
+    t.insert(0, "rank", np.arange(1, len(t) + 1))
+    t = t[[c for c in _ORDER if c in t.columns]]
+    info = getattr(det, "training_info", {}) or {}
+    test = [r for r in info.get("heldout", []) if r.get("split") == "test" and r.get("truth") == "dust_lane"]
+    prov = {
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "score": SCORE_DEFINITION,
+        "detector": {"path": str(detector_dir), "fingerprint": model_fingerprint(detector_dir),
+                     "arm": info.get("arm"), "seed": info.get("seed"), "generator_id": info.get("generator_id"),
+                     "heldout_test_dust_lane": test[0] if test else None},
+        "classifier": {"path": str(classifier_dir), "fingerprint": model_fingerprint(classifier_dir)
+                       if Path(classifier_dir).is_dir() else None},
+        "catalogs": [str(c) for c in catalogs],
+        "crop_fractions": {str(k): float(v) for k, v in records.groupby("source")["crop_fraction"].first().items()},
+        "n_records": int(len(records)), "n_skipped": int(bad.sum()), "n_training_excluded": n_excluded if
+        exclude_training else 0, "n_training_in_catalog": 0 if exclude_training else n_excluded, "rows": int(len(t)),
+        "positions": "catalog ra/dec, else the IAU-style name (JHHMMSS.ss+DDMMSS.s); none for SDSS objids",
+        "image_paths": "relative to $GALAXYSD_DATA_DIR (the real-data folder)" if data_dir else "as read",
+        "scan": {"engine": engine, "galaxies_per_s": res.rate, "seconds": res.seconds,
+                 **{k: v for k, v in res.info.items() if k != "engine"}},
+        "versions": library_versions(),
+    }
+    return CatalogResult(table=t, skipped=skipped.reset_index(drop=True), provenance=prov, rate=res.rate)
+
+
+def write_catalog(result: CatalogResult, out_csv: Union[str, Path], *, ecsv: bool = True,
+                  data_dir_relative: bool = False) -> Dict[str, str]:
+    """Write ``out_csv`` and, next to it, ``.ecsv``, ``.provenance.json`` and ``.skipped.csv`` (module docstring)."""
+    out = Path(out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.with_suffix("")
+    result.table.to_csv(out, index=False, float_format="%.8g")  # ra/dec to ~0.04 arcsec
+    files = {"csv": str(out)}
+    prov_path = Path(f"{stem}.provenance.json")
+    prov_path.write_text(json.dumps(jsonable(result.provenance), indent=2, default=str) + "\n")
+    files["provenance"] = str(prov_path)
+    skipped_path = Path(f"{stem}.skipped.csv")
+    result.skipped.to_csv(skipped_path, index=False)
+    files["skipped"] = str(skipped_path)
+    if ecsv:
+        from astropy.table import Table
+
+        at = Table.from_pandas(result.table.fillna({"ra": np.nan, "dec": np.nan}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            at.meta.update(json.loads(json.dumps(jsonable(dict(result.provenance)), default=str)))
+        if data_dir_relative:
+            at.meta["image_root"] = DATA_DIR_IMAGE_ROOT  # read_candidates resolves image_path against it
+        at.meta["comments"] = ["GalaxySD D-ETG candidates. " + SCORE_DEFINITION]
+        at.write(f"{stem}.ecsv", format="ascii.ecsv", overwrite=True)
+        files["ecsv"] = f"{stem}.ecsv"
+    return files

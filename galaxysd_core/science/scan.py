@@ -9,7 +9,10 @@ full GZ2 release has 239,695 galaxies; the next surveys have hundreds of million
    (:func:`galaxysd_core.data.decode.load_image`, so a detector trained on a cache sees the same
    pixels when it scans the files);
 2. batched and passed through the detector (a :class:`~galaxysd_core.models.classifier.MorphologyClassifier`)
-   in eval mode without gradients; the score is the sigmoid of one head.
+   in eval mode without gradients; the score is the sigmoid of one head;
+3. optionally passed through a *judge* (the morphology classifier v2) on the same decoded pixels:
+   the early-type gate and predicted dust-lane votes of
+   :mod:`galaxysd_core.science.detg_components` become columns of the table.
 
 Unreadable, truncated or missing files never stop a scan: they get a NaN score and the reason.
 
@@ -43,7 +46,9 @@ import numpy as np
 import pandas as pd
 
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
-from galaxysd_core.science.scan_worker import decode_images, infer_scores, model_from_bytes, model_to_bytes, score_chunk
+from galaxysd_core.science.detg_components import COMPONENT_COLUMNS
+from galaxysd_core.science.scan_worker import (decode_images, infer_components, infer_scores, model_from_bytes,
+                                               model_to_bytes, score_chunk)
 
 __all__ = ["ENGINES", "ScanResult", "records_from_index", "scan", "scan_local", "scan_dask", "scan_ray",
            "GZ2_FULL_RELEASE_SIZE"]
@@ -96,7 +101,8 @@ class ScanResult:
     Attributes
     ----------
     table : pandas.DataFrame
-        Records in input order with ``score`` (NaN when skipped) and ``skip_reason``.
+        Records in input order with ``score`` (NaN when skipped) and ``skip_reason``; with a judge
+        also :data:`~galaxysd_core.science.detg_components.COMPONENT_COLUMNS`.
     engine : str
     seconds : float
         Wall time of the scan (decode + inference + transport; cluster start-up excluded and
@@ -134,11 +140,12 @@ def _check(records: pd.DataFrame, batch_size: int, chunk_size: int) -> None:
 
 
 def scan_local(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: int = 0,
-               batch_size: int = 64, workers: int = 2, threads: int = 1, progress: bool = False
-               ) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
+               batch_size: int = 64, workers: int = 2, threads: int = 1, progress: bool = False,
+               judge_blob: Optional[bytes] = None) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
     """Scan in this process: ``workers`` decode threads feeding inference on ``threads`` torch threads.
 
-    ``workers=0`` decodes on the calling thread (no overlap).
+    ``workers=0`` decodes on the calling thread (no overlap). With ``judge_blob`` the info dict
+    carries ``components`` ``(N, 4)``.
     """
     _check(records, batch_size, batch_size)
     files = records["file"].tolist()
@@ -148,6 +155,8 @@ def scan_local(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head
 
     previous_threads = torch.get_num_threads()
     model = model_from_bytes(blob, threads=threads)
+    judge = model_from_bytes(judge_blob, threads=threads) if judge_blob else None
+    comps = np.full((n, len(COMPONENT_COLUMNS)), np.nan) if judge is not None else None
     scores = np.full(n, np.nan)
     reasons: List[str] = [""] * n
     spans = _chunks(n, batch_size)
@@ -175,9 +184,13 @@ def scan_local(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head
             t_decode += dt
             t = time.perf_counter()
             s = infer_scores(model, imgs, head, batch_size)
-            t_infer += time.perf_counter() - t
             bad = np.array([bool(r) for r in rs])
             s[bad] = np.nan
+            if judge is not None:
+                c = infer_components(judge, imgs, batch_size)
+                c[bad] = np.nan
+                comps[a:b] = c
+            t_infer += time.perf_counter() - t
             scores[a:b] = s
             reasons[a:b] = rs
             if bar is not None:
@@ -188,8 +201,10 @@ def scan_local(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head
         if bar is not None:
             bar.close()
         torch.set_num_threads(previous_threads)  # leave the caller's setting as it was
-    return scores, reasons, {"decode_s": t_decode, "infer_s": t_infer, "workers": workers, "threads": threads,
-                             "batch_size": batch_size}
+    info = {"decode_s": t_decode, "infer_s": t_infer, "workers": workers, "threads": threads, "batch_size": batch_size}
+    if comps is not None:
+        info["components"] = comps
+    return scores, reasons, info
 
 
 def _bounded_map(pool, fn, items, ahead: int):
@@ -214,7 +229,8 @@ def _bounded_map(pool, fn, items, ahead: int):
 
 def scan_dask(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: int = 0,
               batch_size: int = 64, chunk_size: int = 1024, n_workers: int = 2, client=None,
-              address: Optional[str] = None) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
+              address: Optional[str] = None, judge_blob: Optional[bytes] = None
+              ) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
     """Scan with :mod:`dask.distributed` (``LocalCluster`` of single-threaded worker processes).
 
     Parameters
@@ -240,14 +256,15 @@ def scan_dask(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head:
     try:
         # warm-up (counted as start-up): import torch and load the detector once on every worker
         blob_f = client.scatter(blob, broadcast=True)
-        client.run(_warm, blob)
+        judge_f = client.scatter(judge_blob, broadcast=True) if judge_blob else None
+        client.run(_warm, blob, judge_blob)
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
         files = records["file"].tolist()
         crops = records["crop_fraction"].astype(float).tolist()
         spans = _chunks(len(files), chunk_size)
         futs = [client.submit(score_chunk, blob_f, files[a:b], crops[a:b], resolution, head, batch_size, 1,
-                              pure=False) for a, b in spans]
+                              judge_f, pure=False) for a, b in spans]
         results = client.gather(futs)
         seconds = time.perf_counter() - t1
     finally:
@@ -258,12 +275,13 @@ def scan_dask(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head:
     scores, reasons = _merge(results)
     return scores, reasons, {"startup_s": startup, "scan_s": seconds, "chunks": len(spans),
                              "chunk_size": chunk_size, "n_workers": n_workers, "batch_size": batch_size,
-                             **_stage_sums(results)}
+                             **_stage_sums(results), **_merge_components(results)}
 
 
 def scan_ray(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: int = 0,
              batch_size: int = 64, chunk_size: int = 1024, num_cpus: int = 2,
-             address: Optional[str] = None) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
+             address: Optional[str] = None, judge_blob: Optional[bytes] = None
+             ) -> Tuple[np.ndarray, List[str], Dict[str, Any]]:
     """Scan with Ray tasks (one CPU each) on a local Ray instance or the cluster at ``address``.
 
     Ray is started (and shut down afterwards) unless it is already initialised.
@@ -285,15 +303,17 @@ def scan_ray(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: 
     try:
         remote = ray.remote(num_cpus=1)(score_chunk)
         blob_ref = ray.put(blob)
-        # warm-up (counted as start-up): one empty task per CPU imports torch and loads the detector
-        ray.get([remote.remote(blob_ref, [], [], resolution, head, batch_size, 1)
+        judge_ref = ray.put(judge_blob) if judge_blob else None
+        # warm-up (counted as start-up): one empty task per CPU imports torch and loads the models
+        ray.get([remote.remote(blob_ref, [], [], resolution, head, batch_size, 1, judge_ref)
                  for _ in range(int(num_cpus) if not address else 1)])
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
         files = records["file"].tolist()
         crops = records["crop_fraction"].astype(float).tolist()
         spans = _chunks(len(files), chunk_size)
-        refs = [remote.remote(blob_ref, files[a:b], crops[a:b], resolution, head, batch_size, 1) for a, b in spans]
+        refs = [remote.remote(blob_ref, files[a:b], crops[a:b], resolution, head, batch_size, 1, judge_ref)
+                for a, b in spans]
         results = ray.get(refs)
         seconds = time.perf_counter() - t1
     finally:
@@ -302,12 +322,21 @@ def scan_ray(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head: 
     scores, reasons = _merge(results)
     return scores, reasons, {"startup_s": startup, "scan_s": seconds, "chunks": len(spans),
                              "chunk_size": chunk_size, "num_cpus": num_cpus, "batch_size": batch_size,
-                             **_stage_sums(results)}
+                             **_stage_sums(results), **_merge_components(results)}
 
 
-def _warm(blob: bytes) -> bool:
+def _warm(blob: bytes, judge_blob: Optional[bytes] = None) -> bool:
     model_from_bytes(blob, threads=1)
+    if judge_blob:
+        model_from_bytes(judge_blob, threads=1)
     return True
+
+
+def _merge_components(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    if not results or "components" not in results[0]:
+        return {}
+    return {"components": np.concatenate([np.asarray(r["components"], dtype=np.float64).reshape(-1, len(COMPONENT_COLUMNS))
+                                          for r in results])}
 
 
 def _merge(results: Sequence[Dict[str, Any]]) -> Tuple[np.ndarray, List[str]]:
@@ -324,7 +353,7 @@ def _stage_sums(results: Sequence[Dict[str, Any]]) -> Dict[str, float]:
 
 def scan(records: pd.DataFrame, model, *, engine: str = "local", head: int = 0, resolution: Optional[int] = None,
          batch_size: int = 64, workers: int = 2, threads: int = 1, chunk_size: int = 1024, n_workers: int = 2,
-         address: Optional[str] = None, client=None, progress: bool = False) -> ScanResult:
+         address: Optional[str] = None, client=None, progress: bool = False, judge=None) -> ScanResult:
     """Score every record with ``model`` (a MorphologyClassifier or its :func:`model_to_bytes` blob).
 
     Parameters
@@ -343,6 +372,10 @@ def scan(records: pd.DataFrame, model, *, engine: str = "local", head: int = 0, 
     chunk_size, n_workers, address, client :
         Distributed engines: files per task, worker processes (CPUs) of the local cluster,
         scheduler / Ray address, or an existing dask Client.
+    judge : MorphologyClassifier or bytes, optional
+        The morphology classifier v2 (or its blob): adds the columns of
+        :data:`~galaxysd_core.science.detg_components.COMPONENT_COLUMNS` from the same decoded
+        images (the detector's resolution; the classifier resizes to its own input).
 
     Returns
     -------
@@ -354,23 +387,35 @@ def scan(records: pd.DataFrame, model, *, engine: str = "local", head: int = 0, 
     blob = bytes(blob)
     if resolution is None:
         resolution = int(model_from_bytes(blob).config.image_size)
+    judge_blob = None
+    if judge is not None:
+        from galaxysd_core.science.detg_components import check_judge
+
+        judge_blob = bytes(judge if isinstance(judge, (bytes, bytearray)) else model_to_bytes(judge))
+        check_judge(model_from_bytes(judge_blob))
     t = time.perf_counter()
     if engine == "local":
         scores, reasons, info = scan_local(records, blob, resolution=resolution, head=head, batch_size=batch_size,
-                                           workers=workers, threads=threads, progress=progress)
+                                           workers=workers, threads=threads, progress=progress,
+                                           judge_blob=judge_blob)
         seconds = time.perf_counter() - t
     elif engine == "dask":
         scores, reasons, info = scan_dask(records, blob, resolution=resolution, head=head, batch_size=batch_size,
                                           chunk_size=chunk_size, n_workers=n_workers, client=client,
-                                          address=address)
+                                          address=address, judge_blob=judge_blob)
         seconds = info["scan_s"]
     else:
         scores, reasons, info = scan_ray(records, blob, resolution=resolution, head=head, batch_size=batch_size,
-                                         chunk_size=chunk_size, num_cpus=n_workers, address=address)
+                                         chunk_size=chunk_size, num_cpus=n_workers, address=address,
+                                         judge_blob=judge_blob)
         seconds = info["scan_s"]
     table = records.copy()
     table["score"] = scores
     table["skip_reason"] = reasons
+    comps = info.pop("components", None)
+    if comps is not None:
+        for k, c in enumerate(COMPONENT_COLUMNS):
+            table[c] = comps[:, k] if len(comps) else np.zeros(0)
     info = {**info, "engine": engine, "resolution": resolution, "n": int(len(table)),
             "total_s": time.perf_counter() - t}
     return ScanResult(table=table, engine=engine, seconds=seconds, info=info)

@@ -7,7 +7,10 @@ JPEG *draft* mode, centre crop, Lanczos resize via :func:`galaxysd_core.data.dec
 a detector trained on a cache sees the same pixels when it scans the files), batched inference
 (:func:`infer_scores`: eval mode, no gradients, channels-last, sigmoid of one head) and
 :func:`score_chunk`, the task every engine of :mod:`galaxysd_core.science.scan` runs on a chunk of
-files. Unreadable, truncated or missing files get a NaN score and the reason, never an exception.
+files. With a *judge* (the morphology classifier v2) the same decoded images also give the
+early-type gate and the predicted dust-lane votes
+(:func:`galaxysd_core.science.detg_components.component_probabilities`). Unreadable, truncated or
+missing files get a NaN score and the reason, never an exception.
 """
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["model_to_bytes", "model_from_bytes", "decode_images", "infer_scores", "score_chunk"]
+__all__ = ["model_to_bytes", "model_from_bytes", "decode_images", "infer_scores", "infer_components", "score_chunk"]
 
-# per-process cache of deserialised detectors (key: sha256 of the blob)
+# per-process cache of deserialised models (key: sha256 of the blob): the detector and the judge
 _MODEL_CACHE: Dict[str, Any] = {}
+_CACHE_SIZE = 2
 
 
 def model_to_bytes(model) -> bytes:
@@ -52,7 +56,8 @@ def model_from_bytes(blob: bytes, threads: Optional[int] = None):
         model = MorphologyClassifier(ClassifierConfig.from_dict(cfg))
         model.load_state_dict(load(blob), strict=True)
         model.eval().to(memory_format=torch.channels_last)
-        _MODEL_CACHE.clear()  # one detector per process at a time
+        while len(_MODEL_CACHE) >= _CACHE_SIZE:  # a detector and a judge per process at a time
+            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
         _MODEL_CACHE[key] = model
     return model
 
@@ -101,20 +106,38 @@ def infer_scores(model, images: np.ndarray, head: int = 0, batch_size: int = 64)
     return scores
 
 
+def infer_components(judge, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The judge's ``(N, 4)`` components of uint8 images (channels-last input, inference mode)."""
+    from galaxysd_core.science.detg_components import component_probabilities
+
+    return component_probabilities(judge, images, batch_size)
+
+
 def score_chunk(blob: bytes, files: Sequence[str], crop_fractions: Sequence[float], resolution: int = 64,
-                head: int = 0, batch_size: int = 64, threads: int = 1) -> Dict[str, Any]:
-    """Worker function of every engine: decode ``files`` and score them with the detector ``blob``.
+                head: int = 0, batch_size: int = 64, threads: int = 1,
+                judge_blob: Optional[bytes] = None) -> Dict[str, Any]:
+    """Worker function of every engine: decode ``files`` and score them with the detector ``blob``
+    (and, with ``judge_blob``, the classifier's components of the same images).
 
     Returns
     -------
     dict
         ``scores`` (float array, NaN for skipped files), ``reasons`` (list of str), ``decode_s`` and
-        ``infer_s`` (seconds spent in each stage).
+        ``infer_s`` (seconds spent in each stage); ``components`` ``(N, 4)`` (NaN rows for skipped
+        files) with a judge.
     """
     model = model_from_bytes(blob, threads=threads)
+    judge = model_from_bytes(judge_blob, threads=threads) if judge_blob else None
     t0 = time.perf_counter()
     images, reasons = decode_images(files, crop_fractions, resolution)
     t1 = time.perf_counter()
+    bad = [bool(r) for r in reasons]
     scores = infer_scores(model, images, head, batch_size)
-    scores[[bool(r) for r in reasons]] = np.nan
-    return {"scores": scores, "reasons": reasons, "decode_s": t1 - t0, "infer_s": time.perf_counter() - t1}
+    scores[bad] = np.nan
+    out = {"scores": scores, "reasons": reasons, "decode_s": t1 - t0}
+    if judge is not None:
+        comps = infer_components(judge, images, batch_size)
+        comps[bad] = np.nan
+        out["components"] = comps
+    out["infer_s"] = time.perf_counter() - t1
+    return out

@@ -17,11 +17,13 @@ from typing import Any, Optional, Sequence, TypeVar, Union
 from galaxysd_core import config as _config
 from galaxysd_core.errors import GalaxySDValueError
 
-__all__ = ["DEFAULT_CACHES", "DEFAULT_SYNTHETIC_CACHE", "science_parser", "with_overrides", "load_judge",
+__all__ = ["DEFAULT_CACHES", "SCAN_CACHES", "DEFAULT_SYNTHETIC_CACHE", "science_parser", "with_overrides", "load_judge",
            "repo_relative", "script_command"]
 
-#: Prepared caches of the real galaxies the experiments use by default.
-DEFAULT_CACHES = (_config.PROJECT_ROOT / "cache" / "gz1_64", _config.PROJECT_ROOT / "cache" / "gz2_examples_64")
+#: Prepared caches of the real galaxies the experiments train and test on by default (the GZ2 votes).
+DEFAULT_CACHES = (_config.PROJECT_ROOT / "cache" / "gz2_cutouts_128",)
+#: Every real galaxy available, scanned for the D-ETG catalog.
+SCAN_CACHES = tuple(_config.PROJECT_ROOT / "cache" / n for n in ("gz2_cutouts_128", "gz1_sdss_128", "gz2_examples_128"))
 #: Folder of the synthetic-image cache (git-ignored).
 DEFAULT_SYNTHETIC_CACHE = _config.PROJECT_ROOT / "cache" / "synthetic"
 

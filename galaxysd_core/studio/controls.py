@@ -6,17 +6,27 @@ one question, which exclude each other, cannot both be on. A control state is
 features and the prompt text (:mod:`galaxysd_core.prompts.grammar`). :func:`settings_from_png`
 turns the settings stored in a PNG (or a gallery image) back into control values, clamped to
 the ranges the controls offer.
+
+The controls follow the GZ2 decision tree (Willett et al. 2013 Fig. 1): :func:`control_views`
+offers at each question only the answers that some path through the tree shares with the answers
+chosen elsewhere, and disables a question none of whose answers can join them. Choices further down
+a question's own branch do not hide its answers: :func:`choose` sets the answer and turns off the
+later ones it no longer leads to, as changing an early answer of a questionnaire clears the
+questions that follow from it (so going from "smooth, completely round" to "features or
+disk-shaped" is one step). The controls thus only build prompts a volunteer could have given (the
+same paths, :data:`~galaxysd_core.schema.gz2.TREE_PATHS`, decide the automatic negative prompt);
+typed text can still contradict the tree, which :func:`tree_conflicts` reports.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.pipelines.inputs import MAX_GUIDANCE
 from galaxysd_core.prompts.grammar import build_prompt, features_from_prompt
-from galaxysd_core.schema.gz2 import QUESTION_BY_STEM, TREE_ORDER, captioned_answers
+from galaxysd_core.schema.gz2 import ANSWER_BY_PHRASE, QUESTION_BY_STEM, TREE_ORDER, TREE_PATHS, captioned_answers
 from galaxysd_core.studio.limits import MAX_REQUEST_IMAGES, MAX_UI_SEED, MAX_UI_STEPS
 
 #: Weight range of the feature sliders (the grammar accepts 0-3, beyond ~2 is extrapolation).
@@ -28,6 +38,14 @@ PHRASE_QUESTION: Dict[str, str] = {a.phrase: a.question for a in captioned_answe
 
 #: ``{question stem: (phrase or None, weight)}``: what the controls show.
 ControlState = Dict[str, Tuple[Optional[str], float]]
+
+
+#: Short names of the GZ2 questions for the controls' labels (the full question is the tooltip).
+SHORT_QUESTIONS: Dict[str, str] = {
+    "t01_smooth_or_features": "Smooth or features?", "t07_rounded": "How round?", "t02_edgeon": "Edge-on disc?",
+    "t09_bulge_shape": "Edge-on bulge shape", "t03_bar": "Bar?", "t04_spiral": "Spiral arms?",
+    "t10_arms_winding": "Arm winding", "t11_arms_number": "Number of arms", "t05_bulge_prominence": "Bulge prominence",
+    "t08_odd_feature": "Odd feature", "t06_odd": "Anything odd?"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,11 @@ class QuestionControl:
     def number(self) -> int:
         """Question number in the GZ2 tree (``t04_spiral`` -> 4)."""
         return int(self.stem[1:3])
+
+    @property
+    def label(self) -> str:
+        """Short label, e.g. ``"Q4. Spiral arms?"`` (:data:`SHORT_QUESTIONS`)."""
+        return f"Q{self.number}. {SHORT_QUESTIONS.get(self.stem, self.text)}"
 
 
 def question_controls() -> List[QuestionControl]:
@@ -102,6 +125,140 @@ def controls_from_prompt(text: str) -> Tuple[ControlState, List[str]]:
 def feature_label(phrase: str, unseen: Sequence[str] = ()) -> str:
     """Option label of a feature, marked with :data:`UNSEEN_LABEL` when the model never saw it in training."""
     return f"{phrase} {UNSEEN_LABEL}" if phrase in unseen else phrase
+
+
+# ----------------------------------------------------------------------------- the GZ2 tree
+def tree_consistent(phrases: Sequence[str]) -> bool:
+    """True when one path through the GZ2 tree gives every answer of ``phrases`` (unknown phrases ignored)."""
+    cols = {ANSWER_BY_PHRASE[p].column for p in phrases if p in ANSWER_BY_PHRASE}
+    return not cols or any(cols <= path for path in TREE_PATHS)
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """What one question's control offers for the current choices.
+
+    Attributes
+    ----------
+    options : tuple of str
+        Answers that can join the choices made at the questions that do not follow from this one
+        (the current answer is kept even when typed text made it contradictory, so the control
+        can show it).
+    disabled : bool
+        True when no answer of this question can follow those choices (and none is chosen).
+    reason : str
+        Why answers are missing or the question is disabled, e.g. ``"not asked with 'smooth'"``.
+    """
+
+    options: Tuple[str, ...]
+    disabled: bool
+    reason: str = ""
+
+
+def _descendants(stem: str) -> Set[str]:
+    """Questions reachable from ``stem`` through its answers (Willett et al. 2013 Fig. 1)."""
+    seen: Set[str] = set()
+    todo = [stem]
+    while todo:
+        for a in QUESTION_BY_STEM[todo.pop()].answers:
+            if a.leads_to and a.leads_to not in seen:
+                seen.add(a.leads_to)
+                todo.append(a.leads_to)
+    return seen
+
+
+#: ``{question stem: questions that follow from it}``.
+DESCENDANTS: Dict[str, Set[str]] = {q: _descendants(q) for q in QUESTION_BY_STEM}
+
+
+def _constraining(state: Mapping[str, Tuple[Optional[str], float]], stem: str) -> List[str]:
+    """Answers chosen at the questions that do not follow from ``stem`` (tree order)."""
+    return [state[q][0] for q in TREE_ORDER
+            if q != stem and q not in DESCENDANTS[stem] and q in state and state[q][0]]
+
+
+def control_views(state: Mapping[str, Tuple[Optional[str], float]]) -> Dict[str, QuestionView]:
+    """``{question stem: QuestionView}`` of every control for the control state ``state``.
+
+    An answer is offered when the GZ2 tree has a path through it and every answer chosen at the
+    questions that do not follow from its own; answers that clash only with choices further down
+    their own branch stay offered, and :func:`choose` turns those choices off.
+    """
+    views: Dict[str, QuestionView] = {}
+    for c in question_controls():
+        before = _constraining(state, c.stem)
+        current = state.get(c.stem, (None, 1.0))[0]
+        allowed = tuple(p for p in c.phrases if p == current or tree_consistent([*before, p]))
+        excluded = [p for p in c.phrases if p not in allowed]
+        blockers = [b for b in before if any(not tree_consistent([b, p]) for p in excluded)] or before
+        why = f"with {', '.join(repr(b) for b in blockers)}" if blockers else ""
+        if not allowed:
+            views[c.stem] = QuestionView((), True, f"not asked {why}".strip())
+        else:
+            views[c.stem] = QuestionView(allowed, False, f"{len(excluded)} answer(s) ruled out {why}".strip()
+                                         if excluded else "")
+    return views
+
+
+def choose(state: Mapping[str, Tuple[Optional[str], float]], stem: str, phrase: Optional[str],
+           weight: Optional[float] = None) -> Tuple[ControlState, List[str]]:
+    """Set question ``stem`` to ``phrase`` (None = off) and turn off the answers the tree then rules out.
+
+    The new answer wins; the other chosen answers are kept in tree order while they stay on one
+    path through the tree with it and the ones kept before them.
+
+    Returns
+    -------
+    state : dict
+        The new control state.
+    notes : list of str
+        One line per answer turned off, saying why.
+
+    Raises
+    ------
+    GalaxySDValueError
+        For an unknown question or an answer of another question.
+    """
+    if stem not in QUESTION_BY_STEM:
+        raise GalaxySDValueError(f"unknown GZ2 question {stem!r}")
+    if phrase is not None and PHRASE_QUESTION.get(phrase) != stem:
+        raise GalaxySDValueError(f"{phrase!r} is not an answer of \"{QUESTION_BY_STEM[stem].text}\"")
+    new: ControlState = {k: (v[0], float(v[1])) for k, v in state.items()}
+    new[stem] = (phrase, float(new.get(stem, (None, 1.0))[1] if weight is None else weight))
+    kept: List[str] = [phrase] if phrase else []
+    notes: List[str] = []
+    for q in TREE_ORDER:
+        if q == stem or q not in new or not new[q][0]:
+            continue
+        other = new[q][0]
+        if tree_consistent([*kept, other]):
+            kept.append(other)
+        else:
+            new[q] = (None, new[q][1])
+            notes.append(f"turned off {other!r}: the GZ2 tree does not lead there with {phrase!r}"
+                         if phrase else f"turned off {other!r}: it contradicts the other answers")
+    return new, notes
+
+
+def tree_conflicts(features: Sequence[str]) -> List[str]:
+    """Why a set of caption features contradicts the GZ2 tree (empty when one path holds them all).
+
+    Features are taken in tree order; each one that no path shares with the ones before it gets a
+    line naming an earlier feature it cannot follow (or "the answers before it" when only their
+    combination excludes it).
+    """
+    order = {p: i for i, p in enumerate(a.phrase for a in captioned_answers())}
+    feats = sorted((f for f in features if f in ANSWER_BY_PHRASE), key=lambda f: order.get(f, len(order)))
+    out: List[str] = []
+    kept: List[str] = []
+    for f in feats:
+        if tree_consistent([*kept, f]):
+            kept.append(f)
+            continue
+        other = next((k for k in kept if not tree_consistent([k, f])), None)
+        out.append(f"{other!r} and {f!r} cannot both hold: no path through the GZ2 tree gives both answers"
+                   if other else f"{f!r} cannot follow the answers before it on the GZ2 tree")
+    return out
 
 
 def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str]]:

@@ -161,3 +161,51 @@ def reuse_settings(item: GalleryItem) -> Tuple[Dict[str, Any], List[str]]:
 def random_seed() -> int:
     """A fresh random seed in [0, 2**31)."""
     return secrets.randbelow(2**31)
+
+
+#: Settings compared by :func:`settings_changes`, with their names.
+CHANGE_FIELDS = {"negative_prompt": "negative prompt", "tree_negatives": "automatic negative prompt",
+                 "steps": "steps", "guidance": "guidance", "scheduler": "sampler", "seed": "seed",
+                 "n_images": "images", "strength": "strength"}
+
+
+def request_settings(request: GenerationRequest) -> Dict[str, Any]:
+    """The comparable settings of a request (no images): what :func:`settings_changes` diffs."""
+    return {"prompt": request.prompt, "negative_prompt": request.negative_prompt,
+            "tree_negatives": bool(request.tree_negatives), "steps": int(request.steps),
+            "guidance": float(request.guidance), "scheduler": request.scheduler, "seed": request.seed,
+            "n_images": int(request.n_images),
+            "strength": float(request.strength) if request.init_image is not None else None}
+
+
+def settings_changes(old: Optional[Dict[str, Any]], new: Dict[str, Any]) -> List[str]:
+    """What changed from the settings of the images shown (``old``) to the controls now (``new``).
+
+    Features are compared one by one (``"dust lane 1 → 1.5"``, ``"+ merger"``, ``"− dust lane"``);
+    the other settings by value. Empty when nothing changed or there is nothing to compare with.
+    """
+    from galaxysd_core.prompts.grammar import features_from_prompt
+
+    if not old:
+        return []
+    out: List[str] = []
+    try:
+        fa, fb = features_from_prompt(old.get("prompt", "")), features_from_prompt(new.get("prompt", ""))
+    except GalaxySDValueError:
+        fa, fb = {}, {}
+        if old.get("prompt") != new.get("prompt"):
+            out.append("prompt text")
+    for f in dict.fromkeys([*fa, *fb]):
+        if f not in fb:
+            out.append(f"− {f}")
+        elif f not in fa:
+            out.append(f"+ {f}" + (f" {fb[f]:g}" if fb[f] != 1.0 else ""))
+        elif fa[f] != fb[f]:
+            out.append(f"{f} {fa[f]:g} → {fb[f]:g}")
+    for key, name in CHANGE_FIELDS.items():
+        a, b = old.get(key), new.get(key)
+        if a != b and not (key == "seed" and (a is None or b is None)):
+            fmt = (lambda v: f"{v:g}" if isinstance(v, float) else ("on" if v is True else "off" if v is False
+                                                                      else (repr(v) if v not in (None, "") else "none")))
+            out.append(f"{name} {fmt(a)} → {fmt(b)}")
+    return out

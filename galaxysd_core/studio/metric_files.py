@@ -57,6 +57,9 @@ class MetricsBundle:
     metrics_dir: Path
     training: Optional[pd.DataFrame] = None
     training_file: Optional[Path] = None
+    #: A training table with one row per prompt and step (``checkpoints.csv``), for the per-prompt
+    #: distance plot; the same as :attr:`training` when that one has a prompt column.
+    training_per_prompt: Optional[pd.DataFrame] = None
     benchmark: Optional[Dict[str, Any]] = None
     pareto: Optional[pd.DataFrame] = None
     pareto_file: Optional[Path] = None
@@ -138,6 +141,16 @@ def read_metrics(model_dir: os.PathLike, assets_dir: Optional[os.PathLike] = Non
                 if df is not None:
                     b.training, b.training_file = df.sort_values("step", kind="stable"), mdir / name
                     break
+        if b.training is not None and prompt_column(b.training) is not None:
+            b.training_per_prompt = b.training
+        elif b.training is not None:
+            for name in TRAINING_FILES:
+                path = mdir / name
+                if path != b.training_file and path.is_file():
+                    df = _read_csv_tolerant(path, b.problems)
+                    if df is not None and "step" in df.columns and prompt_column(df) is not None:
+                        b.training_per_prompt = df.sort_values("step", kind="stable")
+                        break
         bench = mdir / BENCHMARK_FILE
         if bench.is_file():
             try:

@@ -2,8 +2,9 @@
 
 The pages load the pipeline once per server process with ``st.cache_resource`` keyed on
 :func:`model_stamp` (the folder and its key files' modification times, so a retrained model is
-picked up) through :func:`galaxysd_core.pipelines.pipeline_galaxysd.load_pipeline`;
-:func:`model_status` says beforehand whether there is anything to load and, if not, how to get it.
+picked up) through :func:`load_app_pipeline` (on the device of ``$GALAXYSD_DEVICE``, default the
+GPU when there is one); :func:`model_status` says beforehand whether there is anything to load and,
+if not, how to get it.
 """
 from __future__ import annotations
 
@@ -68,6 +69,19 @@ def model_status(path: Optional[os.PathLike] = None) -> ModelStatus:
     if problems:
         return ModelStatus(folder, False, f"`{folder}` is incomplete ({'; '.join(problems)}). {how}", from_env)
     return ModelStatus(folder, True, f"model `{folder.name}` at `{folder}`", from_env)
+
+
+def load_app_pipeline(path: os.PathLike):
+    """The app's shared pipeline of a model folder, on the configured device and dtype.
+
+    :func:`~galaxysd_core.pipelines.pipeline_galaxysd.load_pipeline` with no device given:
+    ``$GALAXYSD_DEVICE`` / ``$GALAXYSD_DTYPE``, else CUDA in float16 when available, else the CPU in
+    float32, so a GPU server needs no code change. Show where it runs with
+    :func:`galaxysd_core.pipelines.devices.describe_pipeline_device`.
+    """
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline  # imports torch: first use only
+
+    return load_pipeline(str(path))
 
 
 def model_stamp(path: os.PathLike) -> Tuple[Any, ...]:

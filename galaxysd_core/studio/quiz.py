@@ -116,6 +116,8 @@ def start_quiz_round(pipe, index: pd.DataFrame, prompt: str, resolution: int,
     pool, match = real_matches(index, prompt, QUIZ_POOL, seed=int(rng.integers(1e9)))
     if len(pool) < QUIZ_REAL:
         pool, match = index.sample(min(QUIZ_POOL, len(index)), random_state=rng), "any caption"
+    # decode only a few more than are shown (unreadable files are skipped), not the whole pool
+    pool = pool.sample(min(len(pool), QUIZ_REAL + 3), random_state=int(rng.integers(2**31)))
     real, ids = load_real_images(pool, resolution)
     fake_seed = random_seed()
     item = generate(pipe, GenerationRequest(prompt=prompt, n_images=1, seed=fake_seed))[0]

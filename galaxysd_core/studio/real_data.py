@@ -190,3 +190,50 @@ def reference_images(index: pd.DataFrame, prompt: str, resolution: int, n: int =
     rows, _ = real_matches(index, prompt, n, seed=seed)
     images, _ = load_real_images(rows, resolution)
     return images
+
+
+#: Real source preferred by the Real vs synthetic page when the data folder has it (GZ2 votes and images).
+PREFERRED_SOURCE = "gz2_cutouts"
+
+
+def default_source(index: pd.DataFrame) -> Optional[str]:
+    """:data:`PREFERRED_SOURCE` when the index has galaxies from it, else None (all sources)."""
+    return PREFERRED_SOURCE if len(index) and (index["source"] == PREFERRED_SOURCE).any() else None
+
+
+#: Crops that bring each shared source to the reference galaxy scale (median half-light radius 0.198 of
+#: the frame, :data:`galaxysd_core.data.scale.REFERENCE_R50_FRACTION`), as measured by ``galaxysd data
+#: prepare --crop-fraction auto`` (:func:`galaxysd_core.data.scale.match_crop_fraction`; README "Real
+#: data"). Used for sources the model's training caches do not cover: the decoder's defaults (0.35 /
+#: 0.5) would show ``gz2_cutouts`` galaxies twice as large as any model draws them.
+SCALE_MATCHED_CROPS: Dict[str, float] = {"gz2_cutouts": 1.0, "gz1_sdss": 0.31, "gz2_examples": 0.39}
+
+
+def with_training_crops(index: pd.DataFrame, crops: Dict[str, float]) -> Tuple[pd.DataFrame, Dict[str, str]]:
+    """The index with each source's ``crop`` set to frame its galaxies as the model saw them.
+
+    ``crops`` is :func:`galaxysd_core.studio.model_facts.training_crops` of the model (the crop of
+    every source it was trained on); other sources get :data:`SCALE_MATCHED_CROPS` (the same galaxy
+    scale) where listed, else keep the decoder's default. Cutting real galaxies out this way gives
+    them the framing of the generated ones.
+
+    Returns
+    -------
+    index : pandas.DataFrame
+    how : dict
+        ``{source: "training" or "scale-matched"}`` for the sources whose crop was set.
+    """
+    if not len(index):
+        return index, {}
+    present = set(index["source"])
+    chosen: Dict[str, float] = {}
+    how: Dict[str, str] = {}
+    for table, label in ((crops, "training"), (SCALE_MATCHED_CROPS, "scale-matched")):
+        for src, crop in table.items():
+            if src in present and src not in chosen:
+                chosen[src], how[src] = float(crop), label
+    if not chosen:
+        return index, {}
+    out = index.copy()
+    out["crop"] = [chosen.get(s, c) for s, c in zip(out["source"], out["crop"])]
+    return out, how

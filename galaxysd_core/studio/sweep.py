@@ -42,6 +42,25 @@ class SweepResult:
     seeds: List[int]
     prompts: List[str]
     grid: List[List[GalleryItem]]
+    #: ``probs[i][j]``: the classifier's probability of :attr:`phrase` on ``grid[i][j]`` (None: no head).
+    probs: Optional[List[List[float]]] = None
+
+    def column_probabilities(self) -> Optional[List[float]]:
+        """Mean probability of the swept feature per weight (column), or None without probabilities."""
+        if self.probs is None:
+            return None
+        return [float(np.mean([row[j] for row in self.probs])) for j in range(len(self.weights))]
+
+
+def add_probabilities(result: SweepResult, probability) -> SweepResult:
+    """Fill :attr:`SweepResult.probs` with ``probability(images) -> (N,) or None`` over the whole grid
+    (e.g. :func:`galaxysd_core.studio.feature_probs.feature_probability` of the swept feature)."""
+    flat = [it.image for row in result.grid for it in row]
+    p = probability(flat)
+    if p is not None:
+        n = len(result.weights)
+        result.probs = [[float(p[i * n + j]) for j in range(n)] for i in range(len(result.seeds))]
+    return result
 
 
 def sweep_base_prompt(tags: dict, phrase: str) -> str:

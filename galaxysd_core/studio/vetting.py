@@ -8,8 +8,11 @@ thumbnail grid that follows it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+import math
+import numbers
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
 
 from galaxysd_core.errors import GalaxySDValueError
@@ -115,3 +118,47 @@ def vetting_cursor(view: pd.DataFrame, merged: pd.DataFrame, current: Optional[s
 def extra_columns(columns: Sequence[str], limit: int = 8) -> List[str]:
     """Up to ``limit`` catalog columns beyond :data:`SHOWN_COLUMNS`, listed under the candidate."""
     return [c for c in columns if c not in SHOWN_COLUMNS][:limit]
+
+
+#: Prefixes / suffixes of catalog columns holding probabilities (the component scores of a candidate).
+PROBABILITY_PREFIXES = ("p_", "prob_")
+PROBABILITY_SUFFIXES = ("_prob", "_probability", "_p")
+
+
+def probability_columns(columns: Sequence[str]) -> List[str]:
+    """Catalog columns that hold probabilities (``p_dust_lane``, ``smooth_prob``, ...), in table order."""
+    out = []
+    for c in columns:
+        low = str(c).lower()
+        if low.startswith(PROBABILITY_PREFIXES) or low.endswith(PROBABILITY_SUFFIXES):
+            out.append(c)
+    return out
+
+
+def format_value(value: Any, digits: int = 3) -> str:
+    """A catalog value for display: floats with ``digits`` significant digits, NaN as ``"–"``, the rest as text."""
+    if value is None:
+        return "–"
+    if isinstance(value, (str, bool, np.bool_, numbers.Integral)):
+        return str(value)
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(f):
+        return "–"
+    if abs(f) >= 10 ** int(digits):  # large values: all integer digits, no exponent
+        return f"{f:,.0f}"
+    return f"{f:.{int(digits)}g}"
+
+
+def confirmation_summary(progress: Mapping[str, int]) -> Dict[str, Any]:
+    """Counts of a catalog's vetting (:func:`galaxysd_core.science.candidates.progress`) for display.
+
+    Returns ``{"confirmed", "vetted", "total", "share_vetted", "share_confirmed"}``: *confirmed* are
+    the candidates judged "yes" by eye; ``share_confirmed`` is over the vetted ones (None before any).
+    """
+    total, vetted, yes = int(progress.get("total", 0)), int(progress.get("vetted", 0)), int(progress.get("yes", 0))
+    return {"confirmed": yes, "vetted": vetted, "total": total,
+            "share_vetted": vetted / total if total else 0.0,
+            "share_confirmed": yes / vetted if vetted else None}

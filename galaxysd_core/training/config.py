@@ -54,6 +54,9 @@ class DiffusionTrainConfig:
     pretrained_model_name_or_path: Optional[str] = _setting(
         None, "Stable Diffusion 1.5 or GalaxySD folder to fine-tune (skips the VAE stage)")
     stage: str = _setting("all", "'vae', 'unet' or 'all'")
+    exclude_ids_from: Optional[str] = _setting(
+        None, "folder with a split_test_ids.csv (e.g. assets/classifier): those held-out galaxies are left "
+              "out of training, so evaluations and reconstruction tests on them are honest")
     derive_roundness: bool = _setting(True, "add the derived t07 roundness to GZ1 elliptical captions")
     model: Dict = _setting(factory=lambda: MiniModelConfig().to_dict(),
                            text="GalaxySD-mini sizes (MiniModelConfig fields) as JSON")
@@ -88,6 +91,16 @@ class DiffusionTrainConfig:
     ema_decay: float = _setting(0.999, "EMA decay")
     mixed_precision: str = _setting("no", "'no', 'fp16' or 'bf16'")
     gradient_accumulation_steps: int = _setting(1, "batches per optimisation step")
+    # data loading (training/latent_cache.py)
+    latent_dihedral: str = _setting("latent", "'latent': one latent per image is encoded and cached, the 8 "
+                                              "flips/quarter turns are applied to it on the fly; 'encoded': "
+                                              "all 8 transformed images are encoded and cached (8x the disk, "
+                                              "exact; the shipped model was trained so)")
+    latent_loading: str = _setting("stream", "'stream': latents read from the sharded cache on disk through "
+                                             "a DataLoader (memory independent of the data size); 'memory': "
+                                             "all latents loaded into RAM first")
+    dataloader_num_workers: int = _setting(0, "DataLoader worker processes reading latent / image batches "
+                                              "(0: in the training process)")
     log_every: int = _setting(50, "steps between 'train' rows of train_log.jsonl (mean loss over the "
                                   "processes and those steps, lr)")
     checkpointing_steps: int = _setting(250, "steps between accelerate checkpoints")
@@ -117,6 +130,12 @@ class DiffusionTrainConfig:
                 raise GalaxySDValueError(f"{name} must be >= 1")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise GalaxySDValueError("caption_dropout must be in [0, 1)")
+        if self.latent_dihedral not in ("latent", "encoded"):
+            raise GalaxySDValueError(f"latent_dihedral must be 'latent' or 'encoded', got {self.latent_dihedral!r}")
+        if self.latent_loading not in ("stream", "memory"):
+            raise GalaxySDValueError(f"latent_loading must be 'stream' or 'memory', got {self.latent_loading!r}")
+        if int(self.dataloader_num_workers) < 0:
+            raise GalaxySDValueError("dataloader_num_workers must be >= 0")
 
     @property
     def mini_config(self) -> MiniModelConfig:

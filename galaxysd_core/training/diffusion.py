@@ -3,10 +3,14 @@
 Stages
 ------
 1. ``vae``: :func:`galaxysd_core.training.vae.train_vae`.
-2. ``unet``: encode the training images once (all 8 flips/90-degree rotations) into a latent cache
-   (:mod:`galaxysd_core.training.latent_cache`), then train the UNet and the text encoder with the
-   epsilon objective, min-SNR weighting (Hang et al. 2023), caption dropout (for classifier-free
-   guidance) and tag shuffling (:mod:`galaxysd_core.training.data`).
+2. ``unet``: encode the training images once into a sharded latent cache on disk
+   (:mod:`galaxysd_core.training.latent_cache`; the 8 flips/90-degree rotations applied to the
+   latents on the fly, or encoded), read batch by batch through a DataLoader, then train the UNet
+   and the text encoder with the epsilon objective, min-SNR weighting (Hang et al. 2023), caption
+   dropout (for classifier-free guidance) and tag shuffling (:mod:`galaxysd_core.training.data`).
+
+Images and latents are read from the sharded caches a batch at a time, so memory does not grow
+with the number of training images (``bench/bench_train_memory.py``).
 
 With ``pretrained_model_name_or_path`` (a Stable Diffusion 1.5 folder or a GalaxySD folder) the VAE
 stage is skipped and the UNet and text encoder are fine-tuned as in GalaxySD (Ma, Sun et al. 2025
@@ -17,7 +21,10 @@ or nodes needs no code change: ``max_train_steps`` counts optimizer steps whatev
 processes, each process draws its own batches (``train_batch_size`` each;
 :func:`galaxysd_core.training.data.batch_generator`), the learning rate at every optimizer step
 is the one of a 1-process run (:mod:`galaxysd_core.training.schedules`), and only the main
-process writes the log, validation grids, snapshots and the model.
+process writes the log, validation grids, snapshots and the model. The effective batch
+(``train_batch_size x processes x gradient_accumulation_steps``) and the steps per epoch are
+logged at start (the ``start`` row of ``train_log.jsonl``). Example accelerate configs for 1 GPU,
+8 GPUs and 2 nodes: ``train/accelerate/``.
 Checkpoints: :mod:`galaxysd_core.training.checkpoints`; ``resume_from_checkpoint="latest"``
 continues the step count (with the same or another number of processes). Validation grids,
 snapshots and the final model folder: :mod:`galaxysd_core.training.snapshots`.
@@ -25,6 +32,7 @@ snapshots and the final model folder: :mod:`galaxysd_core.training.snapshots`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -33,18 +41,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from galaxysd_core._utils import resize_images
 from galaxysd_core.errors import GalaxySDFileError
 from galaxysd_core.models.mini import build_mini_components
 from galaxysd_core.prompts.tokenization import text_max_length
 from galaxysd_core.training.checkpoints import checkpoint_step, resolve_resume, save_checkpoint
 from galaxysd_core.training.config import DiffusionTrainConfig
-from galaxysd_core.training.data import (batch_generator, caption_batch, caption_rng, feature_counts,
-                                         load_training_data)
+from galaxysd_core.training.data import (StepBatchSampler, batch_loader, caption_batch, caption_rng, feature_counts,
+                                         load_training_data, steps_per_epoch)
 from galaxysd_core.training.latent_cache import encode_latent_cache
 from galaxysd_core.training.schedules import make_lr_scheduler, seek_lr_scheduler
 from galaxysd_core.training.snapshots import save_model_folder, snapshot_pipeline, write_validation_grid
 from galaxysd_core.training.vae import train_vae
+
+logger = logging.getLogger(__name__)
 
 
 def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callable] = None,
@@ -94,19 +103,28 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     t_start = time.time()
     images, captions, derived = load_training_data(cfg, show_progress=show_progress)
     log({"event": "data", "n_images": len(images), "derived_roundness": derived})
+    if state.is_main_process:
+        log(start_row(cfg, len(images), state.num_processes))
     state.wait_for_everyone()  # all processes look for a finished VAE stage before any writes one
 
     # ---- components
-    vae, unet, text_encoder, tokenizer, base_scheduler_config, images = _components(cfg, images, log)
+    vae, unet, text_encoder, tokenizer, base_scheduler_config, size = _components(cfg, images, log)
     if cfg.stage == "vae" and not cfg.pretrained_model_name_or_path:
         return out / "vae_stage" / "final"
     vae.requires_grad_(False).eval()
 
-    # ---- latent cache (computed once)
-    with state.main_process_first():  # the main process writes the cache, the others read it
-        latents_all = encode_latent_cache(vae, images, out / "latents.safetensors", save=state.is_main_process,
-                                          show_progress=show_progress and state.is_main_process)
-    n = latents_all.shape[1]
+    # ---- latent cache (computed once, sharded on disk)
+    if (out / "latents.safetensors").is_file() and cfg.latent_dihedral == "latent" and state.is_main_process:
+        logger.warning("%s was started with the earlier latent cache (all 8 transforms encoded, in memory); this "
+                       "run caches one latent per image and transforms it on the fly: pass --latent_dihedral "
+                       "encoded to continue on the same latents", out)
+    with state.main_process_first():  # the main process writes the cache, the others open it
+        latent_cache = encode_latent_cache(vae, images, out / "latents", size=size,
+                                           copies=8 if cfg.latent_dihedral == "encoded" else 1,
+                                           show_progress=show_progress and state.is_main_process)
+    if cfg.latent_loading == "memory":
+        latent_cache = latent_cache.in_memory()
+    n = latent_cache.n
 
     # ---- training objects
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
@@ -176,11 +194,18 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     accum = cfg.gradient_accumulation_steps
     trained = (unet, text_encoder) if cfg.train_text_encoder else (unet,)
     micro, micro_losses = 0, []
+    sampler = StepBatchSampler(cfg.seed, n, cfg.train_batch_size, global_step, end_step, num_processes=world,
+                               process_index=rank, accumulation_steps=accum)
+    dataset = latent_cache.dataset()
+    if cfg.latent_loading == "memory":  # the earlier in-RAM loop: no DataLoader
+        batches = (dataset.__getitems__(pairs) for pairs in sampler)
+    else:
+        batches = iter(batch_loader(dataset, sampler, cfg.dataloader_num_workers))
     while global_step < end_step:
-        g = batch_generator(cfg.seed, global_step, world, rank, micro, accum)
-        idx = torch.randint(0, n, (cfg.train_batch_size,), generator=g)
-        k = torch.randint(0, 8, (cfg.train_batch_size,), generator=g)
-        latents = latents_all[k, idx].to(accelerator.device)
+        g, idx, _ = sampler.draw(global_step, micro)  # the generator of the batch the loader returns
+        rows, latents = next(batches)
+        assert torch.equal(rows, idx), "the DataLoader returned the batch of another step"
+        latents = latents.to(accelerator.device)
         ids = caption_batch(captions, idx, rng, cfg, tokenizer, max_length, token_cache).to(accelerator.device)
         noise = torch.randn(latents.shape, generator=g).to(accelerator.device)
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],),
@@ -248,10 +273,32 @@ def denoising_loss(noise_scheduler, pred: torch.Tensor, latents: torch.Tensor, n
     return (F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3)) * w).mean()
 
 
-def _components(cfg: DiffusionTrainConfig, images: np.ndarray, log: Callable[[dict], None]):
-    """``(vae, unet, text_encoder, tokenizer, scheduler_config, images)`` to train from.
+def start_row(cfg: DiffusionTrainConfig, n_images: int, num_processes: int) -> dict:
+    """The ``start`` row of ``train_log.jsonl`` (also logged): processes, effective batches
+    (per-process batch x processes x accumulated batches) and steps per epoch of both stages."""
+    accum = cfg.gradient_accumulation_steps
+    unet = {"batch_per_process": cfg.train_batch_size, "gradient_accumulation_steps": accum,
+            "effective_batch": cfg.train_batch_size * num_processes * accum,
+            "steps_per_epoch": steps_per_epoch(n_images, cfg.train_batch_size, num_processes, accum),
+            "max_train_steps": cfg.max_train_steps}
+    unet["epochs"] = round(cfg.max_train_steps / unet["steps_per_epoch"], 3)
+    row = {"event": "start", "n_images": int(n_images), "num_processes": int(num_processes), "unet": unet}
+    if not cfg.pretrained_model_name_or_path and cfg.stage in ("vae", "all"):
+        row["vae"] = {"effective_batch": cfg.vae_batch_size * num_processes,
+                      "steps_per_epoch": steps_per_epoch(n_images, cfg.vae_batch_size, num_processes),
+                      "steps": cfg.vae_steps}
+    logger.info("%d training images on %d process(es): effective batch %d (%d x %d processes x %d accumulated), "
+                "%d steps per epoch, %d steps = %.2f epochs", n_images, num_processes, unet["effective_batch"],
+                cfg.train_batch_size, num_processes, accum, unet["steps_per_epoch"], cfg.max_train_steps,
+                unet["epochs"])
+    return row
 
-    Fine-tuning: the pretrained folder's components, the images resized to its resolution.
+
+def _components(cfg: DiffusionTrainConfig, images, log: Callable[[dict], None]):
+    """``(vae, unet, text_encoder, tokenizer, scheduler_config, size)`` to train from.
+
+    Fine-tuning: the pretrained folder's components and its resolution ``size`` (the latent
+    cache resizes the images to it batch by batch); from scratch ``size`` is None.
     From scratch: fresh GalaxySD-mini components (seeded by ``cfg.seed``) with the VAE of a
     finished VAE stage (``output_dir/vae_stage/final``), else one trained now (stages vae/all).
     """
@@ -259,8 +306,7 @@ def _components(cfg: DiffusionTrainConfig, images: np.ndarray, log: Callable[[di
         from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
 
         base = load_pipeline(cfg.pretrained_model_name_or_path)
-        images = resize_images(images, base.default_size)  # fine-tuning at the base model's resolution
-        return base.vae, base.unet, base.text_encoder, base.tokenizer, base.scheduler.config, images
+        return base.vae, base.unet, base.text_encoder, base.tokenizer, base.scheduler.config, base.default_size
     comps = build_mini_components(cfg.mini_config, seed=cfg.seed)
     vae = comps["vae"]
     final_vae = Path(cfg.output_dir) / "vae_stage" / "final"
@@ -272,4 +318,4 @@ def _components(cfg: DiffusionTrainConfig, images: np.ndarray, log: Callable[[di
         vae = train_vae(cfg, images, vae=vae, log=log)
     else:
         raise GalaxySDFileError(f"stage 'unet' needs a trained VAE at {str(final_vae)!r}; run stage 'vae' first")
-    return vae, comps["unet"], comps["text_encoder"], comps["tokenizer"], comps["scheduler"].config, images
+    return vae, comps["unet"], comps["text_encoder"], comps["tokenizer"], comps["scheduler"].config, None

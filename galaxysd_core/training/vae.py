@@ -7,6 +7,8 @@ latents have zero mean and unit variance (the role of Stable Diffusion's fixed 0
 Under ``accelerate launch`` each process draws its own batches
 (:func:`galaxysd_core.training.data.batch_generator`), so a step trains on
 ``vae_batch_size * num_processes`` images; only the main process writes the log and the final VAE.
+Batches are read from the (lazy, sharded) images through a DataLoader
+(:class:`~galaxysd_core.training.data.ImageBatches`), so memory does not grow with the data set.
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from galaxysd_core._utils import dihedral
+from galaxysd_core.data.shards import take_rows
 from galaxysd_core.models.mini import build_mini_components
 from galaxysd_core.training.checkpoints import checkpoint_step, resolve_resume, save_checkpoint
 from galaxysd_core.training.config import DiffusionTrainConfig
-from galaxysd_core.training.data import batch_generator, to_unit_range
+from galaxysd_core.training.data import ImageBatches, StepBatchSampler, batch_loader, to_unit_range
 from galaxysd_core.training.schedules import seek_lr_scheduler, vae_lr_scheduler
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def _log_row(row: dict) -> None:
     logger.info("%s", json.dumps(row))
 
 
-def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
+def train_vae(cfg: DiffusionTrainConfig, images, vae=None,
               log: Callable[[dict], None] = _log_row):
     """Train the AutoencoderKL; returns it with ``shift_factor`` and ``scaling_factor`` set.
 
@@ -45,8 +47,8 @@ def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
     ----------
     cfg : DiffusionTrainConfig
         ``vae_*`` settings, ``seed``, ``mixed_precision``, checkpointing and resume settings.
-    images : numpy.ndarray
-        uint8 ``(N, H, W, 3)`` training images.
+    images : ShardedArray or numpy.ndarray
+        uint8 ``(N, H, W, 3)`` training images (read a batch at a time).
     vae : AutoencoderKL, optional
         Start from this VAE (default: a fresh GalaxySD-mini VAE of ``cfg.model``).
     log : callable
@@ -73,14 +75,15 @@ def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
         accelerator.load_state(str(ckpt))
         start = checkpoint_step(ckpt)
         seek_lr_scheduler(lr_sched, start, world)
-    data = to_unit_range(images)
-    n = len(data)
+    sampler = StepBatchSampler(cfg.seed, len(images), cfg.vae_batch_size, start, cfg.vae_steps,
+                               num_processes=world, process_index=rank, per_batch_transform=True)
+    batches = iter(batch_loader(ImageBatches(images), sampler, cfg.dataloader_num_workers))
     bar = tqdm(range(start, cfg.vae_steps), desc="VAE", disable=not accelerator.is_main_process)
     t0 = time.time()
     for step in bar:
-        g = batch_generator(cfg.seed, step, world, rank)
-        idx = torch.randint(0, n, (cfg.vae_batch_size,), generator=g)
-        x = dihedral(data[idx], int(torch.randint(0, 8, (1,), generator=g)))
+        g, idx, _ = sampler.draw(step)  # the generator continues with the crop offsets
+        rows, x = next(batches)
+        assert torch.equal(rows, idx), "the DataLoader returned the batch of another step"
         if cfg.vae_crop and cfg.vae_crop < x.shape[-1]:
             oy, ox = (int(v) for v in torch.randint(0, x.shape[-1] - cfg.vae_crop + 1, (2,), generator=g))
             x = x[..., oy:oy + cfg.vae_crop, ox:ox + cfg.vae_crop]
@@ -102,7 +105,8 @@ def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
                      "lr": float(lr_sched.get_last_lr()[0]), "wall_s": time.time() - t0})
     vae = accelerator.unwrap_model(model).vae.eval()
     # every process measures the same (DDP-synchronised) weights on the same images
-    shift, scale = latent_normalisation(vae, data[:NORMALISATION_IMAGES].to(accelerator.device))
+    first = take_rows(images, np.arange(min(len(images), NORMALISATION_IMAGES)))  # lazy: read a batch at a time
+    shift, scale = latent_normalisation(vae, first, device=accelerator.device)
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
     if accelerator.is_main_process:
         vae.save_pretrained(vae_dir / "final", safe_serialization=True)
@@ -113,10 +117,16 @@ def train_vae(cfg: DiffusionTrainConfig, images: np.ndarray, vae=None,
 
 
 @torch.no_grad()
-def latent_normalisation(vae, images: torch.Tensor, batch_size: int = 256) -> Tuple[float, float]:
-    """``(shift, scale)`` making the latent means of ``images`` (``NCHW`` in [-1, 1]) zero-mean and
-    unit-variance: ``(z - shift) * scale``."""
-    z = torch.cat([vae.encode(images[i:i + batch_size]).latent_dist.mean for i in range(0, len(images), batch_size)])
+def latent_normalisation(vae, images, batch_size: int = 256, device=None) -> Tuple[float, float]:
+    """``(shift, scale)`` making the latent means of ``images`` zero-mean and unit-variance:
+    ``(z - shift) * scale``. ``images``: a ``NCHW`` tensor in [-1, 1], or uint8 ``(N, H, W, 3)``
+    images (an array or a lazy ShardedArray), converted a batch at a time (on ``device``)."""
+    def batch(i: int) -> torch.Tensor:
+        x = images[i:i + batch_size]
+        x = x if isinstance(x, torch.Tensor) else to_unit_range(np.asarray(x))
+        return x if device is None else x.to(device)
+
+    z = torch.cat([vae.encode(batch(i)).latent_dist.mean for i in range(0, len(images), batch_size)])
     shift = float(z.mean())
     return shift, float(1.0 / (z - shift).std())
 

@@ -1,0 +1,104 @@
+"""Static figures of a model card (PNG, matplotlib with the Agg backend): metrics over training,
+the guidance / negative-prompt front, pixel histograms of real and generated galaxies.
+
+The app draws its interactive versions with plotly (:mod:`galaxysd_core.studio.figures`); these
+are the frozen ones next to the card, readable on any Markdown viewer.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Union
+
+import pandas as pd
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def training_curves(metrics: pd.DataFrame, path: Union[str, Path]) -> Path:
+    """Domain FD, KID, precision/recall and consistency against the training step
+    (``training_metrics.csv`` rows: one per snapshot, means over the prompts)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    m = metrics.sort_values("step")
+    axes[0].plot(m["step"], m["domain_fd"], "o-", color="tab:red")
+    axes[0].set_title("Frechet distance to real (lower is better)")
+    if "domain_kid" in m:
+        ax2 = axes[0].twinx()
+        ax2.plot(m["step"], m["domain_kid"], "s--", color="tab:purple")
+        ax2.set_ylabel("KID", color="tab:purple")
+    axes[0].set_ylabel("FD (classifier embedding)", color="tab:red")
+    for col, colour in (("precision", "tab:blue"), ("recall", "tab:orange")):
+        axes[1].plot(m["step"], m[col], "o-", label=col, color=colour)
+    axes[1].axhline(0.6, color="grey", lw=0.8, ls=":")
+    axes[1].set_ylim(0, 1)
+    axes[1].legend()
+    axes[1].set_title("realism (precision), diversity (recall)")
+    axes[2].plot(m["step"], m["consistency"], "o-", color="tab:green")
+    axes[2].set_ylim(0, 1)
+    axes[2].set_title("prompt consistency")
+    for ax in axes:
+        ax.set_xlabel("training step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def front_plot(summary: pd.DataFrame, path: Union[str, Path]) -> Path:
+    """Recall against consistency of every (guidance, negative-prompt policy) setting, precision as
+    colour, the Pareto front circled and the chosen default starred (GalaxySD Fig. 5)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for tree, marker in ((True, "o"), (False, "^")):
+        s = summary[summary["tree_negatives"] == tree]
+        if s.empty:
+            continue
+        sc = ax.scatter(s["consistency"], s["recall"], c=s["precision"], vmin=0, vmax=1, cmap="viridis",
+                        marker=marker, s=70, label="tree negative prompt" if tree else "plain guidance")
+        for _, r in s.iterrows():
+            ax.annotate(f"{r['guidance']:g}", (r["consistency"], r["recall"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+    if "on_front" in summary:
+        f = summary[summary["on_front"]]
+        ax.scatter(f["consistency"], f["recall"], s=190, facecolors="none", edgecolors="black", lw=0.8)
+    if "chosen" in summary and summary["chosen"].any():
+        c = summary[summary["chosen"]].iloc[0]
+        ax.scatter([c["consistency"]], [c["recall"]], marker="*", s=320, color="red", label="chosen default")
+    ax.axhline(0.6, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("mean prompt consistency")
+    ax.set_ylabel("mean recall (diversity)")
+    ax.set_title("guidance x negative-prompt policy (numbers: guidance)")
+    fig.colorbar(sc, ax=ax, label="mean precision (realism)")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def histogram_plot(backgrounds: Dict, path: Union[str, Path]) -> Path:
+    """Pixel-value histograms (log density) of real and generated sets
+    (:func:`galaxysd_core.evaluation.background.compare_backgrounds` output)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    bins = backgrounds["bins"]
+    centres = [(a + b) / 2 for a, b in zip(bins[:-1], bins[1:])]
+    styles = {"real": dict(color="black", lw=2)}
+    for name, h in backgrounds["histograms"].items():
+        label = name if name == "real" else f"{name} (TV {backgrounds[name]['histogram_tv']:.3f})"
+        ax.semilogy(centres, [max(v, 1e-7) for v in h], label=label, **styles.get(name, {}))
+    ax.set_xlabel("pixel value (8-bit, all channels)")
+    ax.set_ylabel("density")
+    ax.set_title("pixel histograms: real held-out cutouts vs generated")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
