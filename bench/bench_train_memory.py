@@ -118,6 +118,26 @@ def run_child(spec: dict) -> dict:
     return {**spec, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
+def loader_ms(folder: Path, batch: int, in_memory: bool, n_batches: int = 200) -> float:
+    """Milliseconds per batch of ``(row, transform)`` pairs fetched from a latent cache folder
+    (the data part of a training step, without the UNet), median over ``n_batches``."""
+    import time
+
+    import numpy as np
+
+    from galaxysd_core.training.data import StepBatchSampler
+    from galaxysd_core.training.latent_cache import LatentCache
+
+    cache = LatentCache.open(next(Path(folder).glob("*/latents.json")).parent)
+    dataset = (cache.in_memory() if in_memory else cache).dataset()
+    times = []
+    for pairs in StepBatchSampler(0, cache.n, batch, 0, n_batches):
+        t0 = time.perf_counter()
+        dataset.__getitems__(pairs)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="shared real-data folder (default $GALAXYSD_DATA_DIR)")
@@ -159,6 +179,7 @@ def main(argv=None) -> int:
         runs.append(run_child(spec(small, "memory", "encoded", f"memory_{small}")))
         if r == 0:
             runs.append(run_child(spec(large, "stream", "latent", f"stream_{large}")))
+    # the caches of the runs are kept for the repeats and for the fetch timing below
     print(f"GalaxySD-mini UNet + text encoder, {model['resolution']} px, batch {batch}, {steps} steps, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
@@ -178,9 +199,14 @@ def main(argv=None) -> int:
           f"ratio {ratio:.3f} (goal <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'})")
     print(f"throughput sharded / in-RAM loop on {small} images: {speed:.3f} (goal >= 0.9: "
           f"{'met' if speed >= 0.9 else 'NOT met'})")
+    fetch = {"sharded, on the fly": loader_ms(work / f"run_stream_{small}" / "latents", batch, False),
+             "in RAM, 8 encoded": loader_ms(work / f"run_memory_{small}" / "latents", batch, True)}
+    step_ms = 1000 / stream_rate[len(stream_rate) // 2]
+    print("batch fetch (data part of a step): " + ", ".join(f"{k} {v:.2f} ms" for k, v in fetch.items())
+          + f"; a training step took {step_ms:.0f} ms here")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "peak_ratio": ratio, "throughput_ratio": speed},
-                                              indent=1))
+        Path(args.json).write_text(json.dumps({"runs": runs, "peak_ratio": ratio, "throughput_ratio": speed,
+                                               "fetch_ms": fetch, "step_ms": step_ms}, indent=1))
     return 0
 
 

@@ -191,9 +191,11 @@ with left:
     pressed = st.button("Generate", type="primary", key="btn.gen.generate", disabled=pipe is None,
                         icon=":material/auto_awesome:", width="stretch")
 
-    with st.expander(f"Sampling: {ss[K_N]} images · {ss[K_STEPS]} steps · guidance {ss[K_GUID]:g} · "
-                     f"{SCHEDULER_LABELS.get(ss[K_SCHED], ss[K_SCHED])} · "
-                     f"{'random seed' if ss[K_SEEDMODE] == 'random' else f'seed {ss[K_SEED]}'}", expanded=False):
+    st.caption(f"{ss[K_N]} images · {ss[K_STEPS]} steps · guidance {ss[K_GUID]:g} · "
+               f"{SCHEDULER_LABELS.get(ss[K_SCHED], ss[K_SCHED])} · "
+               f"{'random seed' if ss[K_SEEDMODE] == 'random' else f'seed {ss[K_SEED]}'}")
+    # a fixed label: an expander whose label changes is a new element, and would close while its sliders move
+    with st.expander("Sampling settings", expanded=False):
         c1, c2 = st.columns(2)
         c1.slider("Steps", 1, limits.MAX_UI_STEPS, key=K_STEPS)
         c2.slider("Guidance scale", 0.0, 15.0, step=0.5, key=K_GUID,

@@ -58,7 +58,8 @@ crops = index.groupby("source")["crop"].first().to_dict() if len(index) else {}
 WHY = {"training": "as in the model's training data", "scale-matched": "the reference galaxy scale"}
 st.caption(f"{len(index)} real galaxies with {len(counts)} distinct captions in `{data_dir}`"
            + (f" ({source})" if source != "all" else "") + ". Cut out to "
-           + ", ".join(f"{c:.2g} of the {s} frame ({WHY.get(framed.get(s), 'default crop')})" for s, c in crops.items())
+           + ", ".join(("the full" if c >= 1 else f"the central {c:.2g} of the") + f" {s} frame "
+                       f"({WHY.get(framed.get(s), 'default crop')})" for s, c in crops.items())
            + f" and resized to {resolution} px, so real and generated images share size and framing.")
 
 for k, v in (("keep.rvs.custom", "sdss, features or disk-shaped, spiral galaxy"), ("keep.rvs.n", 8),

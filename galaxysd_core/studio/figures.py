@@ -21,8 +21,8 @@ from galaxysd_core.errors import GalaxySDDataError
 from galaxysd_core.evaluation.metrics.physical import STAT_UNITS, STATS
 from galaxysd_core.schema.morphology_stats import COMBINATION_SEP, NO_FEATURE
 from galaxysd_core.studio.metric_files import AUGMENTATION_METRICS, TRAINING_METRICS, prompt_column
-from galaxysd_core.studio.palette import (DASHES, GREYS, NEUTRAL, REAL, SYMBOLS, family_colour, prompt_colours,
-                                          prompt_symbols)
+from galaxysd_core.studio.palette import (DASHES, GREYS, NEUTRAL, PATTERNS, REAL, SYMBOLS, family_colour,
+                                          prompt_colours, prompt_symbols)
 
 #: One sentence under each plot of the Metrics page: how to read it.
 HOW_TO_READ: Dict[str, str] = {
@@ -39,9 +39,10 @@ HOW_TO_READ: Dict[str, str] = {
                 "while consistency rises: a prompt without enough real galaxies of its exact caption is "
                 "compared with all real galaxies, and the better the model draws only the prompted kind, the "
                 "further its images move from that mixed set (per prompt below, when measured).",
-    "distance_by_prompt": "The Fréchet distance per prompt: solid lines are prompts compared with real galaxies of "
-                          "the same caption (these should fall with training), dashed ones prompts compared with "
-                          "all real galaxies (these rise as the model learns to draw only the prompted kind).",
+    "distance_by_prompt": "The Fréchet distance per prompt: solid lines compare a prompt with real galaxies of the "
+                          "same caption (a small reference set makes them noisy), dashed ones with all real galaxies: "
+                          "those rise as the model learns to draw only the prompted kind, which is the rise of the "
+                          "mean above.",
     "pareto": "Each point is one prompt at one sweep value (the number on it); up is more realistic (precision), "
               "right more diverse (recall). Points further up and right are better; a line bending down-left "
               "marks where the sweep starts to cost quality.",
@@ -52,9 +53,10 @@ HOW_TO_READ: Dict[str, str] = {
                 "feature with a short bar was rarely seen, so prompts with it are extrapolations.",
     "upset": "Each column is one exact combination of caption features (dots joined below), its bar the number of "
              "training galaxies with that caption; every row is one feature.",
-    "classifier": "Held-out precision, recall and ROC AUC of each classifier head (shades of grey: one per "
+    "classifier": "Held-out precision, recall and ROC AUC of each classifier head (one grey and fill pattern per "
                   "measure). A feature with a weak head is checked less reliably by prompt consistency.",
-    "augmentation": "Bars: one arm each (grey shades), side by side per task and number of real positives; "
+    "augmentation": "Bars: one arm each (grey shade and fill pattern), side by side per task and number of real "
+                    "positives; "
                     "error bars are the spread over seeds. An arm above the real-only bar means the generated "
                     "galaxies helped.",
     "light_profiles": "Histograms of simple light-profile statistics of the real (grey) and generated (the "
@@ -274,7 +276,7 @@ def upset_figure(combinations: Optional[pd.DataFrame], top: int = 15) -> Optiona
     # explicit ticks: plotly thins category labels out when it thinks rows are crowded
     fig.update_yaxes(categoryorder="array", categoryarray=members[::-1], tickmode="array", tickvals=members,
                      ticktext=members, automargin=True, row=2, col=1)
-    fig.update_layout(height=bars_px + matrix_px + 90, title="Most common feature combinations (UpSet)",
+    fig.update_layout(height=bars_px + matrix_px + 60, title="Most common feature combinations (UpSet)",
                       margin=dict(t=40))
     return fig
 
@@ -284,7 +286,8 @@ def classifier_figure(metrics: Optional[pd.DataFrame]) -> Optional[go.Figure]:
     """Held-out precision / recall / ROC AUC per classifier head; None without ``phrase, precision, recall``."""
     if metrics is None or not {"phrase", "precision", "recall"} <= set(metrics.columns):
         return None
-    fig = go.Figure([go.Bar(x=metrics["phrase"], y=metrics[c], name=c, marker_color=GREYS[i])
+    fig = go.Figure([go.Bar(x=metrics["phrase"], y=metrics[c], name=c, marker_color=GREYS[i],
+                            marker_pattern_shape=PATTERNS[i])
                      for i, c in enumerate(c for c in ("precision", "recall", "auc") if c in metrics.columns)])
     fig.update_layout(barmode="group", height=340, yaxis_range=[0, 1], title="Held-out precision / recall / ROC AUC",
                       margin=dict(t=40))
@@ -327,6 +330,7 @@ def augmentation_figure(results: pd.DataFrame, metric: str = "f1") -> Optional[g
                  if std in part.columns else None)
         fig.add_trace(go.Bar(x=[part["task"].astype(str).tolist(), part["_x"].tolist()], y=part[mean].tolist(),
                              error_y=error, name=label, marker_color=GREYS[i % len(GREYS)],
+                             marker_pattern_shape=PATTERNS[i % len(PATTERNS)],
                              hovertemplate=f"{label}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
     name = AUGMENTATION_METRICS.get(metric, metric)
     seeds = (f" (mean ± std over {int(results['n_seeds'].max())} seeds)"

@@ -26,7 +26,7 @@ ODD_FEATURES = ("ring galaxy", "lens or arc", "disturbed galaxy", "irregular gal
 #: Colour of each family (plotly's D3 and its light variants), and of prompts outside every family.
 FAMILY_COLOURS: Dict[str, str] = {
     "round": "#d62728", "in-between round": "#ff7f0e", "cigar-shaped": "#8c564b", "smooth": "#e377c2",
-    "spiral": "#1f77b4", "barred": "#17becf", "edge-on": "#9467bd", "disc": "#aec7e8",
+    "spiral": "#1f77b4", "barred": "#17becf", "edge-on": "#9467bd", "disc": "#6baed6",
     "merger": "#2ca02c", "odd feature": "#98df8a", "star or artifact": "#bcbd22", "other": "#c49c94",
 }
 #: Line of a quantity that belongs to no prompt (e.g. the mean over prompts), and the real-data reference.
@@ -36,6 +36,8 @@ REAL = "#7f7f7f"
 GREYS = ("#262626", "#636363", "#969696", "#bdbdbd", "#4a4a4a", "#808080")
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross")
+#: Bar fill patterns that tell several bars of one group apart together with the greys.
+PATTERNS = ("", "/", ".", "x", "\\", "-")
 
 
 def prompt_family(prompt: str) -> str:

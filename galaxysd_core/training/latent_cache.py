@@ -75,6 +75,12 @@ class LatentCache:
     copies: int
     folder: Path
 
+    @classmethod
+    def open(cls, folder: Path) -> "LatentCache":
+        """Open a complete cache folder (one ``<key>`` subfolder, with its ``latents.json``)."""
+        m = json.loads((Path(folder) / MANIFEST).read_text())
+        return cls(ShardedArray([Path(folder) / f for f in m["shards"]]), int(m["n"]), int(m["copies"]), Path(folder))
+
     def in_memory(self) -> "LatentCache":
         """The same cache with every latent loaded into RAM (a tensor)."""
         return LatentCache(torch.from_numpy(np.asarray(self.latents)), self.n, self.copies, self.folder)
@@ -110,12 +116,11 @@ class LatentBatches(torch.utils.data.Dataset):
 
 def _open(folder: Path, key: str) -> Optional[LatentCache]:
     try:
-        m = json.loads((folder / MANIFEST).read_text())
+        if json.loads((folder / MANIFEST).read_text()).get("key") != key:
+            return None
     except (OSError, ValueError):
         return None
-    if m.get("key") != key:
-        return None
-    return LatentCache(ShardedArray([folder / f for f in m["shards"]]), int(m["n"]), int(m["copies"]), folder)
+    return LatentCache.open(folder)
 
 
 @torch.no_grad()
