@@ -210,7 +210,10 @@ def test_release_model_writes_metrics_grids_defaults_and_card(tiny, tmp_path):
          "feature_counts": {"smooth": 12, "spiral galaxy": 40, "dust lane": 0}}))
     (run / "model" / "train_config.yaml").write_text("model: {resolution: 32, vae_channels: [8, 8]}\nlearning_rate: 0.001\n")
     for step in (3, 7):
-        shutil.copytree(run / "model", run / "snapshots" / f"step-{step:06d}")
+        snap = run / "snapshots" / f"step-{step:06d}"
+        shutil.copytree(run / "model", snap)
+        info = json.loads((snap / "training_captions.json").read_text())
+        (snap / "training_captions.json").write_text(json.dumps({**info, "step": step}))
     # a vote classifier (softmax over the GZ2 answers) so the dust-lane sweep can be read
     torch.manual_seed(0)
     clf = tmp_path / "vote_clf"
