@@ -27,7 +27,9 @@ COMMANDS = {
                "--caches cache/gz2_cutouts_128 cache/gz1_sdss_128 cache/gz2_examples_128 --bench-file runs/bench_generate.txt",
     "train": "python train/train_diffusion.py --config runs/galaxysd-mini-v2/config.yaml  # = train_config.yaml",
     "bench": "python bench/bench_generate.py --model assets/galaxysd-mini > runs/bench_generate.txt",
-    "vae_channels": "python bench/bench_vae_channels.py --cache cache/gz2_cutouts_128 --steps 600 --channels 4 8",
+    "vae_channels": "python bench/bench_vae_checkpoints.py --runs runs/vae-c4 runs/vae-c8 --step 600 "
+                    "--cache cache/gz2_cutouts_128 --out assets/galaxysd-mini/metrics/vae_channels.json  # two "
+                    "--stage vae runs, latent_channels 4 and 8",
 }
 
 
@@ -97,7 +99,7 @@ def _section_data(info: dict, cfg: dict, vae_done: dict, metrics: Path) -> List[
            f"{m.get('max_length')} tokens, vocabulary = GZ2 caption words", ""]
     choice = _read_json(metrics / "vae_channels.json")
     if choice:
-        out += ["Latent channels, chosen by measurement (same data, same 600 VAE steps, held-out GZ2 cutouts; "
+        out += ["Latent channels, chosen by measurement (same data, same settings, 600 VAE steps each, 400 held-out GZ2 cutouts; "
                 f"`{COMMANDS['vae_channels']}`):", "",
                 _md_table(pd.DataFrame(choice["rows"]), list(choice["rows"][0].keys())), "", choice.get("reading", ""), ""]
     rec = _read_json(metrics / "reconstruction.json")

@@ -133,8 +133,9 @@ def goal_verdict(summary: pd.DataFrame, goal_auc: float = GOAL_AUC) -> Dict[str,
     if not np.isfinite(b):
         text = "arm (b) was not run: no verdict."
     else:
-        text = (f"Held-out ROC AUC (dust-lane votes, {n_pos} positives): (b) real + synthetic {b:.3f} ± {bs:.3f}, "
-                f"(a) real only {a:.3f} ± {as_:.3f}. (b) {'beats' if beats else 'does NOT beat'} (a)"
+        pm = lambda m, sd: f"{m:.3f}" + (f" ± {sd:.3f}" if np.isfinite(sd) else "")  # noqa: E731
+        text = (f"Held-out ROC AUC (dust-lane votes, {n_pos} positives): (b) real + synthetic {pm(b, bs)}, "
+                f"(a) real only {pm(a, as_)}. (b) {'beats' if beats else 'does NOT beat'} (a)"
                 + (" (within the seed spread)" if within else "") + f"; the goal AUC >= {goal_auc} is "
                 + ("met." if met else "NOT met."))
     return {"b_auc": b, "b_auc_std": bs, "a_auc": a, "a_auc_std": as_, "b_beats_a": beats, "goal_met": met,
