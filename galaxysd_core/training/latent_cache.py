@@ -10,7 +10,7 @@ Dihedral transforms (``cfg.latent_dihedral``)
     ``"latent"`` (default): one latent per image (the identity) is encoded; the 8 flips and
     quarter turns are applied to the latent when a batch is read (:class:`LatentBatches`). A
     convolutional VAE is not exactly equivariant, so ``T(E(x))`` only approximates ``E(T(x))``.
-    Measured with the shipped GalaxySD-mini VAE on 128 gz2_cutouts galaxies at 64 px: the
+    Measured with the GalaxySD-mini v1 VAE (64 px, 4x) on 128 gz2_cutouts galaxies: the
     relative L2 error of the latent is 9-14 % (RMS 0.09-0.13 on unit-variance latents) for the 7
     non-identity transforms, but ``decode(T(E(x)))`` reconstructs ``T(x)`` at 31.7-31.9 dB PSNR
     against 31.9 dB for ``decode(E(T(x)))``: a loss of 0.1-0.2 dB in image space. For that the
