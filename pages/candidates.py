@@ -11,7 +11,7 @@ from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.science import candidates as cands
 from galaxysd_core.studio.path_policy import MAX_CATALOG_UPLOAD_BYTES, PathPolicy
-from galaxysd_core.studio.sky_links import candidate_position, dr7_explore_url
+from galaxysd_core.science.sky_positions import candidate_position, dr7_explore_url
 from galaxysd_core.studio.vetting import (confirmation_summary, extra_columns, format_value, probability_columns,
                                           vetting_cursor)
 from pages import _ui

@@ -7,7 +7,7 @@ import streamlit as st
 
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
-from galaxysd_core.studio import ab_compare, controls, display, generation, model_facts, sweep
+from galaxysd_core.studio import ab_compare, controls, display, generation, limits, model_facts, sweep
 from galaxysd_core.studio.feature_probs import feature_probability, has_head
 from pages import _ui
 
@@ -42,6 +42,9 @@ for k, v in ((K_PROMPT, ss.get("keep.gen.prompt", DEFAULT_PROMPT)), ("keep.ab.ki
 _ui.crisp()
 st.title("Compare")
 pipe = _ui.get_pipeline()
+_rec = generation.recommended_ui_settings(pipe, limits.MAX_UI_STEPS)  # the model card's defaults until Generate sets them
+for _name in ("steps", "guidance", "tree"):
+    ss.setdefault(GEN[_name][0], _rec["tree_negatives" if _name == "tree" else _name])
 counts = _ui.model_counts()
 classifier = _ui.get_classifier() if pipe is not None else None
 

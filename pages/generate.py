@@ -120,10 +120,8 @@ def on_use_item(uid: str) -> None:
 
 
 def init_state(pipe) -> None:
-    rec = getattr(pipe, "generation_defaults", None)  # the model folder's recommended settings, when it has them
-    guidance = min(15.0, round(float(getattr(rec, "guidance_scale", 6.5)) * 2) / 2)  # on the slider's 0.5 grid
-    defaults = {K_NEG: "", K_TREE_NEG: bool(getattr(rec, "tree_negatives", True)),
-                K_STEPS: min(limits.MAX_UI_STEPS, int(getattr(rec, "num_inference_steps", 20))), K_GUID: guidance,
+    rec = generation.recommended_ui_settings(pipe, limits.MAX_UI_STEPS)  # the model card's chosen defaults
+    defaults = {K_NEG: "", K_TREE_NEG: rec["tree_negatives"], K_STEPS: rec["steps"], K_GUID: rec["guidance"],
                 K_SCHED: "ddim", K_SEEDMODE: "fixed", K_SEED: 0, K_N: 4, K_INIT: "noise", K_STRENGTH: 0.6}
     for k, v in defaults.items():
         ss.setdefault(k, v)

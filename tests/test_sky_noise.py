@@ -95,3 +95,18 @@ def test_pipeline_uses_the_folder_defaults_and_adds_seeded_noise(saved, tmp_path
     other = pipe(SMOOTH, seed=4, output_type="np", guidance_scale=2.0, tree_negatives=False,
                  num_inference_steps=3)
     assert not np.array_equal(other.images, out.images)
+
+
+def test_app_widgets_start_at_the_folder_defaults():
+    """The Generate and Compare pages start at the model card's chosen settings (issue 13 point 3)."""
+    from types import SimpleNamespace
+
+    from galaxysd_core.studio.generation import recommended_ui_settings
+
+    pipe = SimpleNamespace(generation_defaults=GenerationDefaults(guidance_scale=2.3, tree_negatives=False,
+                                                                  num_inference_steps=80))
+    assert recommended_ui_settings(pipe, max_steps=50) == {"guidance": 2.5, "steps": 50, "tree_negatives": False}
+    assert recommended_ui_settings(None, max_steps=50) == {"guidance": FALLBACK.guidance_scale,
+                                                           "steps": FALLBACK.num_inference_steps,
+                                                           "tree_negatives": FALLBACK.tree_negatives}
+    assert recommended_ui_settings(SimpleNamespace(generation_defaults=None), 50)["guidance"] == FALLBACK.guidance_scale

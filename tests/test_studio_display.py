@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from galaxysd_core.errors import GalaxySDValueError
-from galaxysd_core.studio import display, model_facts, palette, sky_links, vetting
+from galaxysd_core.science import sky_positions as sky_links
+from galaxysd_core.studio import display, model_facts, palette, vetting
 
 
 # ----------------------------------------------------------------------------- display
@@ -50,18 +51,19 @@ def test_difference_image_is_black_where_equal_and_bright_where_different():
 def test_positions_from_gz2_cutout_names_match_their_catalog_coordinates():
     labels = {"J165028.64+384910.0": (252.619, 38.8195), "J130612.44-030441.3": (196.552, -3.07813)}
     for name, (ra, dec) in labels.items():  # the ra/dec columns of gz2_cutouts/labels.csv
-        p = sky_links.position_from_name(name)
+        p = sky_links.candidate_position(None, None, name)
         assert p.origin == "name" and abs(p.ra - ra) < 1e-3 and abs(p.dec - dec) < 1e-3
-    assert sky_links.position_from_name("SDSS J130612.44-030441.3").dec < 0
+    assert sky_links.position_from_name("SDSS J130612.44-030441.3")[1] < 0
     for bad in ("587731890041389215", "sloan-6_x-4_2", "J996028.64+384910.0", "", None):
         assert sky_links.position_from_name(bad) is None
 
 
-def test_catalog_coordinates_win_and_links_are_dr17_and_legacy_dr10():
+def test_catalog_coordinates_win_and_links_are_skyserver_dr18_and_legacy_dr10():
     p = sky_links.candidate_position(10.5, -5.25, "J165028.64+384910.0")
     assert (p.ra, p.dec, p.origin) == (10.5, -5.25, "catalog")
-    assert p.skyserver == "https://skyserver.sdss.org/dr17/VisualTools/navi?ra=10.500000&dec=-5.250000&scale=0.2"
-    assert p.legacy == "https://www.legacysurvey.org/viewer?ra=10.500000&dec=-5.250000&layer=ls-dr10&zoom=16"
+    assert p.skyserver == "https://skyserver.sdss.org/dr18/VisualTools/explore/summary?ra=10.500000&dec=-5.250000"
+    assert p.legacy == ("https://www.legacysurvey.org/viewer?ra=10.500000&dec=-5.250000&layer=ls-dr10&zoom=16"
+                        "&mark=10.500000%2C-5.250000")
     assert sky_links.candidate_position(float("nan"), 1.0, "x") is None
     assert sky_links.candidate_position(400, 1.0, "J165028.64+384910.0").origin == "name"
     assert sky_links.dr7_explore_url("587731890041389215").endswith("obj.asp?id=587731890041389215")

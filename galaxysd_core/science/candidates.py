@@ -29,7 +29,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
-from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -37,6 +36,8 @@ import pandas as pd
 from galaxysd_core import config as _config
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
 from galaxysd_core.io.paths import resolve_inside
+# the links of the vetting table (one owner: science.sky_positions), re-exported
+from galaxysd_core.science.sky_positions import legacy_survey_url, skyserver_url
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +64,6 @@ VERDICT_FILTERS = ("all", "unvetted", "yes", "no", "unsure")
 INTERNAL_COLUMNS = ("image_file", "image_exists", "image_refused")
 #: Columns added by :func:`merge_verdicts`.
 VERDICT_COLUMNS = ("verdict", "note", "vetted_by", "vetted_at")
-#: Data release used for SkyServer links, and Legacy Survey layer.
-SDSS_DR = "dr18"
-LEGACY_LAYER = "ls-dr10"
 
 #: Folders of the shipped catalogs.
 DEMO_CATALOG_DIR = _config.ASSETS_DIR / "demo_candidates"
@@ -456,32 +454,3 @@ def export_vetted(catalog: CandidateCatalog, merged: pd.DataFrame, fmt: str = "c
     buf = io.StringIO()
     t.write(buf, format="ascii.ecsv")
     return buf.getvalue().encode("utf-8")
-
-
-# ------------------------------------------------------------------------------------ links
-def _check_coords(ra: Any, dec: Any) -> Optional[tuple]:
-    try:
-        ra, dec = float(ra), float(dec)
-    except (TypeError, ValueError):
-        return None
-    if not (math.isfinite(ra) and math.isfinite(dec)) or not (0 <= ra <= 360 and -90 <= dec <= 90):
-        return None
-    return ra, dec
-
-
-def skyserver_url(ra: Any, dec: Any) -> Optional[str]:
-    """SDSS SkyServer Explore page of the object nearest (ra, dec); None without valid coordinates."""
-    c = _check_coords(ra, dec)
-    if c is None:
-        return None
-    return (f"https://skyserver.sdss.org/{SDSS_DR}/VisualTools/explore/summary?"
-            + urlencode({"ra": f"{c[0]:.6f}", "dec": f"{c[1]:.6f}"}))
-
-
-def legacy_survey_url(ra: Any, dec: Any, zoom: int = 16) -> Optional[str]:
-    """Legacy Survey sky viewer centred on (ra, dec); None without valid coordinates."""
-    c = _check_coords(ra, dec)
-    if c is None:
-        return None
-    return "https://www.legacysurvey.org/viewer?" + urlencode(
-        {"ra": f"{c[0]:.6f}", "dec": f"{c[1]:.6f}", "layer": LEGACY_LAYER, "zoom": int(zoom), "mark": f"{c[0]:.6f},{c[1]:.6f}"})

@@ -21,6 +21,32 @@ from galaxysd_core.studio.controls import settings_from_png
 from galaxysd_core.studio.limits import GALLERY_LIMIT, GATE, GenerationGate, check_request
 
 #: ``callback(step, total)`` called after every denoising step.
+def recommended_ui_settings(pipe: Any, max_steps: int) -> Dict[str, Any]:
+    """The loaded model's recommended settings (``generation_defaults.json``, chosen from the
+    measured front in its card) as the app's widget values.
+
+    Parameters
+    ----------
+    pipe : GalaxySDPipeline or None
+        The app's pipeline; its ``generation_defaults`` (None for a folder without the file).
+    max_steps : int
+        The app's step limit.
+
+    Returns
+    -------
+    dict
+        ``guidance`` (on the slider's 0.5 grid, at most 15), ``steps``, ``tree_negatives``; the
+        pipeline's fall-back values when the folder has no recommendation.
+    """
+    from galaxysd_core.pipelines.generation_defaults import FALLBACK
+
+    rec = getattr(pipe, "generation_defaults", None) or FALLBACK
+    return {"guidance": min(15.0, round(float(rec.guidance_scale) * 2) / 2),
+            "steps": min(int(max_steps), int(rec.num_inference_steps)),
+            "tree_negatives": bool(rec.tree_negatives)}
+
+
+#: ``callback(step, total)`` called after every denoising step.
 StepCallback = Callable[[int, int], None]
 
 
