@@ -224,7 +224,11 @@ def _section_background(metrics: Path) -> List[str]:
             "Frame (outer 1/8 of each side) statistics in 8-bit units: median level, clipped noise sigma, lag-1 "
             "correlation; TV = total-variation distance of the pixel histogram to the real one. The pipeline adds "
             "the sky noise an 8x VAE cannot keep (`sky_noise.json`, measured on held-out real cutouts minus their "
-            "reconstructions); GalaxySD's img2img remedy for over-bright samples stays available (`--init-image`).",
+            "reconstructions). Sampling starts around the mean training latent (`latent_mean.safetensors`, "
+            "`galaxysd_core/pipelines/latent_mean.py`): with SD's schedule the last timestep keeps signal, so a "
+            "zero-mean start asks for a medium-grey image and the sky comes out over-bright (Lin et al. 2024); the "
+            "'zero-mean start' row is the same model without it. GalaxySD's img2img remedy for over-bright samples "
+            "stays available (`--init-image`).",
             "", _md_table(pd.DataFrame(rows), list(rows[0].keys())), "", "![histograms](metrics/pixel_histograms.png)", ""]
 
 

@@ -104,6 +104,44 @@ def copy_model(run_dir: Union[str, Path], out_dir: Union[str, Path]) -> Path:
     return out
 
 
+def run_latent_mean(run_dir: Union[str, Path]):
+    """Mean training latent of a training run (:mod:`galaxysd_core.pipelines.latent_mean`), from its
+    sharded latent cache (``latents/<key>/``) or the earlier single-file cache (``latents.safetensors``,
+    ``(1, n, C, h, w)``); None when the run holds neither."""
+    from galaxysd_core.pipelines.latent_mean import measure_latent_mean
+    from galaxysd_core.training.latent_cache import MANIFEST, LatentCache, cache_latent_mean
+
+    run = Path(run_dir)
+    folders = sorted(p.parent for p in (run / "latents").glob(f"*/{MANIFEST}")) if (run / "latents").is_dir() else []
+    if folders:
+        return cache_latent_mean(LatentCache.open(max(folders, key=lambda p: p.stat().st_mtime)))
+    legacy = run / "latents.safetensors"
+    if legacy.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(legacy), "pt") as fh:
+            z = fh.get_tensor("latents")
+        return measure_latent_mean(z.reshape(-1, *z.shape[-3:]), dihedral=True)
+    return None
+
+
+def ensure_latent_mean(run_dir: Union[str, Path], out_dir: Union[str, Path]) -> bool:
+    """Give a release folder its ``latent_mean.safetensors`` (measured on the run's training latents)
+    when the trained model predates it; True when the folder has one afterwards."""
+    from galaxysd_core.pipelines.latent_mean import LATENT_MEAN_FILE, save_latent_mean
+
+    out = Path(out_dir)
+    if (out / LATENT_MEAN_FILE).is_file():
+        return True
+    mean = run_latent_mean(run_dir)
+    if mean is None:
+        logger.warning("%s holds no latent cache: %s samples from zero-mean noise", run_dir, out)
+        return False
+    save_latent_mean(out, mean, {"measured_on": f"training latents of {Path(run_dir).name} (8 flips/rotations)"})
+    logger.info("measured the mean training latent of %s", run_dir)
+    return True
+
+
 def held_out_real(caches: Sequence[Union[str, Path]], test_ids: Sequence[str], resolution: int,
                   limit: int = HELD_OUT_IMAGES):
     """``(images, index)`` of the held-out galaxies (``test_ids``) in the caches at the model's
@@ -181,6 +219,7 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     from galaxysd_core.evaluation.reference import classifier_test_ids
     from galaxysd_core.pipelines.generation_defaults import GENERATION_DEFAULTS_FILE
     from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+    from galaxysd_core.pipelines.latent_mean import LATENT_MEAN_FILE
     from galaxysd_core.pipelines.sky_noise import SKY_NOISE_FILE
 
     if not caches:
@@ -200,6 +239,7 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     metrics.mkdir(parents=True, exist_ok=True)
     for stale in (GENERATION_DEFAULTS_FILE, SKY_NOISE_FILE):  # measured again below
         (out / stale).unlink(missing_ok=True)
+    ensure_latent_mean(run, out)  # sampling starts around it (pipelines/latent_mean.py)
     clf, clf_source = load_classifier(classifier)
     test_ids = classifier_test_ids(clf_source) or []
     real = [str(c) for c in caches]
@@ -253,6 +293,11 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     gen["generated, no sky noise"] = np.concatenate([
         np.asarray(pipe(p, num_images_per_prompt=max(8, n // 4), seed=0, output_type="np", sky_noise=False).images)
         for p in GRID_PROMPTS[:5]])
+    if pipe.latent_mean is not None:  # what starting around the mean training latent changes
+        gen["generated, zero-mean start"] = np.concatenate([
+            np.asarray(pipe(p, num_images_per_prompt=max(8, n // 4), seed=0, output_type="np", latent_mean=False,
+                            guidance_scale=defaults.guidance_scale, tree_negatives=defaults.tree_negatives).images)
+            for p in GRID_PROMPTS[:5]])
     backgrounds = compare_backgrounds(held, gen)
     (metrics / "background.json").write_text(json.dumps(backgrounds, indent=1))
     histogram_plot(backgrounds, metrics / "pixel_histograms.png")
@@ -261,6 +306,8 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     if checkpoints:
         for snap in sorted((run / "snapshots").glob("step-*")):
             shutil.copy2(out / SKY_NOISE_FILE, snap / SKY_NOISE_FILE)
+            if (out / LATENT_MEAN_FILE).is_file() and not (snap / LATENT_MEAN_FILE).is_file():
+                shutil.copy2(out / LATENT_MEAN_FILE, snap / LATENT_MEAN_FILE)
         ck = evaluate_checkpoints(run, prompts[:5], config=EvaluationConfig(
             n=n_checkpoints, seed=0, steps=steps, guidance=defaults.guidance_scale,
             tree_negatives=defaults.tree_negatives), classifier=clf, real=real, out_dir=metrics, progress=progress)

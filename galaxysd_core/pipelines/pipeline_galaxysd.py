@@ -26,6 +26,7 @@ from galaxysd_core.pipelines.generation_defaults import FALLBACK, GenerationDefa
 from galaxysd_core.pipelines.output import GalaxySDPipelineOutput
 from galaxysd_core.pipelines.schedulers import make_scheduler, saved_scheduler_class
 from galaxysd_core.pipelines.schedulers import scheduler_name as scheduler_name_of
+from galaxysd_core.pipelines.latent_mean import initial_latents, load_latent_mean
 from galaxysd_core.pipelines.sky_noise import SkyNoise, sky_noise_fields
 from galaxysd_core.pipelines.tree_negatives import negative_prompts_for, tree_negative
 from galaxysd_core.prompts.grammar import ParsedPrompt, parse_prompt
@@ -123,6 +124,8 @@ class GalaxySDPipeline(DiffusionPipeline):
         self.generation_defaults: GenerationDefaults = FALLBACK
         #: Measured SDSS sky noise added after decoding (``sky_noise.json``); None = none.
         self.sky_noise: Optional[SkyNoise] = None
+        #: Mean training latent ``(C, h, w)`` sampling starts around (``latent_mean.safetensors``); None = zero.
+        self.latent_mean: Optional[torch.Tensor] = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -182,6 +185,8 @@ class GalaxySDPipeline(DiffusionPipeline):
         pipe.source_path = str(root)
         pipe.generation_defaults = GenerationDefaults.load(root) or FALLBACK
         pipe.sky_noise = SkyNoise.load(root)
+        pipe.latent_mean = load_latent_mean(root, (unet.config.in_channels, unet.config.sample_size,
+                                                   unet.config.sample_size))
         return pipe
 
     # ------------------------------------------------------------------ helpers
@@ -247,7 +252,7 @@ class GalaxySDPipeline(DiffusionPipeline):
                  image: Optional[Union[Image.Image, np.ndarray]] = None, strength: float = 0.6,
                  output_type: str = "pil", callback: Optional[Callable[[int, int], None]] = None,
                  return_dict: bool = True, tree_negatives: Optional[bool] = None,
-                 sky_noise: Optional[bool] = None) -> GalaxySDPipelineOutput:
+                 sky_noise: Optional[bool] = None, latent_mean: Optional[bool] = None) -> GalaxySDPipelineOutput:
         """Generate galaxies.
 
         Parameters
@@ -289,6 +294,10 @@ class GalaxySDPipeline(DiffusionPipeline):
         sky_noise : bool, optional
             Add the model's measured SDSS sky noise after decoding (:mod:`~galaxysd_core.pipelines.sky_noise`;
             nothing for a model without ``sky_noise.json``); None = the model's recommendation.
+        latent_mean : bool, optional
+            Start text-to-image sampling around the training data's mean latent
+            (:mod:`~galaxysd_core.pipelines.latent_mean`: dark SDSS skies instead of a grey fog;
+            nothing for a model without ``latent_mean.safetensors``); None = use it when the folder has it.
         """
         d = self.generation_defaults
         return self._generate(prompt, negative_prompt, num_images_per_prompt, seed,
@@ -296,11 +305,12 @@ class GalaxySDPipeline(DiffusionPipeline):
                               d.guidance_scale if guidance_scale is None else guidance_scale,
                               scheduler, eta, height, width, image, strength, output_type, callback, return_dict,
                               d.tree_negatives if tree_negatives is None else tree_negatives,
-                              d.sky_noise if sky_noise is None else sky_noise)
+                              d.sky_noise if sky_noise is None else sky_noise,
+                              True if latent_mean is None else latent_mean)
 
     def _generate(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps, guidance_scale,
                   scheduler_name, eta, height, width, image, strength, output_type, callback, return_dict,
-                  tree_negatives=True, sky_noise=False):
+                  tree_negatives=True, sky_noise=False, latent_mean=False):
         # 1. Check inputs: prompts parsed once, seeds, a fresh sampler, the start image as 8-bit RGB
         checked = check_inputs(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
                                guidance_scale, scheduler_name, height, width, image, strength, output_type, eta)
@@ -346,8 +356,12 @@ class GalaxySDPipeline(DiffusionPipeline):
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(t_start * scheduler.order)
             latents = scheduler.add_noise(init.to(noise.dtype), noise, timesteps[:1].repeat(total))
-        else:
-            latents = noise * scheduler.init_noise_sigma
+        else:  # around the training data's mean latent when the folder has one (latent_mean.py)
+            mean = self.latent_mean if latent_mean else None
+            if mean is not None and tuple(mean.shape) != tuple(shape[1:]):
+                mean = None  # another size than the training one: no measured mean for it
+            latents = initial_latents(noise, mean, scheduler, timesteps[:1])
+            latent_mean = mean is not None
 
         # 5. Denoising loop
         step_kwargs = {}
@@ -378,6 +392,7 @@ class GalaxySDPipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps, guidance_scale=float(guidance_scale),
             scheduler=(scheduler_name or scheduler_name_of(type(self.scheduler))), eta=float(eta),
             height=height, width=width, sky_noise=bool(sky_noise and self.sky_noise is not None),
+            latent_mean=bool(latent_mean and image is None),
             strength=float(strength) if image is not None else None, init_image=image is not None,
             model=self.source_path, model_name=Path(self.source_path).name if self.source_path else None,
         )

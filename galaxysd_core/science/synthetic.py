@@ -44,7 +44,8 @@ def generator_factory(model: Optional[str]) -> Tuple[Callable[[], Any], str, str
 
     ``model`` is a model folder (None: ``$GALAXYSD_MODEL_DIR`` or the shipped model) or
     ``"random"`` for an untrained GalaxySD-mini (smoke runs of the scripts: the set-up, not the
-    science). The factory loads the pipeline only when called (on a synthetic-cache miss);
+    science). The factory loads the pipeline when first called (on a synthetic-cache miss) and
+    returns the same one afterwards;
     ``model_id`` (folder name + weights fingerprint) keys the caches.
     """
     if model == "random":
@@ -61,8 +62,12 @@ def generator_factory(model: Optional[str]) -> Tuple[Callable[[], Any], str, str
     model_path = str(model_dir(model))
     model_id = f"{Path(model_path).name}:{model_fingerprint(model_path)}"
 
-    def pipe_factory():
-        return load_pipeline(model_path)
+    loaded: list = []
+
+    def pipe_factory():  # loads once per process (every cache miss used to reload the weights)
+        if not loaded:
+            loaded.append(load_pipeline(model_path))
+        return loaded[0]
 
     return pipe_factory, model_id, model_path
 

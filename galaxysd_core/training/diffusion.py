@@ -48,7 +48,7 @@ from galaxysd_core.training.checkpoints import checkpoint_step, resolve_resume, 
 from galaxysd_core.training.config import DiffusionTrainConfig
 from galaxysd_core.training.data import (StepBatchSampler, batch_loader, caption_batch, caption_rng, feature_counts,
                                          load_training_data, steps_per_epoch)
-from galaxysd_core.training.latent_cache import encode_latent_cache
+from galaxysd_core.training.latent_cache import cache_latent_mean, encode_latent_cache
 from galaxysd_core.training.schedules import make_lr_scheduler, seek_lr_scheduler
 from galaxysd_core.training.snapshots import save_model_folder, snapshot_pipeline, write_validation_grid
 from galaxysd_core.training.vae import train_vae
@@ -168,9 +168,15 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     token_cache: Dict[str, List[int]] = {}
     counts = feature_counts(captions)
 
+    latent_mean: List[torch.Tensor] = []  # measured once, at the first snapshot (main process only)
+
     def build_pipeline():
-        return snapshot_pipeline(vae, accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder),
+        pipe = snapshot_pipeline(vae, accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder),
                                  tokenizer, base_scheduler_config, ema_unet, ema_text, counts)
+        if not latent_mean:  # sampling starts around the mean training latent (pipelines/latent_mean.py)
+            latent_mean.append(cache_latent_mean(latent_cache))
+        pipe.latent_mean = latent_mean[0]
+        return pipe
 
     def validate(step: int) -> None:
         if not accelerator.is_main_process:

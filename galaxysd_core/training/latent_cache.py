@@ -89,6 +89,17 @@ class LatentCache:
         return LatentBatches(self)
 
 
+def cache_latent_mean(cache: LatentCache, chunk: int = 4096) -> torch.Tensor:
+    """Mean training latent of a cache, over images and the 8 flips/rotations the training applies
+    (:func:`galaxysd_core.pipelines.latent_mean.measure_latent_mean`), read ``chunk`` rows at a time."""
+    from galaxysd_core.pipelines.latent_mean import measure_latent_mean
+
+    rows = cache.n * cache.copies
+    chunks = (torch.as_tensor(np.asarray(cache.latents[np.arange(i, min(rows, i + chunk))]))
+              for i in range(0, rows, chunk))
+    return measure_latent_mean(chunks, dihedral=True)
+
+
 class LatentBatches(torch.utils.data.Dataset):
     """Latent batches of ``(row, transform)`` pairs (:class:`~galaxysd_core.training.data.StepBatchSampler`):
     the stored copy of each transform, or the identity latent transformed on the fly."""

@@ -67,7 +67,8 @@ def image_grid(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def save_model_folder(pipe, folder: Path, captions: Sequence[str], derived: Dict[str, int],
                       cfg: DiffusionTrainConfig, step: int, wall_s: float) -> None:
     """Save ``pipe`` (safetensors) with ``training_captions.json`` (feature, derived-feature and
-    caption counts, step, wall time in s) and ``train_config.yaml``."""
+    caption counts, step, wall time in s), ``train_config.yaml`` and, when the pipeline has one, its
+    mean training latent (``latent_mean.safetensors``)."""
     folder.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(folder, safe_serialization=True)
     info = {"feature_counts": feature_counts(captions), "derived_feature_counts": derived,
@@ -75,6 +76,11 @@ def save_model_folder(pipe, folder: Path, captions: Sequence[str], derived: Dict
             "step": step, "wall_s": wall_s}
     (folder / TRAINING_CAPTIONS_FILE).write_text(json.dumps(info, indent=1))
     cfg.save(folder / "train_config.yaml")
+    if getattr(pipe, "latent_mean", None) is not None:  # sampling starts around it (pipelines/latent_mean.py)
+        from galaxysd_core.pipelines.latent_mean import save_latent_mean
+
+        save_latent_mean(folder, pipe.latent_mean, {"measured_on": "training latents (8 flips/rotations)",
+                                                    "n_images": len(captions)})
 
 
 def _parses(pipe, prompt: str) -> bool:
