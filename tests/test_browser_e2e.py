@@ -49,7 +49,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
+    """The tiny test model with a made-up caption count, or ``$GALAXYSD_E2E_MODEL`` (e.g. the shipped
+    ``assets/galaxysd-mini``: both walks then use the real model, slower)."""
     import json
+
+    if os.environ.get("GALAXYSD_E2E_MODEL"):
+        return Path(os.environ["GALAXYSD_E2E_MODEL"]).resolve()
 
     import torch
 
@@ -244,6 +249,9 @@ def test_first_time_user_without_data_folder(tiny_model, browser, tmp_path):
                                        .map(a => a.innerText.trim().split('\\n').pop().trim())""")
         assert links == PAGE_TITLES, links
         assert page.get_by_text("Runs on: cpu").first.is_visible()  # where the model runs, in the sidebar
+        # the widgets are drawn (not Streamlit's grey placeholders) before the first screenshot
+        page.get_by_role("button", name="Generate", exact=True).wait_for(timeout=STEP_TIMEOUT_MS)
+        page.get_by_role("combobox", name="Q1. Smooth or features?").wait_for(timeout=STEP_TIMEOUT_MS)
         _save_screenshot(page, tmp_path, "01_generate_first_visit")
         # the GZ2 tree: with the default smooth prompt, the spiral question is not asked
         spiral = page.get_by_role("combobox", name="Q4. Spiral arms?")

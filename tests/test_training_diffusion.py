@@ -115,6 +115,14 @@ def test_tiny_run_writes_model_log_and_validation(tiny_cache, tmp_path):
     (manifest,) = (out / "latents").glob("*/latents.json")
     info = json.loads(manifest.read_text())
     assert info["copies"] == 1 and info["n"] == 12 and np.load(manifest.parent / info["shards"][0]).shape[0] == 12
+    # the mean training latent sampling starts around, with the model and every snapshot
+    import torch
+
+    from galaxysd_core.pipelines.latent_mean import measure_latent_mean
+
+    z = torch.as_tensor(np.load(manifest.parent / info["shards"][0]))
+    torch.testing.assert_close(pipe.latent_mean, measure_latent_mean(z))
+    assert (out / "snapshots" / "step-000002" / "latent_mean.safetensors").is_file()
 
 
 @pytest.mark.slow
