@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--bench-file", default=None, help="text printed by bench/bench_generate.py")
     p.add_argument("--skip-copy", action="store_true", help="model already copied; only evaluate")
     p.add_argument("--skip-checkpoints", action="store_true")
+    p.add_argument("--reuse-sweep", action="store_true",
+                   help="same model as the last release: re-use its metrics/guidance_sweep.csv (saves the sweep)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -43,7 +45,8 @@ def main(argv=None) -> int:
     try:
         card = release_model(args.run, args.out, args.caches, n=args.n, n_sweep=args.n_sweep,
                              n_checkpoints=args.n_checkpoints,
-                             bench_text=bench, copy=not args.skip_copy, checkpoints=not args.skip_checkpoints)
+                             bench_text=bench, copy=not args.skip_copy, checkpoints=not args.skip_checkpoints,
+                             reuse_sweep=args.reuse_sweep)
     except GalaxySDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

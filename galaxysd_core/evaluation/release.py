@@ -176,7 +176,7 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
                   n: int = 64, n_sweep: int = 32, n_checkpoints: int = 32, steps: int = 20,
                   guidance_values: Sequence[float] = GUIDANCE_VALUES, bench_text: Optional[str] = None,
                   copy: bool = True, checkpoints: bool = True, notes: Sequence[str] = tuple(NOTES),
-                  classifier=None, progress: bool = True) -> Path:
+                  classifier=None, progress: bool = True, reuse_sweep: bool = False) -> Path:
     """Copy, evaluate and document a trained run (the steps are listed in the module docstring).
 
     Parameters
@@ -210,6 +210,9 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     classifier : path or MorphologyClassifier, optional
         Defaults to the shipped ``assets/classifier``; it must predict GZ2 votes for the dust-lane
         sweep (skipped otherwise).
+    reuse_sweep : bool
+        Re-use ``metrics/guidance_sweep.csv`` and ``metrics/sweep_real_benchmark.json`` of an earlier
+        release of the same model (the evaluation after the sweep is redone).
 
     Returns
     -------
@@ -258,14 +261,27 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
 
     # 2-3. guidance x negative-prompt sweep, and the defaults chosen from its front
     sweep = f"guidance={','.join(f'{g:g}' for g in guidance_values)}"
-    tables = {}
-    for tree in (True, False):
-        res = evaluate(out, prompts, config=EvaluationConfig(n=n_sweep, seed=0, steps=steps, tree_negatives=tree),
-                       sweeps=[sweep], classifier=clf, real=real, benchmark=False, progress=progress,
-                       extra_columns={"tree_negatives": tree}, test_ids=test_ids)
-        tables[tree] = res.table
-    pd.concat(list(tables.values()), ignore_index=True).to_csv(metrics / "guidance_sweep.csv", index=False)
-    defaults, summary = choose_defaults(summarize_settings(tables), steps=steps)
+    tables, real_bench = {}, None
+    sweep_file, bench_file = metrics / "guidance_sweep.csv", metrics / "sweep_real_benchmark.json"
+    if reuse_sweep and sweep_file.is_file() and bench_file.is_file():  # the same model: re-use the sweep
+        table = pd.read_csv(sweep_file)
+        tables = {bool(k): g for k, g in table.groupby("tree_negatives")}
+        real_bench = json.loads(bench_file.read_text())
+        logger.info("re-using the guidance sweep of %s", sweep_file)
+    else:
+        for tree in (True, False):
+            res = evaluate(out, prompts, config=EvaluationConfig(n=n_sweep, seed=0, steps=steps, tree_negatives=tree),
+                           sweeps=[sweep], classifier=clf, real=real, benchmark=real_bench is None,
+                           progress=progress, extra_columns={"tree_negatives": tree}, test_ids=test_ids)
+            tables[tree] = res.table
+            real_bench = real_bench or res.benchmark or {}
+        pd.concat(list(tables.values()), ignore_index=True).to_csv(sweep_file, index=False)
+        bench_file.write_text(json.dumps(real_bench, indent=1, default=str))
+    # the consistency goal: real galaxies of the swept prompts' captions (held-out ids), minus 0.1
+    per_prompt = (real_bench.get("consistency_on_real") or {}).get("per_prompt") or {}
+    real_c = [float(per_prompt[p]) for p in prompts if per_prompt.get(p) is not None]
+    defaults, summary = choose_defaults(summarize_settings(tables), steps=steps,
+                                        consistency_goal=float(np.mean(real_c)) - 0.1 if real_c else None)
     summary.to_csv(metrics / "pareto.csv", index=False)
     front_plot(summary, metrics / "front.png")
     defaults.save(out)
