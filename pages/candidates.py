@@ -10,6 +10,7 @@ import streamlit as st
 from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.science import candidates as cands
+from galaxysd_core.science.eye_check import eye_check_sentence, read_eye_check
 from galaxysd_core.studio.path_policy import MAX_CATALOG_UPLOAD_BYTES, PathPolicy
 from galaxysd_core.science.sky_positions import candidate_position, dr7_explore_url
 from galaxysd_core.studio.vetting import (confirmation_summary, extra_columns, format_value, probability_columns,
@@ -143,6 +144,14 @@ st.progress(conf["share_vetted"],
             text=f"**{prog['vetted']} / {prog['total']} vetted** · **{conf['confirmed']} visibly confirmed** (yes"
                  + (f", {100 * conf['share_confirmed']:.0f} % of those vetted" if conf["share_confirmed"] is not None
                     else "") + f") · {prog['no']} no · {prog['unsure']} unsure — catalog `{catalog.name}`, sorted by score")
+try:  # the developers' shipped look at the top of the shipped catalog, next to the visitors' verdicts
+    check = read_eye_check(cands.default_catalog_path()) if ss.get("keep.cand.source") == "shipped" else None
+except GalaxySDError as exc:
+    check = None
+    _ui.show_error(exc)
+if check:
+    st.info(eye_check_sentence(check) + (f" {check['notes']}" if check.get("notes") else ""),
+            icon=":material/visibility:")
 PROBS = probability_columns(catalog.table.columns)
 
 ss.setdefault("keep.cand.filter", "all")

@@ -75,6 +75,9 @@ def test_cli_scan_ranks_skips_and_links(toy, capsys, monkeypatch):
     assert list(cat["id"]) == sorted(cat["id"], key=lambda i: -cat.set_index("id").loc[i, "score"])
     assert set(cat["id"]) == set(NAMES) - {NAMES[2]}  # broken and training galaxies are left out
     assert list(cat["rank"]) == [1, 2, 3, 4]
+    for _, grp in cat.groupby("source"):  # ranks and percentiles within each image source
+        assert list(grp["rank_in_source"]) == list(range(1, len(grp) + 1))
+        assert grp["percentile_in_source"].iloc[0] == 100.0 and grp["percentile_in_source"].is_monotonic_decreasing
     np.testing.assert_allclose(cat["score"], cat["p_dust"] * cat["p_early"], rtol=1e-5)
     np.testing.assert_allclose(cat["p_early"], cat["p_smooth"] * (1 - cat["p_artifact"]), rtol=1e-5)
     assert cat["dust_vote_pred"].between(0, 1).all()

@@ -45,7 +45,7 @@ CATALOG_COLUMNS = ("id", "score", "image_path")
 #: How ``score`` is computed.
 SCORE_DEFINITION = ("score = p_dust (detector: dust lane) x p_early (classifier v2: p_smooth x (1 - p_artifact), "
                     "smooth and not a star or artifact)")
-_ORDER = ["rank", "id", "score", "p_dust", *COMPONENT_COLUMNS, "ra", "dec", "position_from", "skyserver_url",
+_ORDER = ["rank", "id", "score", "p_dust", *COMPONENT_COLUMNS, "rank_in_source", "percentile_in_source", "ra", "dec", "position_from", "skyserver_url",
           "legacy_url", "source", "image_path", "known_caption", "dust_lane_votes", "used_in_training"]
 
 
@@ -198,6 +198,10 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
         t = t[~t["used_in_training"]]
     t["image_path"] = [relative_image_path(p, data_dir) for p in t["file"]]
     t = t.sort_values(["score", "id"], ascending=[False, True], kind="stable")
+    # the score is not calibrated across image sources (framing, resampling, survey): the rank and the
+    # percentile within each source let a reader compare like with like
+    t["rank_in_source"] = t.groupby("source").cumcount() + 1
+    t["percentile_in_source"] = 100.0 * (1.0 - (t["rank_in_source"] - 1) / t.groupby("source")["id"].transform("size"))
     if top_n:
         t = t.head(int(top_n))
     t = add_positions(t.reset_index(drop=True))
