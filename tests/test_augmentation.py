@@ -300,3 +300,29 @@ def test_metrics_page_content_gives_table_bars_and_discussion(tmp_path):
     assert "better in merger (10)" in page.discussion and "| merger |" in page.table_markdown
     assert "Generated summary" in readme.read_text()
     assert report.metrics_page_content(tmp_path / "nothing") is None
+
+
+def test_results_of_parallel_task_subsets_merge_into_one_folder(tmp_path):
+    def part(tasks, name, **cfg_kw):
+        rows = [{"task": t, "shots": 10, "arm": a, "seed": s, "n_real_pos": 10, "n_synthetic": 0, "precision": 0.5,
+                 "recall": 0.5, "f1": 0.4 + 0.1 * (a == "synthetic"), "ap": 0.3, "auc": 0.8}
+                for t in tasks for a in ("real", "synthetic") for s in (0, 1)]
+        runs = pd.DataFrame(rows)
+        res = {"runs": runs, "summary": aug.summarize(runs),
+               "info": {"tasks": {t: {"train_pos": 9, "train_neg": 90, "test_pos": 3, "test_neg": 30} for t in tasks},
+                        "wall_time_s": 60.0 * len(tasks),
+                        "generation_s": 5.0, "torch_threads": 1}}
+        cfg = aug.ExperimentConfig(tasks=list(tasks), arms=["real", "synthetic"], **cfg_kw)
+        report.write_results(res, tmp_path / name, cfg, extra={"model": "m", "command": f"run {name}"})
+        return tmp_path / name
+
+    a, b = part(["merger", "ring"], "a"), part(["bar"], "b")
+    result, files = report.merge_results([a, b], tmp_path / "all")
+    assert len(result["runs"]) == 12 and set(result["summary"]["task"]) == {"merger", "ring", "bar"}
+    saved = json.loads((tmp_path / "all" / "results.json").read_text())
+    assert saved["config"]["tasks"] == ["merger", "ring", "bar"] and saved["info"]["wall_time_s"] == 120.0
+    assert set(saved["info"]["tasks"]) == {"merger", "ring", "bar"} and (tmp_path / "all" / "README.md").is_file()
+    with pytest.raises(GalaxySDValueError, match="two result folders"):
+        report.merge_results([a, a], tmp_path / "bad")
+    with pytest.raises(GalaxySDValueError, match="different settings"):
+        report.merge_results([a, part(["edge-on"], "c", n_negatives=5)], tmp_path / "bad")

@@ -34,7 +34,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 from galaxysd_core.config import DEFAULT_CLASSIFIER_DIR, OUTPUT_DIR_NAME, output_dir  # noqa: E402
 from galaxysd_core.errors import GalaxySDError  # noqa: E402
 from galaxysd_core.science.augmentation import ARMS, experiment_config  # noqa: E402
-from galaxysd_core.science.augmentation_report import format_table, run_and_report  # noqa: E402
+from galaxysd_core.science.augmentation_report import format_table, merge_results, run_and_report  # noqa: E402
 from galaxysd_core.science.binary_tasks import TASKS  # noqa: E402
 from galaxysd_core.science.script_support import science_parser, script_command  # noqa: E402
 
@@ -59,7 +59,18 @@ def main(argv=None) -> int:
     p.add_argument("--focal-gamma", type=float, default=None)
     p.add_argument("--focal-alpha", type=float, default=None)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                   help="no training: merge result folders run in parallel with disjoint --tasks into --out")
     args = p.parse_args(argv)
+    if args.merge:
+        try:
+            result, files = merge_results(args.merge, args.out)
+        except (GalaxySDError, OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(format_table(result["summary"]))
+        print(f"\nmerged {len(result['runs'])} runs of {len(args.merge)} folders; wrote {', '.join(files.values())}")
+        return 0
 
     import torch
 

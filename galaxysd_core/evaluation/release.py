@@ -172,6 +172,34 @@ def held_out_real(caches: Sequence[Union[str, Path]], test_ids: Sequence[str], r
     return np.concatenate(imgs)[order], index.iloc[order].reset_index(drop=True)
 
 
+def snapshot_metrics(run_dir: Union[str, Path], out_dir: Union[str, Path], prompts: Sequence[str], defaults, clf,
+                     real: Sequence[str], *, n_checkpoints: int, steps: int, progress: bool = True) -> pd.DataFrame:
+    """Metrics of every training snapshot and of the run's final ``model/`` at the release's settings
+    (``metrics/checkpoints.*``, ``training_metrics.csv``, ``training_curves.png``); each gets the
+    release's ``sky_noise.json`` and ``latent_mean.safetensors`` first, so every step is judged alike."""
+    from galaxysd_core.pipelines.latent_mean import LATENT_MEAN_FILE
+    from galaxysd_core.pipelines.sky_noise import SKY_NOISE_FILE
+
+    run, out = Path(run_dir), Path(out_dir)
+    metrics = out / "metrics"
+    for snap in sorted((run / "snapshots").glob("step-*")) + [run / "model"]:
+        if not snap.is_dir():
+            continue
+        if (out / SKY_NOISE_FILE).is_file():
+            shutil.copy2(out / SKY_NOISE_FILE, snap / SKY_NOISE_FILE)
+        if (out / LATENT_MEAN_FILE).is_file() and not (snap / LATENT_MEAN_FILE).is_file():
+            shutil.copy2(out / LATENT_MEAN_FILE, snap / LATENT_MEAN_FILE)
+    ck = evaluate_checkpoints(run, list(prompts), config=EvaluationConfig(
+        n=n_checkpoints, seed=0, steps=steps, guidance=defaults.guidance_scale,
+        tree_negatives=defaults.tree_negatives), classifier=clf, real=list(real), out_dir=metrics, progress=progress)
+    cols = [c for c in STEP_COLUMNS if c in ck.table.columns]
+    per_step = ck.table.groupby("step")[cols].mean().reset_index()
+    per_step.to_csv(metrics / "training_metrics.csv", index=False)
+    training_curves(per_step, metrics / "training_curves.png")
+    logger.info("wrote the metrics of %d training snapshots", ck.table["step"].nunique())
+    return per_step
+
+
 def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: Sequence[Union[str, Path]], *,
                   n: int = 64, n_sweep: int = 32, n_checkpoints: int = 32, steps: int = 20,
                   guidance_values: Sequence[float] = GUIDANCE_VALUES, bench_text: Optional[str] = None,
@@ -222,7 +250,6 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     from galaxysd_core.evaluation.reference import classifier_test_ids
     from galaxysd_core.pipelines.generation_defaults import GENERATION_DEFAULTS_FILE
     from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
-    from galaxysd_core.pipelines.latent_mean import LATENT_MEAN_FILE
     from galaxysd_core.pipelines.sky_noise import SKY_NOISE_FILE
 
     if not caches:
@@ -320,18 +347,8 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
 
     # 7. training snapshots (with the release's sky-noise model, so every step is judged alike)
     if checkpoints:
-        for snap in sorted((run / "snapshots").glob("step-*")):
-            shutil.copy2(out / SKY_NOISE_FILE, snap / SKY_NOISE_FILE)
-            if (out / LATENT_MEAN_FILE).is_file() and not (snap / LATENT_MEAN_FILE).is_file():
-                shutil.copy2(out / LATENT_MEAN_FILE, snap / LATENT_MEAN_FILE)
-        ck = evaluate_checkpoints(run, prompts[:5], config=EvaluationConfig(
-            n=n_checkpoints, seed=0, steps=steps, guidance=defaults.guidance_scale,
-            tree_negatives=defaults.tree_negatives), classifier=clf, real=real, out_dir=metrics, progress=progress)
-        cols = [c for c in STEP_COLUMNS if c in ck.table.columns]
-        per_step = ck.table.groupby("step")[cols].mean().reset_index()
-        per_step.to_csv(metrics / "training_metrics.csv", index=False)
-        training_curves(per_step, metrics / "training_curves.png")
-        logger.info("wrote the metrics of %d training snapshots", ck.table["step"].nunique())
+        snapshot_metrics(run, out, prompts[:5], defaults, clf, real, n_checkpoints=n_checkpoints, steps=steps,
+                         progress=progress)
 
     # 8. training captions, grids, card
     info = json.loads(info_path.read_text())

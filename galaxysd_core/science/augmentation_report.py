@@ -31,7 +31,7 @@ from galaxysd_core.science.script_support import load_judge, repo_relative
 from galaxysd_core.science.synthetic import generator_factory
 
 __all__ = ["format_table", "plotly_figure", "draw_png", "plot_results", "write_results", "write_readme",
-           "readme_notes", "run_and_report", "discussion_text", "AugmentationPage", "metrics_page_content"]
+           "readme_notes", "run_and_report", "merge_results", "discussion_text", "AugmentationPage", "metrics_page_content"]
 
 logger = logging.getLogger(__name__)
 
@@ -320,6 +320,45 @@ def run_and_report(cache_dirs: Sequence[Union[str, Path]], out_dir: Union[str, P
     extra = {"model": repo_relative(model_path), "caches": [repo_relative(c) for c in cache_dirs],
              "classifier": repo_relative(classifier_dir), "command": command,
              "wall_time_total_s": time.perf_counter() - t}
+    files = write_results(result, out_dir, config, extra=extra)
+    write_readme(result, out_dir, config, extra)
+    return result, files
+
+
+def merge_results(parts: Sequence[Union[str, Path]], out_dir: Union[str, Path]) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """Merge result folders of the same experiment run in parallel on disjoint tasks (each written by
+    :func:`run_and_report` with ``--tasks`` a subset) into one results folder with its README.
+
+    Raises
+    ------
+    GalaxySDValueError
+        Fewer than two folders, folders whose configurations differ in anything but the tasks, or
+        a task present in two folders.
+    """
+    from galaxysd_core.errors import GalaxySDValueError
+    from galaxysd_core.science.augmentation import summarize
+
+    if len(parts) < 2:
+        raise GalaxySDValueError("give at least two result folders to merge")
+    payloads = [json.loads((Path(p) / "results.json").read_text()) for p in parts]
+    configs = [dict(pl["config"]) for pl in payloads]
+    tasks = [c.pop("tasks") for c in configs]
+    if any(c != configs[0] for c in configs[1:]):
+        raise GalaxySDValueError("the result folders were run with different settings (other than --tasks)")
+    flat = [t for ts in tasks for t in ts]
+    if len(set(flat)) != len(flat):
+        raise GalaxySDValueError(f"a task appears in two result folders: {flat}")
+    runs = pd.concat([pd.read_csv(Path(p) / "runs.csv") for p in parts], ignore_index=True)
+    info = dict(payloads[0]["info"])
+    info["tasks"] = {k: v for pl in payloads for k, v in pl["info"].get("tasks", {}).items()}
+    info["wall_time_s"] = max(float(pl["info"].get("wall_time_s", 0.0)) for pl in payloads)
+    info["generation_s"] = sum(float(pl["info"].get("generation_s", 0.0)) for pl in payloads)
+    info["parallel_processes"] = len(parts)
+    config = ExperimentConfig(**{**configs[0], "tasks": flat})
+    extra = {k: payloads[0][k] for k in ("model", "caches", "classifier") if k in payloads[0]}
+    extra["command"] = " ; ".join(str(pl.get("command", "")) for pl in payloads) + " ; merged with --merge"
+    extra["wall_time_total_s"] = max(float(pl.get("wall_time_total_s", 0.0)) for pl in payloads)
+    result = {"runs": runs, "summary": summarize(runs), "info": info}
     files = write_results(result, out_dir, config, extra=extra)
     write_readme(result, out_dir, config, extra)
     return result, files
