@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from galaxysd_core import __version__, config
+from galaxysd_core.pipelines.generation_defaults import FALLBACK, GenerationDefaults
 from galaxysd_core.studio.model_facts import RARE_THRESHOLD, model_facts
 from galaxysd_core.studio.store import describe_url
 from pages import _ui
@@ -21,7 +22,8 @@ st.markdown(
 st.subheader("Model")
 if status.ok:
     st.success(f"Using {status.message}.", icon=":material/check_circle:")
-    facts = model_facts(status.path, guidance=st.session_state.get("keep.gen.guidance", 6.5))
+    recommended = GenerationDefaults.load(status.path) or FALLBACK  # the card's chosen settings
+    facts = model_facts(status.path, guidance=st.session_state.get("keep.gen.guidance", recommended.guidance_scale))
     if facts.card.get("summary"):
         st.markdown(f"**{facts.card.get('title') or facts.name}.** {facts.card['summary']}")
     made = [f"{facts.image_size} x {facts.image_size} px images" if facts.image_size else None,

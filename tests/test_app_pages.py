@@ -700,7 +700,7 @@ def test_candidates_positions_from_names_probabilities_and_full_ids(env, tmp_pat
     assert "J165028.64+384910.0  ·  score 0.465" in texts(at.subheader)
     md = texts(at.markdown)
     assert "ra 252.61933°, dec +38.81944° (from the name)" in md
-    assert "skyserver.sdss.org/dr17/VisualTools/navi?ra=252.619333&dec=38.819444&scale=0.2" in md
+    assert "skyserver.sdss.org/dr18/VisualTools/explore/summary?ra=252.619333&dec=38.819444" in md
     assert "legacysurvey.org/viewer?ra=252.619333&dec=38.819444&layer=ls-dr10&zoom=16" in md
     caps = texts(at.caption)
     assert "p_dust_lane 0.477 · p_smooth 0.992" in caps and "0.4773231" not in caps + md

@@ -92,15 +92,16 @@ class GenerationRequest:
 
     ``init_image`` (``(H, W, 3)`` uint8) starts from a real galaxy (img2img) with ``strength`` in
     (0, 1]; ``tree_negatives`` uses the automatic GZ2-tree negative prompt when
-    ``negative_prompt`` is empty.
+    ``negative_prompt`` is empty. ``guidance`` and ``tree_negatives`` None: the loaded model's
+    recommended settings (``generation_defaults.json``, as chosen in its card).
     """
 
     prompt: str
     negative_prompt: str = ""
-    tree_negatives: bool = True
+    tree_negatives: Optional[bool] = None
     n_images: int = 4
     steps: int = 20
-    guidance: float = 6.5
+    guidance: Optional[float] = None
     scheduler: str = "ddim"
     seed: Optional[int] = 0
     init_image: Optional[np.ndarray] = None
@@ -157,9 +158,11 @@ def generate(pipe, request: GenerationRequest, callback: Optional[StepCallback] 
     with (gate or GATE).slot(timeout):
         out = pipe(request.prompt, negative_prompt=request.negative_prompt or None,
                    num_images_per_prompt=int(request.n_images), seed=request.seed,
-                   num_inference_steps=int(request.steps), guidance_scale=float(request.guidance),
+                   num_inference_steps=int(request.steps),
+                   guidance_scale=None if request.guidance is None else float(request.guidance),
                    scheduler=request.scheduler, image=request.init_image, strength=float(request.strength),
-                   output_type="np", callback=callback, tree_negatives=bool(request.tree_negatives))
+                   output_type="np", callback=callback,
+                   tree_negatives=None if request.tree_negatives is None else bool(request.tree_negatives))
     return gallery_items(out)
 
 
@@ -198,8 +201,9 @@ CHANGE_FIELDS = {"negative_prompt": "negative prompt", "tree_negatives": "automa
 def request_settings(request: GenerationRequest) -> Dict[str, Any]:
     """The comparable settings of a request (no images): what :func:`settings_changes` diffs."""
     return {"prompt": request.prompt, "negative_prompt": request.negative_prompt,
-            "tree_negatives": bool(request.tree_negatives), "steps": int(request.steps),
-            "guidance": float(request.guidance), "scheduler": request.scheduler, "seed": request.seed,
+            "tree_negatives": None if request.tree_negatives is None else bool(request.tree_negatives),
+            "steps": int(request.steps), "guidance": None if request.guidance is None else float(request.guidance),
+            "scheduler": request.scheduler, "seed": request.seed,
             "n_images": int(request.n_images),
             "strength": float(request.strength) if request.init_image is not None else None}
 
