@@ -385,7 +385,8 @@ def test_first_time_user_with_the_data_folder(tiny_model, browser, tmp_path):
         assert "Image not found" not in page.inner_text("body")
         page.get_by_role("button", name="Enlarge").first.click()
         dialog = page.get_by_role("dialog")
-        dialog.get_by_text("p_dust_lane").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        dialog.get_by_text("p_dust").first.wait_for(timeout=STEP_TIMEOUT_MS)  # the component probabilities
+        page.get_by_text("Eye check of the top 50").first.wait_for(timeout=STEP_TIMEOUT_MS)
         _save_screenshot(page, tmp_path, "11_candidates_enlarged", full_page=False)
         page.keyboard.press("Escape")
         dialog.wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
