@@ -38,15 +38,25 @@ def main(argv=None) -> int:
     p.add_argument("--skip-checkpoints", action="store_true")
     p.add_argument("--reuse-sweep", action="store_true",
                    help="same model as the last release: re-use its metrics/guidance_sweep.csv (saves the sweep)")
+    p.add_argument("--notes-file", default=None,
+                   help="hand-written reading of the numbers for the card: one note per non-empty line")
+    p.add_argument("--card-only", action="store_true", help="rewrite only the card from the folder's metrics")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     bench = Path(args.bench_file).read_text() if args.bench_file else None
+    notes = ([line.strip().lstrip("- ") for line in Path(args.notes_file).read_text().splitlines() if line.strip()]
+             if args.notes_file else [])
     try:
+        if args.card_only:
+            from galaxysd_core.evaluation.model_card import write_model_card
+
+            print(write_model_card(Path(args.out), Path(args.run), bench_text=bench, notes=notes))
+            return 0
         card = release_model(args.run, args.out, args.caches, n=args.n, n_sweep=args.n_sweep,
                              n_checkpoints=args.n_checkpoints,
                              bench_text=bench, copy=not args.skip_copy, checkpoints=not args.skip_checkpoints,
-                             reuse_sweep=args.reuse_sweep)
+                             reuse_sweep=args.reuse_sweep, notes=notes)
     except GalaxySDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

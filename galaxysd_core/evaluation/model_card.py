@@ -24,7 +24,8 @@ RARE_CAPTIONS = 30
 #: Commands that produce the numbers of the card (quoted in it).
 COMMANDS = {
     "release": "python train/finalize_model.py --run runs/galaxysd-mini-v2 --out assets/galaxysd-mini "
-               "--caches cache/gz2_cutouts_128 cache/gz1_sdss_128 cache/gz2_examples_128 --bench-file runs/bench_generate.txt",
+               "--caches cache/gz2_cutouts_128 cache/gz1_sdss_128 cache/gz2_examples_128 -n 64 --n-sweep 24 "
+               "--n-checkpoints 24 --bench-file runs/bench_generate.txt --notes-file train/notes/galaxysd-mini-v2.md",
     "train": "python train/train_diffusion.py --config runs/galaxysd-mini-v2/config.yaml  # = train_config.yaml",
     "bench": "python bench/bench_generate.py --model assets/galaxysd-mini > runs/bench_generate.txt",
     "vae_channels": "python bench/bench_vae_checkpoints.py --runs runs/vae-c4 runs/vae-c8 --step 600 "
