@@ -356,7 +356,9 @@ def merge_results(parts: Sequence[Union[str, Path]], out_dir: Union[str, Path]) 
     info["parallel_processes"] = len(parts)
     config = ExperimentConfig(**{**configs[0], "tasks": flat})
     extra = {k: payloads[0][k] for k in ("model", "caches", "classifier") if k in payloads[0]}
-    extra["command"] = " ; ".join(str(pl.get("command", "")) for pl in payloads) + " ; merged with --merge"
+    extra["command"] = " &\n".join(str(pl.get("command", "")) for pl in payloads) + (
+        "; wait\npython train/experiment_augmentation.py --merge " + " ".join(str(p) for p in parts)
+        + f" --out {out_dir}")
     extra["wall_time_total_s"] = max(float(pl.get("wall_time_total_s", 0.0)) for pl in payloads)
     result = {"runs": runs, "summary": summarize(runs), "info": info}
     files = write_results(result, out_dir, config, extra=extra)
