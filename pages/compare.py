@@ -43,8 +43,8 @@ _ui.crisp()
 st.title("Compare")
 pipe = _ui.get_pipeline()
 _rec = generation.recommended_ui_settings(pipe, limits.MAX_UI_STEPS)  # the model card's defaults until Generate sets them
-for _name in ("steps", "guidance", "tree"):
-    ss.setdefault(GEN[_name][0], _rec["tree_negatives" if _name == "tree" else _name])
+for _name, _value in (("steps", _rec["steps"]), ("guidance", _rec["guidance"]), ("tree", _rec["tree_negatives"])):
+    ss.setdefault(GEN[_name][0], _value)
 counts = _ui.model_counts()
 classifier = _ui.get_classifier() if pipe is not None else None
 
