@@ -6,6 +6,8 @@ the model's sky noise on), model FLOPs per image (torch.utils.flop_counter), the
 float32 matmul measured in the same run, their ratio (efficiency), the VAE decode of 8 latents and
 the sky-noise step on their own, and training throughput (UNet + text encoder, images/s).
 Goal of GalaxySD-mini v2 (128 px): 8 images x 20 steps <= 1.5 s warm on an idle 2-core machine.
+With one feature guided (3 UNet branches per step, :mod:`galaxysd_core.pipelines.feature_guidance`)
+the same run prints the guided figure beside the plain one (goal: <= 1.5 s as well).
 
 Usage: python bench/bench_generate.py [--model DIR] [--threads N]
 """
@@ -35,19 +37,31 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def timed_generation(pipe, steps: int, repeats: int = 3) -> float:
-    pipe(PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=6.5, output_type="np")
+GUIDED_PROMPT = "sdss, features or disk-shaped, spiral galaxy"
+GUIDED_FEATURE = {"bar-shaped structure in the center of galaxy": 4.5}
+
+
+def _call(pipe, steps: int, guided: bool):
+    if guided:
+        return pipe(GUIDED_PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=1.5,
+                    output_type="np", feature_guidance=GUIDED_FEATURE)
+    return pipe(PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=6.5,
+                output_type="np")
+
+
+def timed_generation(pipe, steps: int, repeats: int = 3, guided: bool = False) -> float:
+    _call(pipe, steps, guided)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        pipe(PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=6.5, output_type="np")
+        _call(pipe, steps, guided)
         best = min(best, time.perf_counter() - t0)
     return best
 
 
-def flops_per_image(pipe, steps: int) -> float:
+def flops_per_image(pipe, steps: int, guided: bool = False) -> float:
     with FlopCounterMode(display=False) as counter:
-        pipe(PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=6.5, output_type="np")
+        _call(pipe, steps, guided)
     return counter.get_total_flops() / 8
 
 
@@ -117,13 +131,17 @@ def main() -> None:
     print(f"parameters: unet {n_unet:.2f}M  vae {n_vae:.2f}M  text encoder {n_te:.2f}M")
     gflops_peak = matmul_gflops()
     print(f"float32 matmul 1024^3: {gflops_peak:.1f} GFLOP/s")
-    for steps in (20, 50):
-        wall = timed_generation(pipe, steps)
-        flops = flops_per_image(pipe, steps)
+    walls = {}
+    for steps, guided in ((20, False), (20, True), (50, False)):
+        wall = timed_generation(pipe, steps, guided=guided)
+        walls[(steps, guided)] = wall
+        flops = flops_per_image(pipe, steps, guided)
         achieved = flops * 8 / wall / 1e9
-        print(f"8 images, {steps} steps, guidance 6.5: {wall:.3f} s warm  "
+        what = ("one feature guided (3 branches), guidance 1.5" if guided else "guidance 6.5 (2 branches)")
+        print(f"8 images, {steps} steps, {what}: {wall:.3f} s warm  "
               f"({flops / 1e9:.2f} GFLOP/image, {achieved:.1f} GFLOP/s achieved, "
               f"efficiency {100 * achieved / gflops_peak:.0f}% of matmul)")
+    print(f"guided / plain (20 steps, same run): {walls[(20, True)] / walls[(20, False)]:.2f}x")
     print(f"VAE decode of 8 latents: {decode_seconds(pipe):.3f} s warm; sky noise for 8 images: "
           f"{noise_seconds(pipe):.4f} s")
     print(f"training throughput (UNet + text encoder, batch 64): {training_throughput(pipe):.1f} images/s")

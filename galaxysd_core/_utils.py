@@ -77,3 +77,35 @@ def jsonable(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     return str(obj)
+
+
+def parse_feature_text(text: str):
+    """``"dust lane=4"`` -> ``("dust lane", 4.0)``: one guided feature as the CLI, the A1111 text and
+    the FITS ``FEATGUID`` card write it (:mod:`galaxysd_core.pipelines.feature_guidance`).
+
+    Raises
+    ------
+    GalaxySDValueError
+        Without ``=`` or with a scale that is not a number.
+    """
+    from galaxysd_core.errors import GalaxySDValueError
+
+    if not isinstance(text, str) or "=" not in text:
+        raise GalaxySDValueError(f"a feature is PHRASE=SCALE, e.g. 'dust lane=4', got {text!r}")
+    phrase, _, raw = text.rpartition("=")
+    try:
+        scale = float(raw)
+    except ValueError:
+        raise GalaxySDValueError(f"the scale of feature {phrase.strip()!r} must be a number, got {raw.strip()!r}") \
+            from None
+    return phrase.strip(), scale
+
+
+def format_feature_text(features) -> str:
+    """``[("dust lane", 4.0), ("merger", -2.0)]`` -> ``"dust lane=4; merger=-2"`` (inverse: split on ``;``)."""
+    return "; ".join(f"{p}={float(v):g}" for p, v in features)
+
+
+def parse_feature_list(text: str):
+    """Inverse of :func:`format_feature_text`: ``[[phrase, scale], ...]``."""
+    return [list(parse_feature_text(x)) for x in str(text).split(";") if x.strip()]

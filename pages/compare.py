@@ -22,6 +22,7 @@ GEN = {"steps": ("keep.gen.steps", 20), "guidance": ("keep.gen.guidance", 6.5), 
        "negative": ("keep.gen.negative", ""), "tree": ("keep.gen.tree_negatives", True), "seed": ("keep.gen.seed", 0)}
 K_SW_PHRASE, K_SW_RANGE, K_SW_N, K_SW_SEEDS = ("keep.sweep.phrase", "keep.sweep.range", "keep.sweep.n_weights",
                                                "keep.sweep.n_seeds")
+K_SW_MECH, K_SW_SRANGE = "keep.sweep.mechanism", "keep.sweep.strength_range"
 
 
 def gen(name: str):
@@ -36,7 +37,7 @@ def use_generate_prompt() -> None:
 for k, v in ((K_PROMPT, ss.get("keep.gen.prompt", DEFAULT_PROMPT)), ("keep.ab.kind", "feature"),
              ("keep.ab.phrase", "merger"), ("keep.ab.weights", (1.0, 1.8)), ("keep.ab.guidances", (3.0, 6.5)),
              ("keep.ab.n", 4), ("keep.ab.seed", int(gen("seed"))), (K_SW_PHRASE, "merger"), (K_SW_RANGE, (0.8, 2.0)),
-             (K_SW_N, 4), (K_SW_SEEDS, 2)):
+             (K_SW_N, 4), (K_SW_SEEDS, 2), (K_SW_MECH, "guidance"), (K_SW_SRANGE, (0.0, 6.0))):
     ss.setdefault(k, v)
 
 _ui.crisp()
@@ -152,18 +153,26 @@ with tab_ab:
 
 # ----------------------------------------------------------------------------- sweep
 with tab_sweep:
-    st.caption("The base prompt with one feature at several weights, the same seeds at every weight, to see where the "
-               "model stops following the feature (GalaxySD Sec. 3). Under each column: the classifier's mean "
-               "probability of the feature.")
+    st.caption("The base prompt with one feature at several strengths (or weights), the same seeds in every column, "
+               "to see how one galaxy changes and where the model stops following the feature (GalaxySD Sec. 3). "
+               "Under each column: the classifier's mean probability of the feature.")
+    st.radio("Sweep", list(controls.MECHANISMS), key=K_SW_MECH, format_func=controls.MECHANISMS.get, horizontal=True,
+             help="Feature guidance: strength x guidance scale is the feature's own guidance (0 = without the "
+                  "feature, 1 = the plain prompt). Embedding weight: the text encoder's output at the phrase times w.")
+    guided = ss[K_SW_MECH] == "guidance"
     s1, s2, s3, s4 = st.columns([3, 3, 2, 2])
     s1.selectbox("Feature", ALL_PHRASES, key=K_SW_PHRASE, format_func=label)
-    s2.slider("Weight range", 0.0, 3.0, step=0.1, key=K_SW_RANGE)
-    s3.slider("Weights", 2, 6, key=K_SW_N)
+    if guided:
+        s2.slider("Strength range (1 = plain prompt)", controls.STRENGTH_MIN, controls.STRENGTH_MAX,
+                  step=controls.STRENGTH_STEP, key=K_SW_SRANGE)
+    else:
+        s2.slider("Weight range", 0.0, 3.0, step=0.1, key=K_SW_RANGE)
+    s3.slider("Columns", 2, 6, key=K_SW_N)
     s4.slider("Seeds", 1, 4, key=K_SW_SEEDS)
-    lo, hi = ss[K_SW_RANGE]
+    lo, hi = ss[K_SW_SRANGE] if guided else ss[K_SW_RANGE]
     weights = sweep.sweep_values(lo, hi, int(ss[K_SW_N]))
     seeds = sweep.sweep_seeds(int(gen("seed")), int(ss[K_SW_SEEDS]))
-    st.caption(f"weights {', '.join(f'{w:g}' for w in weights)} · seeds {', '.join(map(str, seeds))} · "
+    st.caption(f"{'strengths' if guided else 'weights'} {', '.join(f'{w:g}' for w in weights)} · seeds {', '.join(map(str, seeds))} · "
                f"{len(weights) * len(seeds)} images x {gen('steps')} steps")
     if st.button("Run sweep", key="btn.gen.sweep", disabled=pipe is None, icon=":material/grid_view:"):
         slot = st.empty()
@@ -172,7 +181,8 @@ with tab_sweep:
             res = sweep.run_sweep(
                 pipe, ss[K_PROMPT], ss[K_SW_PHRASE], weights, seeds, negative_prompt=gen("negative"),
                 tree_negatives=bool(gen("tree")), steps=int(gen("steps")), guidance=float(gen("guidance")),
-                scheduler=gen("scheduler"), callback=lambda s, t: bar.progress(s / t, text=f"Denoising step {s}/{t}"))
+                scheduler=gen("scheduler"), callback=lambda s, t: bar.progress(s / t, text=f"Denoising step {s}/{t}"),
+                mechanism=ss[K_SW_MECH])
             phrase = res.phrase
             ss["gen.sweep"] = sweep.add_probabilities(res, lambda ims: feature_probability(classifier, ims, phrase))
         except GalaxySDError as exc:
@@ -186,9 +196,10 @@ with tab_sweep:
         col_probs = result.column_probabilities()
         with st.container(key="crisp-sweep"):
             header = st.columns(len(result.weights) + 1)
-            header[0].markdown("**seed \\ weight**")
+            what = "strength" if result.mechanism == "guidance" else "weight"
+            header[0].markdown(f"**seed \\ {what}**")
             for col, w in zip(header[1:], result.weights):
-                col.markdown(f"**{result.phrase} {w:g}**")
+                col.markdown(f"**{result.phrase} {what} {w:g}**")
             for i, (seed, row) in enumerate(zip(result.seeds, result.grid)):
                 cols = st.columns(len(result.weights) + 1)
                 cols[0].markdown(f"seed {seed}")

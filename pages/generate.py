@@ -31,6 +31,7 @@ K_TREE_NEG = "keep.gen.tree_negatives"
 K_STEPS, K_GUID, K_SCHED = "keep.gen.steps", "keep.gen.guidance", "keep.gen.scheduler"
 K_SEEDMODE, K_SEED, K_N = "keep.gen.seed_mode", "keep.gen.seed", "keep.gen.n_images"
 K_INIT, K_STRENGTH, K_REAL = "keep.gen.init_mode", "keep.gen.strength", "keep.gen.real_pick"
+K_MECH = "keep.gen.mechanism"
 
 
 def qkey(stem: str) -> str:
@@ -39,6 +40,23 @@ def qkey(stem: str) -> str:
 
 def wkey(stem: str) -> str:
     return f"keep.gen.w.{stem}"
+
+
+def gkey(stem: str) -> str:
+    return f"keep.gen.s.{stem}"
+
+
+def recommended_strength(phrase: Optional[str]) -> float:
+    """The loaded model's default guidance strength of a feature (feature_defaults.json; 1 = plain prompt)."""
+    return float((ss.get("gen.feature_defaults") or {}).get(phrase, 1.0)) if phrase else 1.0
+
+
+def guided_features() -> Dict[str, float]:
+    """Absolute feature-guidance scales of the chosen answers' strength sliders (empty in weight mode)."""
+    if ss.get(K_MECH) != "guidance":
+        return {}
+    strengths = {ss[qkey(c.stem)]: float(ss[gkey(c.stem)]) for c in CONTROLS if ss[qkey(c.stem)] != OFF}
+    return controls.feature_scales(strengths, float(ss[K_GUID]))
 
 
 # ----------------------------------------------------------------------------- state sync (callbacks)
@@ -57,9 +75,12 @@ def _write_prompt(notes: List[str]) -> None:
 
 def on_answer_change(stem: str) -> None:
     """A question's answer changed: turn off what the GZ2 tree now rules out, rebuild the prompt."""
+    before = {c.stem: ss[qkey(c.stem)] for c in CONTROLS}
     state, notes = controls.choose(_controls_state(), stem, None if ss[qkey(stem)] == OFF else ss[qkey(stem)])
     for s, (phrase, _) in state.items():
         ss[qkey(s)] = phrase or OFF
+        if (phrase or OFF) != before.get(s):  # a newly chosen answer starts at the model's default strength
+            ss[gkey(s)] = recommended_strength(phrase)
     _write_prompt(notes)
 
 
@@ -75,6 +96,8 @@ def on_text_change() -> None:
         ss["gen.prompt_error"] = str(exc)
         return
     for stem, (phrase, weight) in state.items():
+        if (phrase or OFF) != ss.get(qkey(stem)):
+            ss[gkey(stem)] = 1.0  # typed text: the plain prompt until the slider moves
         ss[qkey(stem)] = phrase or OFF
         ss[wkey(stem)] = float(weight)
     ss["gen.prompt_error"], ss["gen.prompt_notes"] = None, notes
@@ -92,6 +115,22 @@ def apply_settings(settings: Dict, notes: List[str]) -> None:
             ss[key] = settings[name]
     if "seed" in settings:
         ss[K_SEEDMODE] = "fixed"
+    for c in CONTROLS:  # the plain prompt unless the settings guided the feature
+        ss[gkey(c.stem)] = 1.0
+    strengths = settings.get("feature_strengths") or {}
+    if strengths:
+        ss[K_MECH] = "guidance"
+        for phrase, m in strengths.items():
+            stem = controls.PHRASE_QUESTION.get(phrase)
+            if stem is None:
+                notes = notes + [f"feature guidance of {phrase!r} is not a slider of this page; left out"]
+                continue
+            if ss[qkey(stem)] != phrase:  # guided but not in the prompt text: the same as in it
+                state, more = controls.choose(_controls_state(), stem, phrase)
+                for s_, (p_, _) in state.items():
+                    ss[qkey(s_)] = p_ or OFF
+                _write_prompt(more)
+            ss[gkey(stem)] = float(m)
     ss["gen.loaded_notes"] = notes
 
 
@@ -122,12 +161,16 @@ def on_use_item(uid: str) -> None:
 def init_state(pipe) -> None:
     rec = generation.recommended_ui_settings(pipe, limits.MAX_UI_STEPS)  # the model card's chosen defaults
     defaults = {K_NEG: "", K_TREE_NEG: rec["tree_negatives"], K_STEPS: rec["steps"], K_GUID: rec["guidance"],
-                K_SCHED: "ddim", K_SEEDMODE: "fixed", K_SEED: 0, K_N: 4, K_INIT: "noise", K_STRENGTH: 0.6}
+                K_SCHED: "ddim", K_SEEDMODE: "fixed", K_SEED: 0, K_N: 4, K_INIT: "noise", K_STRENGTH: 0.6,
+                K_MECH: "guidance"}
     for k, v in defaults.items():
         ss.setdefault(k, v)
+    fd = getattr(pipe, "feature_defaults", None)
+    ss["gen.feature_defaults"] = dict(fd.strengths) if fd is not None else {}
     for c in CONTROLS:
         ss.setdefault(qkey(c.stem), OFF)
         ss.setdefault(wkey(c.stem), 1.0)
+        ss.setdefault(gkey(c.stem), 1.0)
     if K_PROMPT not in ss:
         ss[K_PROMPT] = DEFAULT_PROMPT
         on_text_change()
@@ -191,7 +234,8 @@ with left:
 
     st.caption(f"{ss[K_N]} images · {ss[K_STEPS]} steps · guidance {ss[K_GUID]:g} · "
                f"{SCHEDULER_LABELS.get(ss[K_SCHED], ss[K_SCHED])} · "
-               f"{'random seed' if ss[K_SEEDMODE] == 'random' else f'seed {ss[K_SEED]}'}")
+               f"{'random seed' if ss[K_SEEDMODE] == 'random' else f'seed {ss[K_SEED]}'}"
+               + ("".join(f" · {p} guidance {v:g}" for p, v in guided_features().items())))
     # a fixed label: an expander whose label changes is a new element, and would close while its sliders move
     with st.expander("Sampling settings", expanded=False):
         c1, c2 = st.columns(2)
@@ -210,7 +254,13 @@ with left:
     st.caption("One control per Galaxy Zoo 2 question, in decision-tree order (hover for the full question). "
                "Choosing an answer hides the answers and disables the questions the tree rules out with it. The "
                "number after each answer: training captions it was seen in; ⚠ below "
-               f"{model_facts.RARE_THRESHOLD}: rarely seen, expect extrapolation. Weights above 1 emphasise a feature.")
+               f"{model_facts.RARE_THRESHOLD}: rarely seen, expect extrapolation.")
+    st.radio("Sliders drive", list(controls.MECHANISMS), key=K_MECH, format_func=controls.MECHANISMS.get,
+             help="Feature guidance (default): each feature gets its own guidance on top of the prompt without it, "
+                  "so the same seed keeps its galaxy while the feature grows; strength 1 = the plain prompt, 0 = "
+                  "without the feature, below 0 pushes it away; a new answer starts at the model's measured default "
+                  "(model card). Embedding weight: GalaxySD's {phrase:w}, the text encoder's output times w.")
+    guided = ss[K_MECH] == "guidance"
     views = controls.control_views(_controls_state())
     for i, c in enumerate(CONTROLS):
         view = views[c.stem]
@@ -221,9 +271,16 @@ with left:
                     disabled=view.disabled, help=f"{c.text}" + (f" — {view.reason}" if view.reason else ""),
                     format_func=lambda p, d=view.disabled: ("— not asked" if d and p == OFF
                                                             else feature_option(p, counts)))
-        b.slider("weight", controls.SLIDER_MIN, controls.SLIDER_MAX, step=controls.SLIDER_STEP, key=wkey(c.stem),
-                 on_change=on_weight_change, disabled=ss[qkey(c.stem)] == OFF,
-                 label_visibility="visible" if i == 0 else "hidden")
+        if guided:
+            rec = recommended_strength(None if chosen == OFF else chosen)
+            b.slider("strength (1 = plain prompt)", controls.STRENGTH_MIN, controls.STRENGTH_MAX,
+                     step=controls.STRENGTH_STEP, key=gkey(c.stem), disabled=chosen == OFF,
+                     label_visibility="visible" if i == 0 else "hidden",
+                     help=f"Guidance of this feature alone, x the guidance scale; the model's default: {rec:g}")
+        else:
+            b.slider("weight", controls.SLIDER_MIN, controls.SLIDER_MAX, step=controls.SLIDER_STEP, key=wkey(c.stem),
+                     on_change=on_weight_change, disabled=ss[qkey(c.stem)] == OFF,
+                     label_visibility="visible" if i == 0 else "hidden")
 
     with st.expander("Start from a real galaxy (img2img)", expanded=ss[K_INIT] != "noise"):
         st.radio("Start image", list(INIT_MODES), key=K_INIT, format_func=INIT_MODES.get)
@@ -278,7 +335,8 @@ if pressed and pipe is not None:
         request = generation.GenerationRequest(
             prompt=ss[K_PROMPT], negative_prompt=ss[K_NEG], tree_negatives=bool(ss[K_TREE_NEG]),
             n_images=int(ss[K_N]), steps=int(ss[K_STEPS]), guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED],
-            seed=seed, init_image=init_image if ss[K_INIT] != "noise" else None, strength=float(ss[K_STRENGTH]))
+            seed=seed, init_image=init_image if ss[K_INIT] != "noise" else None, strength=float(ss[K_STRENGTH]),
+            feature_guidance=guided_features())
         busy = limits.GATE.running > 0
         bar = progress_slot.progress(0.0, text="Waiting for another generation to finish ..." if busy
                                      else "Encoding the prompt ...")
@@ -308,7 +366,7 @@ with results_box:
         now = generation.request_settings(generation.GenerationRequest(
             prompt=ss[K_PROMPT], negative_prompt=ss[K_NEG], tree_negatives=bool(ss[K_TREE_NEG]),
             n_images=int(ss[K_N]), steps=int(ss[K_STEPS]), guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED],
-            seed=None if ss[K_SEEDMODE] == "random" else int(ss[K_SEED])))
+            seed=None if ss[K_SEEDMODE] == "random" else int(ss[K_SEED]), feature_guidance=guided_features()))
         changes = generation.settings_changes(ss.get("gen.latest_settings"), now)
         side = latest[0].image.shape[0]
         st.caption(f"`{latest[0].prompt}` · {len(latest)} image(s), {side} px shown "

@@ -79,7 +79,10 @@ def test_cli_scan_ranks_skips_and_links(toy, capsys, monkeypatch):
         assert list(grp["rank_in_source"]) == list(range(1, len(grp) + 1))
         assert grp["percentile_in_source"].iloc[0] == 100.0 and grp["percentile_in_source"].is_monotonic_decreasing
     np.testing.assert_allclose(cat["score"], cat["p_dust"] * cat["p_early"], rtol=1e-5)
-    np.testing.assert_allclose(cat["p_early"], cat["p_smooth"] * (1 - cat["p_artifact"]), rtol=1e-5)
+    # early type = no spiral arms and not an artifact (the tiny classifier predicts no t04: p_spiral 0)
+    np.testing.assert_allclose(cat["p_early"], (1 - cat["p_spiral"]) * (1 - cat["p_artifact"]), rtol=1e-5)
+    assert (cat["p_spiral"] == 0).all() and (cat["score_from"] == "detector").all()
+    np.testing.assert_allclose(cat["p_dust"], cat["p_dust_cnn"])  # no ranker.json: the detector alone
     assert cat["dust_vote_pred"].between(0, 1).all()
     by = cat.set_index("id")
     assert by.loc[NAMES[0], "ra"] == pytest.approx(252.619333, abs=1e-5) and by.loc[NAMES[0], "position_from"] == "name"
@@ -99,6 +102,42 @@ def test_cli_scan_ranks_skips_and_links(toy, capsys, monkeypatch):
                    "--workers", "0", "--include-training", "--top", "2", "--quiet"])
     all_ = pd.read_csv(toy / "all.csv", dtype={"id": str})
     assert rc == 0 and len(all_) == 2 and "used_in_training" in all_.columns
+
+
+def test_out_of_fold_scores_and_the_blended_dust_component(toy, monkeypatch):
+    """A cross-validated detector folder: its training galaxies stay in the catalog with their
+    out-of-fold score, and ranker.json's ``cnn+v2`` averages the detector with classifier v2's dust votes."""
+    from galaxysd_core.science.detg_catalog import records_from_catalogs, scan_catalog
+
+    det = toy / "det"
+    pd.DataFrame({"id": [NAMES[2]], "fold": [3], "p_dust_cnn_oof": [0.875]}).to_csv(det / "oof_scores.csv", index=False)
+    (det / "ranker.json").write_text(json.dumps({"dust": "cnn+v2", "views": 1}))
+    rec = records_from_catalogs([toy / "catalog.csv"], crop_fraction=1.0)
+    judge = MorphologyClassifier.from_pretrained(toy / "clf")
+    cat = scan_catalog(rec, det, judge=judge, progress=False, scan_kwargs={"workers": 0, "batch_size": 2}).table
+    by = cat.set_index("id")
+    assert NAMES[2] in by.index and by.loc[NAMES[2], "score_from"] == "out_of_fold"
+    assert by.loc[NAMES[2], "p_dust_cnn"] == pytest.approx(0.875) and bool(by.loc[NAMES[2], "used_in_training"])
+    np.testing.assert_allclose(cat["p_dust"], 0.5 * (cat["p_dust_cnn"] + cat["dust_vote_pred"]), rtol=1e-6)
+    np.testing.assert_allclose(cat["score"], cat["p_dust"] * (1 - cat["p_spiral"]) * (1 - cat["p_artifact"]), rtol=1e-6)
+    (det / "ranker.json").write_text(json.dumps({"dust": "v2_dust_votes"}))
+    cat = scan_catalog(rec, det, judge=judge, progress=False, scan_kwargs={"workers": 0, "batch_size": 2}).table
+    np.testing.assert_allclose(cat["p_dust"], cat["dust_vote_pred"])
+    (det / "ranker.json").write_text(json.dumps({"dust": "magic"}))
+    from galaxysd_core.errors import GalaxySDFileError
+
+    with pytest.raises(GalaxySDFileError, match="unknown dust component"):
+        scan_catalog(rec, det, judge=judge, progress=False, scan_kwargs={"workers": 0})
+
+
+def test_source_shares_compare_the_top_with_the_scan():
+    from galaxysd_core.science.detg_catalog import source_shares
+
+    t = pd.DataFrame({"id": [f"g{i}" for i in range(10)], "score": np.arange(10)[::-1] / 10.0,
+                      "source": ["a"] * 4 + ["b"] * 6})
+    sh = source_shares(t, top=4).set_index("source")
+    assert sh.loc["a", "n_top"] == 4 and sh.loc["b", "n_top"] == 0
+    assert sh.loc["a", "share_scanned"] == pytest.approx(0.4) and sh.loc["a", "ratio"] == pytest.approx(2.5)
 
 
 def test_cli_scan_errors(toy, capsys):

@@ -38,7 +38,9 @@ def _pool_data(n=80, n_dust=14, seed=0):
         rows.append({"id": f"J{i:06d}", "source": "gz2_cutouts", "caption": "sdss", "image_path": f"/x/{i}.jpg",
                      DUST_LANE_COLUMN + F: 0.9 if dust else (0.3 if partial else 0.0),
                      ODD_YES_COLUMN + F: 0.6 if dust or partial else 0.1,
-                     SMOOTH_COLUMN + F: 0.8 if i % 2 == 0 else 0.2})
+                     SMOOTH_COLUMN + F: 0.8 if i % 2 == 0 else 0.2,
+                     "t01_smooth_or_features_a02_features_or_disk" + F: 0.2 if i % 2 == 0 else 0.8,
+                     "t02_edgeon_a05_no" + F: 0.9, "t04_spiral_a08_spiral" + F: 0.9 if i % 4 == 1 else 0.1})
     imgs = np.stack(imgs)
     imgs[:, 0, 0, 0] = np.arange(n)  # a marker pixel per real galaxy
     return imgs, pd.DataFrame(rows)

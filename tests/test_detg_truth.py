@@ -52,15 +52,8 @@ def test_dust_lane_majority_needs_t08_reached_and_counts_debiased_double_majorit
     np.testing.assert_allclose(vt.dust_lane_soft(idx)[:4], [0.54, 0.369, 0.21, 0.441])
     assert np.isnan(vt.dust_lane_soft(idx)[4])
     np.testing.assert_array_equal(vt.early_type_votes(idx)[:4], [1, 1, 0, 0])
-    detg = vt.detg_labels(idx)
-    np.testing.assert_array_equal(detg[:4], [1, 0, 0, 0])
-    assert np.isnan(detg[4])
-    # classifier gate instead of the votes: early type = p_early >= 0.5
-    np.testing.assert_array_equal(vt.detg_labels(idx, p_early=np.array([0.2, 0.9, 0.6, 0.9, 0.9]))[:4], [0, 0, 1, 0])
-    tt = vt.truth_table(idx)
-    assert list(tt["dust_lane_partial"][:4]) == [1.0, 1.0, 0.0, 1.0] and list(tt["has_votes"]) == [True] * 4 + [False]
     with pytest.raises(GalaxySDValueError):
-        vt.detg_labels(idx, p_early=np.ones(2))
+        vt.early_type_votes(idx, threshold=0.0)
     with pytest.raises(GalaxySDDataError, match="vote column"):
         vt.dust_lane_labels(idx.drop(columns=[vt.DUST_LANE_COLUMN + F]))
     assert vt.ODD_REACHED == 0.42

@@ -127,6 +127,9 @@ def main(argv=None) -> int:
             print(f"\ncatalog: {pv['n_records']} galaxies at {cat.rate:.0f}/s, {pv['n_skipped']} skipped, "
                   f"{pv['n_training_excluded']} training galaxies left out; wrote {', '.join(files.values())}")
             print(cat.table.head(10)[["rank", "id", "score", "p_dust", "p_early", "ra", "dec"]].to_string(index=False))
+            import pandas as pd
+
+            print("\nsource shares of the top 500:\n" + pd.DataFrame(pv["source_shares_top500"]).to_string(index=False))
         elif args.catalog_only:
             print("error: --catalog-only needs --catalog-out DIR", file=sys.stderr)
             return 2

@@ -5,18 +5,21 @@ Examples
 ::
 
     galaxysd detg scan --detector assets/detg_detector --catalog DATA/gz2_cutouts/labels.csv --out d.csv
-    galaxysd detg scan --detector assets/detg_detector/arms/real \\
+    galaxysd detg scan --detector assets/detg_detector \\
         --catalog DATA/gz2_cutouts/labels.csv DATA/gz1_sdss/labels.csv DATA/gz2_examples/labels.csv \\
         --out runs/detg/candidates.csv --engine dask --n-workers 2
     galaxysd detg scan --detector DIR --catalog my_images.csv --images-dir my_images/ --out d.csv
 
-Writes ``FILE.csv`` ranked by ``score = p_dust x p_early`` with ``rank, id, score, p_dust,
-p_smooth, p_artifact, p_early, dust_vote_pred, ra, dec, position_from, skyserver_url,
-legacy_url, source, image_path`` (+ ``known_caption``, ``dust_lane_votes`` where the catalog has
-labels), and next to it ``FILE.ecsv`` (for the Candidates page), ``FILE.provenance.json``
-(detector, classifier, catalogs, versions) and ``FILE.skipped.csv`` (unreadable images and why).
-The galaxies the detector was trained or selected on are left out (``--include-training`` keeps
-them, flagged). Logic: :mod:`galaxysd_core.science.detg_catalog`.
+Writes ``FILE.csv`` ranked by ``score = p_dust x p_early`` (the D-ETG definition of
+:mod:`galaxysd_core.science.detg_definition`: a dust lane and no spiral arms) with ``rank, id,
+score, p_dust, p_dust_cnn, p_smooth, p_artifact, p_spiral, p_early, dust_vote_pred, ra, dec,
+position_from, skyserver_url, legacy_url, source, image_path, score_from`` (+ ``known_caption``,
+``dust_lane_votes`` where the catalog has labels), and next to it ``FILE.ecsv`` (for the
+Candidates page), ``FILE.provenance.json`` (detector, classifier, catalogs, versions) and
+``FILE.skipped.csv`` (unreadable images and why). Every source is cropped to the galaxy scale the
+detector was trained at (``--crop-fraction auto``). Galaxies the detector was trained on keep
+their out-of-fold score (``score_from = out_of_fold``); with a detector that has none they are
+left out (``--include-training`` keeps them, flagged). Logic: :mod:`galaxysd_core.science.detg_catalog`.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="score and rank every image of catalogs",
                        description="Score every image of one or more catalogs with a D-ETG detector and "
                                    "classifier v2; write the ranked candidate catalog.")
-    s.add_argument("--detector", required=True, help="detector folder (assets/detg_detector or its arms/<arm>)")
+    s.add_argument("--detector", required=True, help="detector folder (assets/detg_detector: train/cv_dust_ranker.py)")
     s.add_argument("--catalog", nargs="+", required=True,
                    help="catalog CSV(s) with an image column (image paths relative to the CSV's folder or "
                         "--images-dir); GZ2 vote tables and GZ1 labels are understood")

@@ -53,6 +53,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-latent-mean", action="store_const", const=False, default=None, dest="latent_mean",
                    help="start sampling from zero-mean noise, not around the model's mean training latent "
                         "(latent_mean.safetensors; the zero-mean start gives over-bright skies)")
+    p.add_argument("--feature", action="append", default=[], metavar="PHRASE=SCALE",
+                   help="guidance for one feature (repeatable), e.g. --feature \"bar-shaped structure in the center of "
+                        "galaxy=4\": 0 = off, the guidance scale = as in the prompt, more extrapolates, negative "
+                        "pushes it away (composable diffusion; the same galaxy per seed)")
     p.add_argument("--init-image", default=None, help="start from this real galaxy image (img2img)")
     p.add_argument("--strength", type=float, default=0.6, help="img2img strength in (0, 1] (default 0.6)")
     p.add_argument("--model", default=None, help="model folder (default $GALAXYSD_MODEL_DIR or the shipped model)")
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     out = pipe(args.prompt, negative_prompt=args.negative, num_images_per_prompt=args.num_images, seed=args.seed,
                num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.sampler,
                image=init, strength=args.strength, callback=progress, tree_negatives=args.tree_negatives,
-               sky_noise=args.sky_noise, latent_mean=args.latent_mean)
+               sky_noise=args.sky_noise, latent_mean=args.latent_mean, feature_guidance=args.feature or None)
     bar.close()
     target = Path(args.out) if args.out else output_dir("generate")
     target.mkdir(parents=True, exist_ok=True)

@@ -102,3 +102,41 @@ def histogram_plot(backgrounds: Dict, path: Union[str, Path]) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def feature_curves_plot(curves: pd.DataFrame, chosen: Dict[str, float], path: Union[str, Path],
+                        goal: float = 0.3) -> Path:
+    """Effect of guidance per feature against its strength (one panel per feature), with the spread
+    (generated vs real) on a second axis and the chosen default strength marked
+    (:mod:`galaxysd_core.evaluation.feature_curves`)."""
+    import math
+
+    plt = _plt()
+    phrases = list(dict.fromkeys(curves["phrase"]))
+    cols = 5
+    rows = math.ceil(len(phrases) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.5 * rows), squeeze=False)
+    for ax, phrase in zip(axes.flat, phrases):
+        c = curves[curves["phrase"] == phrase].sort_values("strength")
+        ax.plot(c["strength"], c["effect"], "o-", color="tab:blue", ms=3)
+        ax.axhline(goal, color="tab:blue", lw=0.7, ls=":")
+        ax.axvline(1.0, color="grey", lw=0.6, ls="--")
+        if phrase in chosen:
+            ax.axvline(chosen[phrase], color="tab:green", lw=1.2)
+        ax.set_ylim(min(-0.1, float(c["effect"].min()) - 0.05), max(0.8, float(c["effect"].max()) + 0.05))
+        ax.set_title(phrase if len(phrase) < 30 else phrase[:28] + "…", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if c["spread"].notna().any():
+            ax2 = ax.twinx()
+            ax2.plot(c["strength"], c["spread"], "s--", color="tab:orange", ms=2, lw=0.8)
+            ax2.set_ylim(0, 1.6)
+            ax2.tick_params(labelsize=6, colors="tab:orange")
+    for ax in list(axes.flat)[len(phrases):]:
+        ax.axis("off")
+    fig.suptitle("Guidance per feature: classifier v2 effect (blue; dotted: goal 0.3) and spread vs real "
+                 "(orange) against strength (x guidance; dashed: plain prompt; green: default)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

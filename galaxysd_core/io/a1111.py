@@ -4,7 +4,11 @@
 
     sdss, smooth, {completely round galaxy:1.3}
     Negative prompt: merger
-    Steps: 20, Sampler: DDIM, CFG scale: 6.5, Seed: 0, Size: 64x64, Model: galaxysd-mini
+    Steps: 20, Sampler: DDIM, CFG scale: 6.5, Seed: 0, Size: 64x64, Model: galaxysd-mini,
+    Feature guidance: "dust lane=4; merger=-2"
+
+(the last item only with guidance per feature, :mod:`galaxysd_core.pipelines.feature_guidance`; a
+GalaxySD extension that other tools ignore)
 
 :func:`format_a1111_parameters` writes it from a :func:`~galaxysd_core.io.provenance.provenance`
 dict and :func:`parse_a1111_parameters` reads it back, so settings can also be loaded from PNGs
@@ -18,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple
 
+from galaxysd_core._utils import format_feature_text, parse_feature_list
 from galaxysd_core.errors import GalaxySDValueError
 
 #: Scheduler names of :mod:`galaxysd_core.pipelines.pipeline_galaxysd` -> sampler names written by AUTOMATIC1111.
@@ -67,6 +72,9 @@ def format_a1111_parameters(info: Mapping[str, Any]) -> str:
         items.append(("Model", model))
     if info.get("strength") is not None and info.get("init_image"):
         items.append(("Denoising strength", float(info["strength"])))
+    feats = info.get("feature_guidance") or []
+    if feats:
+        items.append(("Feature guidance", format_feature_text(feats)))
     if info.get("software"):
         items.append(("Version", info["software"]))
     lines.append(", ".join(f"{k}: {_a1111_value(v)}" for k, v in items))
@@ -131,6 +139,8 @@ def parse_a1111_parameters(text: str) -> Dict[str, Any]:
             sched = _SAMPLER_FROM_A1111.get(value.lower())
             if sched:
                 out["scheduler"] = sched
+        elif key == "Feature guidance":
+            out["feature_guidance"] = parse_feature_list(value)
         elif key == "CFG scale":
             out["guidance_scale"] = _number(value, float, "CFG scale")
         elif key == "Seed":

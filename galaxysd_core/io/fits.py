@@ -4,7 +4,8 @@
 viewers (DS9, which put row 1 at the bottom) show the galaxy the right way up. The primary header
 records the provenance: ``PROMPT`` (long values continue on ``CONTINUE`` cards, the FITS
 long-string convention), ``NEGPROMP``, ``SEED``, ``STEPS``, ``GUIDANCE``, ``SAMPLER``, ``MODEL``,
-``STRENGTH``, ``SOFTWARE``, ``DATE`` and the full JSON settings in ``GSDPARAM``.
+``STRENGTH``, ``FEATGUID`` (guidance per feature, ``phrase=scale; ...``), ``SOFTWARE``, ``DATE``
+and the full JSON settings in ``GSDPARAM``.
 :func:`read_fits` undoes the flip and returns the settings.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from galaxysd_core._utils import format_feature_text, parse_feature_list
 from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.io.provenance import ImageLike, as_rgb_uint8, provenance, software
 from galaxysd_core.io.uploads import FileLike, read_limited
@@ -50,6 +52,9 @@ def _fits_header(info: Mapping[str, Any]):
         hdr["MODEL"] = (str(model), "model folder name")
     if info.get("init_image") and info.get("strength") is not None:
         hdr["STRENGTH"] = (float(info["strength"]), "img2img strength (start from a real galaxy)")
+    feats = info.get("feature_guidance") or []
+    if feats:
+        hdr["FEATGUID"] = (format_feature_text(feats), "guidance per feature (phrase=scale)")
     hdr["SOFTWARE"] = (str(info.get("software") or software()), "software that wrote the file")
     created = str(info.get("created_utc") or "")
     hdr["DATE"] = (created.rstrip("Z") or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -125,6 +130,7 @@ def read_fits(file: FileLike, *, max_bytes: int = 200 * 1024 * 1024) -> Tuple[np
             hdr = hdul[0].header
             cube = np.asarray(hdul[0].data)
             keys = {k: hdr[k] for k in (*_CARD_KEYS, "GSDPARAM") if k in hdr}
+            hdr = hdr.copy()
     except OSError as exc:
         raise GalaxySDValueError(f"{Path(name).name!r} is not a readable FITS file: {exc}") from exc
     if cube.ndim != 3 or cube.shape[0] != 3:
@@ -138,4 +144,6 @@ def read_fits(file: FileLike, *, max_bytes: int = 200 * 1024 * 1024) -> Tuple[np
             info = {}
     if not info:
         info = {_CARD_KEYS[k]: v for k, v in keys.items() if k in _CARD_KEYS}
+        if "FEATGUID" in hdr:
+            info["feature_guidance"] = parse_feature_list(hdr["FEATGUID"])
     return np.ascontiguousarray(image), info

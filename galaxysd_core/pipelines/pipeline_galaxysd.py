@@ -20,6 +20,8 @@ from PIL import Image
 
 from galaxysd_core.errors import GalaxySDFileError
 from galaxysd_core.pipelines.devices import cpu_generators, initial_noise
+from galaxysd_core.pipelines.feature_defaults import FeatureDefaults
+from galaxysd_core.pipelines.feature_guidance import branches_for, combine, normalize_features
 from galaxysd_core.pipelines.inputs import check_inputs, img2img_steps
 from galaxysd_core.pipelines.model_folder import TRAINING_CAPTIONS_FILE, check_model_folder
 from galaxysd_core.pipelines.generation_defaults import FALLBACK, GenerationDefaults
@@ -126,6 +128,8 @@ class GalaxySDPipeline(DiffusionPipeline):
         self.sky_noise: Optional[SkyNoise] = None
         #: Mean training latent ``(C, h, w)`` sampling starts around (``latent_mean.safetensors``); None = zero.
         self.latent_mean: Optional[torch.Tensor] = None
+        #: Recommended guidance strength per feature (``feature_defaults.json``); None = not measured.
+        self.feature_defaults: Optional[FeatureDefaults] = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -185,6 +189,7 @@ class GalaxySDPipeline(DiffusionPipeline):
         pipe.source_path = str(root)
         pipe.generation_defaults = GenerationDefaults.load(root) or FALLBACK
         pipe.sky_noise = SkyNoise.load(root)
+        pipe.feature_defaults = FeatureDefaults.load(root)
         pipe.latent_mean = load_latent_mean(root, (unet.config.in_channels, unet.config.sample_size,
                                                    unet.config.sample_size))
         return pipe
@@ -252,7 +257,8 @@ class GalaxySDPipeline(DiffusionPipeline):
                  image: Optional[Union[Image.Image, np.ndarray]] = None, strength: float = 0.6,
                  output_type: str = "pil", callback: Optional[Callable[[int, int], None]] = None,
                  return_dict: bool = True, tree_negatives: Optional[bool] = None,
-                 sky_noise: Optional[bool] = None, latent_mean: Optional[bool] = None) -> GalaxySDPipelineOutput:
+                 sky_noise: Optional[bool] = None, latent_mean: Optional[bool] = None,
+                 feature_guidance=None) -> GalaxySDPipelineOutput:
         """Generate galaxies.
 
         Parameters
@@ -298,6 +304,14 @@ class GalaxySDPipeline(DiffusionPipeline):
             Start text-to-image sampling around the training data's mean latent
             (:mod:`~galaxysd_core.pipelines.latent_mean`: dark SDSS skies instead of a grey fog;
             nothing for a model without ``latent_mean.safetensors``); None = use it when the folder has it.
+        feature_guidance : dict or sequence of (phrase, scale), optional
+            Guidance per feature (:mod:`~galaxysd_core.pipelines.feature_guidance`, composable
+            diffusion): each phrase is taken out of the prompt (the *base*) and added back with its
+            own scale ``s``: ``eps = eps(neg) + g (eps(base) - eps(neg)) + sum s (eps(base + f) -
+            eps(base))``. ``s = 0`` = the base prompt alone, ``s = guidance_scale`` = plain CFG with
+            the feature, larger extrapolates, negative pushes the feature away; every branch of a
+            step runs in one batched UNet call. None or empty: plain CFG, bit-identical.
+            ``"phrase=scale"`` strings are accepted (the CLI's ``--feature``).
         """
         d = self.generation_defaults
         return self._generate(prompt, negative_prompt, num_images_per_prompt, seed,
@@ -306,11 +320,19 @@ class GalaxySDPipeline(DiffusionPipeline):
                               scheduler, eta, height, width, image, strength, output_type, callback, return_dict,
                               d.tree_negatives if tree_negatives is None else tree_negatives,
                               d.sky_noise if sky_noise is None else sky_noise,
-                              True if latent_mean is None else latent_mean)
+                              True if latent_mean is None else latent_mean, feature_guidance)
+
+    def known_feature_phrases(self) -> Optional[List[str]]:
+        """Phrases feature guidance accepts: the caption vocabulary for GalaxySD-mini, any text for SD 1.5."""
+        if not self.strict_vocabulary:
+            return None
+        from galaxysd_core.prompts.grammar import known_phrases
+
+        return list(known_phrases())
 
     def _generate(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps, guidance_scale,
                   scheduler_name, eta, height, width, image, strength, output_type, callback, return_dict,
-                  tree_negatives=True, sky_noise=False, latent_mean=False):
+                  tree_negatives=True, sky_noise=False, latent_mean=False, feature_guidance=None):
         # 1. Check inputs: prompts parsed once, seeds, a fresh sampler, the start image as 8-bit RGB
         checked = check_inputs(self, prompt, negative_prompt, num_images_per_prompt, seed, num_inference_steps,
                                guidance_scale, scheduler_name, height, width, image, strength, output_type, eta)
@@ -322,12 +344,23 @@ class GalaxySDPipeline(DiffusionPipeline):
         device = self._execution_device
         total = len(seeds)
         do_cfg = guidance_scale > 1.0
+        features = normalize_features(feature_guidance, self.known_feature_phrases())
+        branches = [branches_for(p, features) for p in parsed] if features else None
+        scales = branches[0].scales if branches else ()
 
-        # 2. Encode weighted prompts (and the negative prompt)
+        # 2. Encode weighted prompts: the base prompt (without the guided features), one prompt per
+        #    feature of non-zero scale, and the negative prompt (automatic from the intended prompt)
         max_length = text_max_length(self.tokenizer, self.text_encoder)
-        cond = encode_weighted_prompts(self.text_encoder, self.tokenizer, parsed, max_length, device)
-        cond = cond.repeat_interleave(num_images_per_prompt, dim=0)
-        negs, automatic = negative_prompts_for(parsed, negative_prompt, tree_negatives)
+
+        def encode(items):
+            e = encode_weighted_prompts(self.text_encoder, self.tokenizer, list(items), max_length, device)
+            return e.repeat_interleave(num_images_per_prompt, dim=0)
+
+        cond = encode(parsed if branches is None else [b.base for b in branches])
+        for i in range(len(scales)):
+            cond = torch.cat([cond, encode([b.with_feature[i] for b in branches])])
+        negs, automatic = negative_prompts_for(parsed if branches is None else [b.intended for b in branches],
+                                               negative_prompt, tree_negatives)
         if do_cfg:
             if checked.negatives is not None:
                 neg_parsed = checked.negatives
@@ -372,11 +405,14 @@ class GalaxySDPipeline(DiffusionPipeline):
             step_kwargs["eta"] = eta
         n_steps = len(timesteps)
         with self.progress_bar(total=n_steps) as bar:
+            n_branches = (2 if do_cfg else 1) + len(scales)
             for i, t in enumerate(timesteps):
-                model_in = torch.cat([latents] * 2) if do_cfg else latents
+                model_in = torch.cat([latents] * n_branches) if n_branches > 1 else latents
                 model_in = scheduler.scale_model_input(model_in, t)
                 eps = self.unet(model_in, t, encoder_hidden_states=embeddings).sample
-                if do_cfg:
+                if scales:
+                    eps = combine(eps, total, guidance_scale, do_cfg, scales)
+                elif do_cfg:
                     eps_uncond, eps_cond = eps.chunk(2)
                     eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
                 latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
@@ -395,6 +431,7 @@ class GalaxySDPipeline(DiffusionPipeline):
             latent_mean=bool(latent_mean and image is None),
             strength=float(strength) if image is not None else None, init_image=image is not None,
             model=self.source_path, model_name=Path(self.source_path).name if self.source_path else None,
+            feature_guidance=[[p, float(v)] for p, v in features],
         )
         all_prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
         if output_type == "latent":

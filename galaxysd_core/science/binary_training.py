@@ -142,8 +142,8 @@ class BinaryTrainSettings:
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
-        if self.loss not in ("bce", "focal"):
-            raise GalaxySDValueError(f"loss must be 'bce' or 'focal', got {self.loss!r}")
+        if self.loss not in ("bce", "focal", "binomial"):
+            raise GalaxySDValueError(f"loss must be 'bce', 'focal' or 'binomial', got {self.loss!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise GalaxySDValueError("steps and batch_size must be positive")
         if not 0.0 < self.balance_threshold <= 1.0:
@@ -156,7 +156,7 @@ class BinaryTrainSettings:
 
 
 def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[BinaryTrainSettings] = None,
-                 column: str = DUST_LANE_COLUMN, progress: bool = False):
+                 column: str = DUST_LANE_COLUMN, progress: bool = False, trials: Optional[np.ndarray] = None):
     """Train a fresh one-head :class:`~galaxysd_core.models.classifier.MorphologyClassifier`.
 
     Parameters
@@ -170,6 +170,11 @@ def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[Bina
         Loss (BCE or focal), batches (natural or balanced), flips/rotations, budget, width, seed.
     column : str
         GZ2 answer column naming the head (e.g. ``t08_odd_feature_a24_merger``).
+    trials : numpy.ndarray, optional
+        Number of votes per image for ``loss="binomial"``: ``labels`` are then the vote shares
+        ``k / n`` and the loss is the binomial negative log-likelihood of ``k`` votes out of ``n``
+        (``sum n BCE(logit, k/n) / sum n``, the vote-count likelihood of zoobot, Walmsley et al.
+        2022, for one answer), so a galaxy seen by more volunteers weighs more.
 
     Returns
     -------
@@ -191,6 +196,10 @@ def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[Bina
     if labels.shape != (len(images),) or not (np.isfinite(labels).all() and (labels >= 0).all()
                                               and (labels <= 1).all()):
         raise GalaxySDValueError("labels must be one value in [0, 1] per image (0/1 or soft labels)")
+    if s.loss == "binomial":
+        if trials is None or np.asarray(trials).shape != labels.shape or not (np.asarray(trials) > 0).all():
+            raise GalaxySDValueError("loss 'binomial' needs trials: the positive number of votes of every image")
+    w_all = torch.from_numpy(np.asarray(trials if trials is not None else np.ones(len(labels)), dtype=np.float32))
     rng = np.random.default_rng(s.seed)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
@@ -222,6 +231,9 @@ def train_binary(images: np.ndarray, labels: np.ndarray, settings: Optional[Bina
         logits = model(x)[:, 0]
         if s.loss == "focal":
             loss = focal_loss_with_logits(logits, y_all[idx], s.focal_gamma, s.focal_alpha)
+        elif s.loss == "binomial":
+            w = w_all[idx]
+            loss = (focal_loss_with_logits(logits, y_all[idx], 0.0, None, reduction="none") * w).sum() / w.sum()
         else:
             loss = focal_loss_with_logits(logits, y_all[idx], 0.0, None)
         opt.zero_grad(set_to_none=True)

@@ -18,7 +18,8 @@ import pandas as pd
 
 from galaxysd_core.errors import GalaxySDValueError
 
-__all__ = ["TOP_FRACTIONS", "METRICS", "recall_at_fraction", "detection_metrics", "summarize_runs"]
+__all__ = ["TOP_FRACTIONS", "METRICS", "recall_at_fraction", "detection_metrics", "summarize_runs",
+           "bootstrap_metrics"]
 
 #: Fractions of the ranked list whose recall is reported (1 % and 5 %).
 TOP_FRACTIONS = (0.01, 0.05)
@@ -82,4 +83,32 @@ def summarize_runs(runs: pd.DataFrame, keys: Sequence[str], metrics: Sequence[st
         out[f"{m}_std"] = g[m].std(ddof=1).to_numpy()
         out[f"{m}_min"] = g[m].min().to_numpy()
         out[f"{m}_max"] = g[m].max().to_numpy()
+    return out
+
+
+def bootstrap_metrics(labels, scores, n_boot: int = 1000, seed: int = 0, level: float = 0.9) -> Dict[str, float]:
+    """:func:`detection_metrics` with bootstrap intervals: ``<metric>_lo`` / ``<metric>_hi`` per metric.
+
+    Galaxies are resampled with replacement ``n_boot`` times (percentile interval at ``level``,
+    default 90 %); resamples with one class only are skipped for AUC and AP.
+    """
+    y, s = _check(labels, scores)
+    out = detection_metrics(y, s)
+    if not 0.0 < level < 1.0:
+        raise GalaxySDValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    draws = {m: [] for m in METRICS}
+    for _ in range(int(n_boot)):
+        i = rng.integers(0, len(y), len(y))
+        if y[i].sum() == 0:
+            continue
+        m = detection_metrics(y[i], s[i])
+        for k in METRICS:
+            if np.isfinite(m[k]):
+                draws[k].append(m[k])
+    a = (1.0 - level) / 2.0
+    for k in METRICS:
+        v = np.asarray(draws[k])
+        out[f"{k}_lo"] = float(np.quantile(v, a)) if len(v) else float("nan")
+        out[f"{k}_hi"] = float(np.quantile(v, 1 - a)) if len(v) else float("nan")
     return out

@@ -5,8 +5,13 @@
 :func:`records_from_caches`: the index of prepared caches, with the crops they were made with) with
 a detector folder of :mod:`galaxysd_core.science.detg_results` and the morphology classifier v2
 (:mod:`galaxysd_core.science.detg_components`), through :func:`galaxysd_core.science.scan.scan`
-(local, Dask or Ray), and ranks by the D-ETG score ``p_dust x p_early``. The galaxies the detector
-was trained or selected on (its ``training_ids.csv``) are excluded. Rows get ra/dec where known
+(local, Dask or Ray), and ranks by the D-ETG score of
+:func:`galaxysd_core.science.detg_definition.detg_score`: the dust component (the folder's
+``ranker.json``: the detector's ``p_dust_cnn``, classifier v2's ``dust_vote_pred`` or their mean)
+times ``p_early`` (no spiral arms, not an artifact). Galaxies the detector was trained on (its
+``training_ids.csv``) carry their *out-of-fold* detector score when the folder has one
+(``oof_scores.csv`` of the cross-validation: the fold model that never saw them;
+``score_from = out_of_fold``); without it they are excluded (or kept and flagged). Rows get ra/dec where known
 (the catalog's columns, else the IAU-style name; :mod:`galaxysd_core.science.sky_positions`) and
 SkyServer / Legacy Survey links.
 
@@ -34,19 +39,23 @@ from galaxysd_core._utils import jsonable, library_versions
 from galaxysd_core.config import DATA_DIR_IMAGE_ROOT
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError
 from galaxysd_core.science.detg_components import COMPONENT_COLUMNS
+from galaxysd_core.science.detg_definition import SCORE_DEFINITION, detg_score
 from galaxysd_core.science.detg_results import TRAINING_IDS_NAME
 from galaxysd_core.science.vote_truth import dust_lane_soft
 
-__all__ = ["CATALOG_COLUMNS", "SCORE_DEFINITION", "relative_image_path", "training_ids", "records_from_caches",
-           "records_from_catalogs", "CatalogResult", "scan_catalog", "write_catalog"]
+__all__ = ["CATALOG_COLUMNS", "SCORE_DEFINITION", "DUST_COMPONENTS", "relative_image_path", "training_ids",
+           "dust_component", "out_of_fold_scores", "source_shares", "records_from_caches", "records_from_catalogs", "CatalogResult",
+           "scan_catalog", "write_catalog"]
 
 #: Required columns of the catalog read by the Candidates page (ra/dec optional).
 CATALOG_COLUMNS = ("id", "score", "image_path")
-#: How ``score`` is computed.
-SCORE_DEFINITION = ("score = p_dust (detector: dust lane) x p_early (classifier v2: p_smooth x (1 - p_artifact), "
-                    "smooth and not a star or artifact)")
-_ORDER = ["rank", "id", "score", "p_dust", *COMPONENT_COLUMNS, "rank_in_source", "percentile_in_source", "ra", "dec", "position_from", "skyserver_url",
-          "legacy_url", "source", "image_path", "known_caption", "dust_lane_votes", "used_in_training"]
+#: Dust components a detector folder's ``ranker.json`` may name (``dust``).
+DUST_COMPONENTS = ("cnn", "v2_dust_votes", "cnn+v2")
+_RANKER_FILE = "ranker.json"
+_OOF_FILE = "oof_scores.csv"
+_ORDER = ["rank", "id", "score", "p_dust", "p_dust_cnn", *COMPONENT_COLUMNS, "rank_in_source", "percentile_in_source",
+          "ra", "dec", "position_from", "skyserver_url", "legacy_url", "source", "image_path", "known_caption",
+          "dust_lane_votes", "used_in_training", "score_from"]
 
 
 def relative_image_path(path: str, data_dir: Optional[Union[str, Path]]) -> str:
@@ -64,6 +73,58 @@ def training_ids(detector_dir: Union[str, Path]) -> set:
     """Ids the detector was trained or selected on (its ``training_ids.csv``; empty when absent)."""
     p = Path(detector_dir) / TRAINING_IDS_NAME
     return set(pd.read_csv(p, dtype={"id": str})["id"]) if p.is_file() else set()
+
+
+def dust_component(detector_dir: Union[str, Path]) -> str:
+    """The dust component the folder's ``ranker.json`` names (``cnn`` for folders without one).
+
+    Raises
+    ------
+    GalaxySDFileError
+        An unreadable ``ranker.json`` or an unknown component.
+    """
+    p = Path(detector_dir) / _RANKER_FILE
+    if not p.is_file():
+        return "cnn"
+    try:
+        dust = json.loads(p.read_text()).get("dust", "cnn")
+    except (ValueError, AttributeError, UnicodeDecodeError) as exc:
+        raise GalaxySDFileError(f"{str(p)!r} is not valid JSON; re-run train/cv_dust_ranker.py") from exc
+    if dust not in DUST_COMPONENTS:
+        raise GalaxySDFileError(f"{str(p)!r} names an unknown dust component; expected one of {list(DUST_COMPONENTS)}")
+    return str(dust)
+
+
+def out_of_fold_scores(detector_dir: Union[str, Path]) -> Dict[str, float]:
+    """id -> out-of-fold detector score of the training galaxies (``oof_scores.csv``; empty when absent)."""
+    p = Path(detector_dir) / _OOF_FILE
+    if not p.is_file():
+        return {}
+    t = pd.read_csv(p, dtype={"id": str})
+    if "p_dust_cnn_oof" not in t.columns:
+        raise GalaxySDFileError(f"{str(p)!r} has no p_dust_cnn_oof column; re-run train/cv_dust_ranker.py")
+    return dict(zip(t["id"], t["p_dust_cnn_oof"].astype(float)))
+
+
+def source_shares(table: pd.DataFrame, top: int = 500) -> pd.DataFrame:
+    """Each source's share of the ``top`` highest scores beside its share of the scan.
+
+    A source whose look (framing, resampling, survey) the score mistakes for dust takes far more of
+    the top than of the scan; the catalog README shows this table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``source, n_scanned, share_scanned, n_top, share_top, ratio`` (``ratio = share_top / share_scanned``).
+    """
+    t = table.sort_values(["score", "id"], ascending=[False, True], kind="stable")
+    head = t.head(int(top))
+    n = t.groupby("source").size()
+    k = head.groupby("source").size().reindex(n.index, fill_value=0)
+    out = pd.DataFrame({"source": n.index, "n_scanned": n.to_numpy(), "share_scanned": (n / n.sum()).to_numpy(),
+                        "n_top": k.to_numpy(), "share_top": (k / max(1, len(head))).to_numpy()})
+    out["ratio"] = out["share_top"] / out["share_scanned"]
+    return out.sort_values("n_scanned", ascending=False).reset_index(drop=True)
 
 
 def _soft(index: pd.DataFrame) -> np.ndarray:
@@ -157,12 +218,13 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
     records : pandas.DataFrame
         :func:`records_from_catalogs` or :func:`records_from_caches`.
     detector_dir : path
-        A detector folder (``assets/detg_detector`` or one of its ``arms/<arm>``).
+        A detector folder (``assets/detg_detector``, or a folder of ``train/search_detg.py``).
     judge : MorphologyClassifier, optional
         Classifier v2; default loaded from ``classifier_dir`` (default the shipped classifier).
     exclude_training : bool
-        Drop the galaxies of the detector's ``training_ids.csv`` (else keep them, flagged in
-        ``used_in_training``).
+        For detectors without out-of-fold scores: drop the galaxies of the detector's
+        ``training_ids.csv`` (else keep them, flagged in ``used_in_training``). Training galaxies
+        with an out-of-fold score are always kept, with that score (module docstring).
     data_dir : path, optional
         Real-data folder; image paths inside it are written relative to it.
     top_n : int, optional
@@ -189,19 +251,33 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
     skipped = t.loc[bad, ["id", "image_path", "skip_reason"]].rename(columns={"skip_reason": "reason"})
     skipped["image_path"] = [relative_image_path(p, data_dir) for p in skipped["image_path"]]
     t = t[~bad].copy()
-    t["p_dust"] = t["score"]
-    t["score"] = t["p_dust"] * t["p_early"]
+    t["p_dust_cnn"] = t["score"]
     used = training_ids(detector_dir)
-    t["used_in_training"] = t["id"].astype(str).isin(used)
-    n_excluded = int(t["used_in_training"].sum())
+    oof = out_of_fold_scores(detector_dir)
+    ids = t["id"].astype(str)
+    t["used_in_training"] = ids.isin(used)
+    has_oof = ids.map(lambda i: i in oof).to_numpy(dtype=bool)
+    t["score_from"] = np.where(has_oof, "out_of_fold", "detector")
+    t.loc[has_oof, "p_dust_cnn"] = ids[has_oof].map(oof).to_numpy(dtype=float)
+    dust = dust_component(detector_dir)
+    if dust == "cnn":
+        t["p_dust"] = t["p_dust_cnn"]
+    elif dust == "v2_dust_votes":
+        t["p_dust"] = t["dust_vote_pred"]
+    else:
+        t["p_dust"] = 0.5 * (t["p_dust_cnn"] + t["dust_vote_pred"])
+    t["score"] = detg_score(t["p_dust"], t["p_spiral"], t["p_artifact"])
+    drop = t["used_in_training"].to_numpy() & ~has_oof
+    n_excluded = int(drop.sum())
     if exclude_training:
-        t = t[~t["used_in_training"]]
+        t = t[~drop]
     t["image_path"] = [relative_image_path(p, data_dir) for p in t["file"]]
     t = t.sort_values(["score", "id"], ascending=[False, True], kind="stable")
     # the score is not calibrated across image sources (framing, resampling, survey): the rank and the
     # percentile within each source let a reader compare like with like
     t["rank_in_source"] = t.groupby("source").cumcount() + 1
     t["percentile_in_source"] = 100.0 * (1.0 - (t["rank_in_source"] - 1) / t.groupby("source")["id"].transform("size"))
+    shares = source_shares(t, 500) if len(t) else pd.DataFrame()
     if top_n:
         t = t.head(int(top_n))
     t = add_positions(t.reset_index(drop=True))
@@ -211,7 +287,8 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
     test = [r for r in info.get("heldout", []) if r.get("split") == "test" and r.get("truth") == "dust_lane"]
     prov = {
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "score": SCORE_DEFINITION,
+        "score": SCORE_DEFINITION, "dust_component": dust,
+        "n_out_of_fold": int(has_oof.sum()), "source_shares_top500": shares.to_dict("records"),
         "detector": {"path": str(detector_dir), "fingerprint": model_fingerprint(detector_dir),
                      "arm": info.get("arm"), "seed": info.get("seed"), "generator_id": info.get("generator_id"),
                      "heldout_test_dust_lane": test[0] if test else None},

@@ -11,8 +11,13 @@ module reads
     classifier's ``smooth`` head);
 ``p_artifact``
     the same for "star or artifact";
+``p_spiral``
+    probability of a spiral majority where t04 is asked, ``E[f_features] x E[f_not_edgeon] x
+    P(f_spiral >= 0.5)`` (t01, t02 and t04 of the predicted vote distribution);
 ``p_early``
-    the early-type gate ``p_smooth x (1 - p_artifact)`` (smooth and not a star or artifact);
+    the early-type component of the D-ETG definition, ``(1 - p_spiral) x (1 - p_artifact)``: no
+    spiral arms and not a star or artifact, so smooth galaxies, lenticulars and edge-on discs pass
+    (:mod:`galaxysd_core.science.detg_definition`; never ``p_smooth`` alone);
 ``dust_vote_pred``
     the predicted share of all classifiers reporting a dust lane, ``E[f_dust | t08] x E[f_odd]``:
     the classifier has no dust-lane head (too few majority examples) but predicts the t08 vote
@@ -20,10 +25,12 @@ module reads
     :func:`galaxysd_core.science.vote_truth.dust_lane_soft` as the classifier sees it, and a
     baseline detector that needs no synthetic data.
 
-The D-ETG score of a catalog is ``p_dust (detector) x p_early``. Images of any size are resized
+The D-ETG score of a catalog is ``p_dust (dust-lane ranker) x p_early``
+(:func:`galaxysd_core.science.detg_definition.detg_score`). Images of any size are resized
 to the classifier's input (64 px) inside it (bilinear with antialiasing), identically in the
 held-out evaluation and in every scan engine. Classifiers without vote outputs (sigmoid heads)
-give ``p_smooth`` / ``p_artifact`` from their heads and NaN ``dust_vote_pred``.
+give ``p_smooth`` / ``p_artifact`` / ``p_spiral`` from their heads (``p_spiral`` = the spiral head times
+the features head, 0 without them) and NaN ``dust_vote_pred``.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ from typing import List
 import numpy as np
 
 from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.science.detg_definition import FEATURES_COLUMN, NOT_EDGEON_COLUMN, SPIRAL_COLUMN
 from galaxysd_core.science.vote_truth import DUST_LANE_COLUMN, MAJORITY, ODD_YES_COLUMN, SMOOTH_COLUMN
 
 __all__ = ["ARTIFACT_COLUMN", "COMPONENT_COLUMNS", "component_probabilities", "check_judge"]
@@ -39,7 +47,7 @@ __all__ = ["ARTIFACT_COLUMN", "COMPONENT_COLUMNS", "component_probabilities", "c
 #: Star-or-artifact answer.
 ARTIFACT_COLUMN = "t01_smooth_or_features_a03_star_or_artifact"
 #: Columns of :func:`component_probabilities`, in order.
-COMPONENT_COLUMNS = ("p_smooth", "p_artifact", "p_early", "dust_vote_pred")
+COMPONENT_COLUMNS = ("p_smooth", "p_artifact", "p_spiral", "p_early", "dust_vote_pred")
 
 
 def check_judge(judge) -> None:
@@ -69,12 +77,17 @@ def _vote_components(judge, x) -> "torch.Tensor":  # noqa: F821
         return beta_survival(alpha[:, i], tot[:, i] - alpha[:, i], torch.full_like(alpha[:, i], MAJORITY))
 
     p_smooth, p_art = majority(SMOOTH_COLUMN), majority(ARTIFACT_COLUMN)
+    frac = expected_fractions(alpha, lay)
+
+    def expected(col: str) -> torch.Tensor:
+        return frac[:, cols.index(col)] if col in cols else torch.zeros(len(x), dtype=alpha.dtype)
+
+    p_spiral = expected(FEATURES_COLUMN) * expected(NOT_EDGEON_COLUMN) * majority(SPIRAL_COLUMN)
     if DUST_LANE_COLUMN in cols and ODD_YES_COLUMN in cols:
-        frac = expected_fractions(alpha, lay)
-        dust = frac[:, cols.index(DUST_LANE_COLUMN)] * frac[:, cols.index(ODD_YES_COLUMN)]
+        dust = expected(DUST_LANE_COLUMN) * expected(ODD_YES_COLUMN)
     else:
         dust = torch.full_like(p_smooth, float("nan"))
-    return torch.stack([p_smooth, p_art, p_smooth * (1 - p_art), dust], dim=1)
+    return torch.stack([p_smooth, p_art, p_spiral, (1 - p_spiral) * (1 - p_art), dust], dim=1)
 
 
 def _head_components(judge, x) -> "torch.Tensor":  # noqa: F821
@@ -84,11 +97,14 @@ def _head_components(judge, x) -> "torch.Tensor":  # noqa: F821
     k_art = judge.head_index(ARTIFACT_COLUMN)
     p_smooth = p[:, judge.head_index(SMOOTH_COLUMN)]
     p_art = p[:, k_art] if k_art is not None else torch.zeros_like(p_smooth)
-    return torch.stack([p_smooth, p_art, p_smooth * (1 - p_art), torch.full_like(p_smooth, float("nan"))], dim=1)
+    k_sp, k_feat = judge.head_index(SPIRAL_COLUMN), judge.head_index(FEATURES_COLUMN)
+    p_spiral = p[:, k_sp] * p[:, k_feat] if k_sp is not None and k_feat is not None else torch.zeros_like(p_smooth)
+    return torch.stack([p_smooth, p_art, p_spiral, (1 - p_spiral) * (1 - p_art),
+                        torch.full_like(p_smooth, float("nan"))], dim=1)
 
 
 def component_probabilities(judge, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """``(N, 4)`` float64 array of :data:`COMPONENT_COLUMNS` for uint8 ``(N, H, W, 3)`` images.
+    """``(N, 5)`` float64 array of :data:`COMPONENT_COLUMNS` for uint8 ``(N, H, W, 3)`` images.
 
     Parameters
     ----------

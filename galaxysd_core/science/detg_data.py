@@ -23,7 +23,7 @@ import pandas as pd
 from galaxysd_core._utils import resize_images
 from galaxysd_core.errors import GalaxySDDataError
 from galaxysd_core.science.detg_config import DETECTOR_ARMS, DetgConfig, detg_prompt, detg_prompts
-from galaxysd_core.science.vote_truth import truth_table
+from galaxysd_core.science.detg_definition import truth_table
 
 __all__ = ["SPLITS", "real_pool", "generate_synthetic", "TrainingSet", "arm_training_set"]
 

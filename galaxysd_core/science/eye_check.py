@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Union
 
 from galaxysd_core.errors import GalaxySDFileError
 
-__all__ = ["EYE_CHECK_FILE", "read_eye_check", "eye_check_sentence"]
+__all__ = ["EYE_CHECK_FILE", "read_eye_check", "eye_check_sentence", "contact_sheet"]
 
 EYE_CHECK_FILE = "eye_check.json"
 
@@ -57,4 +57,43 @@ def eye_check_sentence(check: Dict[str, Any]) -> str:
         text += f" ({', '.join(check['confirmed_ids'])})"
     if check["possible_ids"]:
         text += f"; {len(check['possible_ids'])} possible ({', '.join(check['possible_ids'])})"
+    if check.get("early_type_hosts") is not None:
+        text += f"; {int(check['early_type_hosts'])} early-type hosts"
     return text + "."
+
+
+def contact_sheet(table, image_root: Union[str, Path], path: Union[str, Path], n: int = 50, per_row: int = 10,
+                  px: int = 160, crop_fractions: Optional[Dict[str, float]] = None) -> Path:
+    """A PNG of the first ``n`` rows of a ranked catalog, each at the crop its source was scanned at,
+    labelled with its rank and score: what the developers look at for the eye check.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Catalog rows (``rank``, ``score``, ``image_path``, ``source``), best first.
+    image_root : path
+        Folder ``image_path`` is relative to (the real-data folder).
+    crop_fractions : dict, optional
+        Source -> central crop of the scan (the catalog provenance's ``crop_fractions``).
+    """
+    from PIL import Image, ImageDraw
+
+    from galaxysd_core.data.decode import load_image
+    from galaxysd_core.errors import ImageRejected
+
+    rows = table.head(int(n))
+    k = len(rows)
+    sheet = Image.new("RGB", (per_row * px, max(1, -(-k // per_row)) * (px + 14)), (20, 20, 20))
+    draw = ImageDraw.Draw(sheet)
+    for i, r in enumerate(rows.itertuples()):
+        crop = float((crop_fractions or {}).get(r.source, 1.0))
+        try:
+            img = Image.fromarray(load_image(str(Path(image_root) / r.image_path), px, crop))
+        except ImageRejected:
+            img = Image.new("RGB", (px, px), (80, 0, 0))
+        x, y = (i % per_row) * px, (i // per_row) * (px + 14)
+        sheet.paste(img, (x, y))
+        draw.text((x + 3, y + px), f"#{r.rank} {r.score:.3f} {str(r.source)[:7]}", fill=(230, 230, 230))
+    path = Path(path)
+    sheet.save(path)
+    return path

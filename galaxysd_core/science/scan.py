@@ -145,7 +145,7 @@ def scan_local(records: pd.DataFrame, blob: bytes, *, resolution: int = 64, head
     """Scan in this process: ``workers`` decode threads feeding inference on ``threads`` torch threads.
 
     ``workers=0`` decodes on the calling thread (no overlap). With ``judge_blob`` the info dict
-    carries ``components`` ``(N, 4)``.
+    carries ``components`` ``(N, 5)``.
     """
     _check(records, batch_size, batch_size)
     files = records["file"].tolist()

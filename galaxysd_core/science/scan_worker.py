@@ -107,7 +107,7 @@ def infer_scores(model, images: np.ndarray, head: int = 0, batch_size: int = 64)
 
 
 def infer_components(judge, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The judge's ``(N, 4)`` components of uint8 images (channels-last input, inference mode)."""
+    """The judge's ``(N, 5)`` components of uint8 images (channels-last input, inference mode)."""
     from galaxysd_core.science.detg_components import component_probabilities
 
     return component_probabilities(judge, images, batch_size)
@@ -123,7 +123,7 @@ def score_chunk(blob: bytes, files: Sequence[str], crop_fractions: Sequence[floa
     -------
     dict
         ``scores`` (float array, NaN for skipped files), ``reasons`` (list of str), ``decode_s`` and
-        ``infer_s`` (seconds spent in each stage); ``components`` ``(N, 4)`` (NaN rows for skipped
+        ``infer_s`` (seconds spent in each stage); ``components`` ``(N, 5)`` (NaN rows for skipped
         files) with a judge.
     """
     model = model_from_bytes(blob, threads=threads)

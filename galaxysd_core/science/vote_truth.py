@@ -1,4 +1,4 @@
-"""Truth from Galaxy Zoo 2 votes: dust lanes, early types and dusty early types (D-ETGs).
+"""Truth from Galaxy Zoo 2 votes: dust lanes and smooth majorities (the D-ETG truth: ``detg_definition``).
 
 Every definition reads the ``<answer>_fraction`` columns a prepared cache of a vote source writes
 (``cache/gz2_cutouts_128``: the debiased fractions of Hart et al. 2016, falling back to the weighted
@@ -23,12 +23,10 @@ dust lane, partial votes (:func:`dust_lane_soft`)
     ``f_dust x p_odd``: the share of *all* the galaxy's classifiers who reported a dust lane, in
     [0, 1]; a soft label for training (0.45-0.99 for the majority dust lanes, 0 for galaxies
     nobody flagged) and a looser truth (``>= 0.25``, :data:`PARTIAL_DUST_THRESHOLD`).
-early type (:func:`early_type_votes`)
-    smooth majority, ``p_smooth >= 0.5`` (GZ2 t01 "smooth"; 7 of the 31 dust lanes).
-D-ETG (:func:`detg_labels`)
-    dust lane (majority) **and** early type, the early type from the votes or, for galaxies scored
-    by the classifier, from its gate ``p_early >= 0.5``
-    (:mod:`galaxysd_core.science.detg_components`).
+smooth majority (:func:`early_type_votes`)
+    ``p_smooth >= 0.5`` (GZ2 t01 "smooth"; 7 of the 31 dust lanes). Not the early-type definition
+    of the D-ETG search: lenticulars and edge-on discs are early types without a smooth majority
+    (:mod:`galaxysd_core.science.detg_definition`, the one definition of a D-ETG).
 """
 from __future__ import annotations
 
@@ -42,7 +40,7 @@ from galaxysd_core.schema.captioning import WILLETT13_REACHED_THRESHOLDS
 
 __all__ = ["DUST_LANE_COLUMN", "ODD_YES_COLUMN", "SMOOTH_COLUMN", "ODD_REACHED", "MAJORITY",
            "PARTIAL_DUST_THRESHOLD", "TRUTH_DEFINITIONS", "has_votes", "majority_labels", "dust_lane_labels",
-           "dust_lane_soft", "early_type_votes", "detg_labels", "truth_table"]
+           "dust_lane_soft", "early_type_votes"]
 
 #: GZ2 answer columns the truths read.
 DUST_LANE_COLUMN = "t08_odd_feature_a38_dust_lane"
@@ -62,7 +60,6 @@ TRUTH_DEFINITIONS: Dict[str, str] = {
                  f"(t08 reached, Willett et al. 2013)",
     "dust_lane_partial": f"GZ2 partial votes: f_dust x p_odd >= {PARTIAL_DUST_THRESHOLD} (a quarter of all "
                          "classifiers reported a dust lane)",
-    "detg": f"dust_lane AND smooth majority (GZ2 votes: p_smooth >= {MAJORITY})",
 }
 
 
@@ -128,39 +125,3 @@ def early_type_votes(index: pd.DataFrame, threshold: float = MAJORITY) -> np.nda
     ok = has_votes(index)
     out[ok] = (p[ok] >= threshold).astype(float)
     return out
-
-
-def detg_labels(index: pd.DataFrame, p_early: Optional[np.ndarray] = None, threshold: float = MAJORITY) -> np.ndarray:
-    """D-ETG truth: majority dust lane AND early type; 1 / 0 / NaN per row.
-
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        Cache index with vote fractions.
-    p_early : numpy.ndarray, optional
-        The classifier's early-type probability per row: early type = ``p_early >= threshold``
-        (the classifier gate). None: early type from the votes (:func:`early_type_votes`).
-    threshold : float
-        Early-type threshold.
-    """
-    dust = dust_lane_labels(index)
-    if p_early is None:
-        early = early_type_votes(index, threshold)
-    else:
-        p_early = np.asarray(p_early, dtype=float)
-        if p_early.shape != (len(index),):
-            raise GalaxySDValueError(f"p_early must have one value per row ({len(index)}), got {p_early.shape}")
-        early = (p_early >= threshold).astype(float)
-    out = dust * early
-    out[np.isnan(dust)] = np.nan
-    return out
-
-
-def truth_table(index: pd.DataFrame) -> pd.DataFrame:
-    """``id, has_votes, dust_lane, dust_lane_soft, dust_lane_partial, early_type, detg`` per row."""
-    soft = dust_lane_soft(index)
-    partial = np.where(np.isnan(soft), np.nan, (soft >= PARTIAL_DUST_THRESHOLD).astype(float))
-    return pd.DataFrame({"id": index["id"].astype(str).to_numpy(), "has_votes": has_votes(index),
-                         "dust_lane": dust_lane_labels(index), "dust_lane_soft": soft,
-                         "dust_lane_partial": partial, "early_type": early_type_votes(index),
-                         "detg": detg_labels(index)})

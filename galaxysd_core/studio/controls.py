@@ -31,6 +31,14 @@ from galaxysd_core.studio.limits import MAX_REQUEST_IMAGES, MAX_UI_SEED, MAX_UI_
 
 #: Weight range of the feature sliders (the grammar accepts 0-3, beyond ~2 is extrapolation).
 SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = 0.5, 2.0, 0.05
+#: Strength range of the feature-guidance sliders (multiples of the guidance scale: 0 = the feature
+#: off, 1 = the plain prompt, above 1 extrapolates, below 0 pushes the feature away). On the 0.25 grid
+#: a strength times a guidance scale on the 0.5 grid is exact in binary floating point, so a stored
+#: scale converts back to the same strength ("Reuse" and PNG settings reproduce the image).
+STRENGTH_MIN, STRENGTH_MAX, STRENGTH_STEP = -2.0, 8.0, 0.25
+#: What the feature sliders drive.
+MECHANISMS = {"guidance": "Feature guidance: same galaxy, the feature grows (default)",
+              "weight": "Embedding weight {phrase:w} (GalaxySD Sec. 2.3)"}
 #: Label of a feature never seen in training.
 UNSEEN_LABEL = "(unseen in training)"
 #: Caption phrase -> stem of the GZ2 question it answers.
@@ -120,6 +128,20 @@ def prompt_from_controls(state: Mapping[str, Tuple[Optional[str], float]]) -> st
 def controls_from_prompt(text: str) -> Tuple[ControlState, List[str]]:
     """Control states of a prompt text (via ``features_from_prompt``); raises the grammar's errors."""
     return controls_from_features(features_from_prompt(text))
+
+
+def feature_scales(strengths: Mapping[str, float], guidance: float) -> Dict[str, float]:
+    """Absolute feature-guidance scales ``{phrase: strength x guidance}`` of the sliders' strengths.
+
+    Strength 1 is the plain prompt and needs no extra branch: it is left out (exactly plain CFG).
+    """
+    return {p: float(m) * float(guidance) for p, m in strengths.items() if float(m) != 1.0}
+
+
+def strengths_from_scales(scales: Mapping[str, float], guidance: float) -> Dict[str, float]:
+    """Inverse of :func:`feature_scales`: ``{phrase: scale / guidance}`` (guidance <= 0 gives the scale)."""
+    g = float(guidance)
+    return {p: (float(s) / g if g > 0 else float(s)) for p, s in scales.items()}
 
 
 def feature_label(phrase: str, unseen: Sequence[str] = ()) -> str:
@@ -268,7 +290,8 @@ def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str
     -------
     settings : dict
         ``prompt``, ``negative_prompt``, ``tree_negatives`` and, when stored, ``steps``, ``guidance``, ``scheduler``,
-        ``seed``, ``n_images``, ``strength``, clamped to the ranges the controls offer.
+        ``seed``, ``n_images``, ``strength``, clamped to the ranges the controls offer, and
+        ``feature_strengths`` (``{phrase: strength}`` of guidance per feature, empty without it).
     notes : list of str
         What was clamped or could not be restored (e.g. an unknown sampler, the start image).
 
@@ -312,6 +335,22 @@ def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str
         out["scheduler"] = sched
     elif sched or info.get("sampler"):
         notes.append(f"sampler {sched or info.get('sampler')!r} is not available; kept the current one")
+    feats = info.get("feature_guidance") or []
+    out["feature_strengths"] = {}
+    if feats:
+        g = float(out.get("guidance", info.get("guidance_scale") or 1.0))
+        for item in feats:
+            try:
+                phrase, scale = str(item[0]), float(item[1])
+            except (TypeError, ValueError, IndexError):
+                notes.append(f"feature guidance {item!r} is not (phrase, scale); left out")
+                continue
+            m = strengths_from_scales({phrase: scale}, g)[phrase]
+            c = min(max(m, STRENGTH_MIN), STRENGTH_MAX)
+            c = round(c / STRENGTH_STEP) * STRENGTH_STEP
+            if c != m:
+                notes.append(f"strength {m:g} of {phrase!r} set to {c:g} (the sliders' range and steps)")
+            out["feature_strengths"][phrase] = float(c)
     if info.get("init_image"):
         if info.get("strength") is not None:
             clamp("strength", info["strength"], 0.05, 1.0, float)

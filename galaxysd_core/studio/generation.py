@@ -94,6 +94,8 @@ class GenerationRequest:
     (0, 1]; ``tree_negatives`` uses the automatic GZ2-tree negative prompt when
     ``negative_prompt`` is empty. ``guidance`` and ``tree_negatives`` None: the loaded model's
     recommended settings (``generation_defaults.json``, as chosen in its card).
+    ``feature_guidance`` ``{phrase: scale}``: guidance per feature (absolute scales,
+    :func:`galaxysd_core.studio.controls.feature_scales` of the sliders' strengths).
     """
 
     prompt: str
@@ -106,6 +108,7 @@ class GenerationRequest:
     seed: Optional[int] = 0
     init_image: Optional[np.ndarray] = None
     strength: float = 0.6
+    feature_guidance: Dict[str, float] = field(default_factory=dict)
 
     def check(self) -> None:
         """Raise :class:`GalaxySDValueError` for a request over the limits (the pipeline checks the rest)."""
@@ -162,7 +165,8 @@ def generate(pipe, request: GenerationRequest, callback: Optional[StepCallback] 
                    guidance_scale=None if request.guidance is None else float(request.guidance),
                    scheduler=request.scheduler, image=request.init_image, strength=float(request.strength),
                    output_type="np", callback=callback,
-                   tree_negatives=None if request.tree_negatives is None else bool(request.tree_negatives))
+                   tree_negatives=None if request.tree_negatives is None else bool(request.tree_negatives),
+                   feature_guidance=dict(request.feature_guidance) or None)
     return gallery_items(out)
 
 
@@ -193,7 +197,8 @@ def random_seed() -> int:
 
 
 #: Settings compared by :func:`settings_changes`, with their names.
-CHANGE_FIELDS = {"negative_prompt": "negative prompt", "tree_negatives": "automatic negative prompt",
+CHANGE_FIELDS = {"feature_guidance": "feature guidance", "negative_prompt": "negative prompt",
+                 "tree_negatives": "automatic negative prompt",
                  "steps": "steps", "guidance": "guidance", "scheduler": "sampler", "seed": "seed",
                  "n_images": "images", "strength": "strength"}
 
@@ -205,7 +210,8 @@ def request_settings(request: GenerationRequest) -> Dict[str, Any]:
             "steps": int(request.steps), "guidance": None if request.guidance is None else float(request.guidance),
             "scheduler": request.scheduler, "seed": request.seed,
             "n_images": int(request.n_images),
-            "strength": float(request.strength) if request.init_image is not None else None}
+            "strength": float(request.strength) if request.init_image is not None else None,
+            "feature_guidance": {p: float(v) for p, v in sorted(dict(request.feature_guidance).items())}}
 
 
 def settings_changes(old: Optional[Dict[str, Any]], new: Dict[str, Any]) -> List[str]:
@@ -234,8 +240,11 @@ def settings_changes(old: Optional[Dict[str, Any]], new: Dict[str, Any]) -> List
             out.append(f"{f} {fa[f]:g} → {fb[f]:g}")
     for key, name in CHANGE_FIELDS.items():
         a, b = old.get(key), new.get(key)
+        if key == "feature_guidance":
+            a, b = a or {}, b or {}
         if a != b and not (key == "seed" and (a is None or b is None)):
             fmt = (lambda v: f"{v:g}" if isinstance(v, float) else ("on" if v is True else "off" if v is False
-                                                                      else (repr(v) if v not in (None, "") else "none")))
+                   else (", ".join(f"{p} {x:g}" for p, x in v.items()) or "none") if isinstance(v, dict)
+                   else (repr(v) if v not in (None, "") else "none")))
             out.append(f"{name} {fmt(a)} → {fmt(b)}")
     return out

@@ -1,4 +1,10 @@
-"""Extrapolation sweeps: one feature's weight against seeds, in a single pipeline call.
+"""Extrapolation sweeps: one feature's weight (or guidance strength) against seeds.
+
+Two mechanisms (:data:`galaxysd_core.studio.controls.MECHANISMS`): ``"weight"`` sweeps the
+``{phrase:w}`` embedding weight (GalaxySD Sec. 2.3) in a single pipeline call; ``"guidance"``
+sweeps the strength of guidance per feature (:mod:`galaxysd_core.pipelines.feature_guidance`:
+0 = the base prompt, 1 = the plain prompt, more extrapolates), one call per strength under one
+generation slot.
 
 The same seeds are used at every weight, so a row of the grid shows how one galaxy changes as
 the feature is emphasised, and where the model stops following it (GalaxySD, Ma, Sun et al. 2025,
@@ -42,6 +48,8 @@ class SweepResult:
     seeds: List[int]
     prompts: List[str]
     grid: List[List[GalleryItem]]
+    #: What ``weights`` are: ``"weight"`` (embedding weight) or ``"guidance"`` (strength x guidance scale).
+    mechanism: str = "weight"
     #: ``probs[i][j]``: the classifier's probability of :attr:`phrase` on ``grid[i][j]`` (None: no head).
     probs: Optional[List[List[float]]] = None
 
@@ -73,11 +81,13 @@ def sweep_base_prompt(tags: dict, phrase: str) -> str:
 def run_sweep(pipe, base_prompt: str, phrase: str, weights: Sequence[float], seeds: Sequence[int], *,
               negative_prompt: str = "", tree_negatives: bool = True, steps: int = 20, guidance: float = 6.5,
               scheduler: str = "ddim", callback: Optional[StepCallback] = None,
-              gate: Optional[GenerationGate] = None, timeout: Optional[float] = None) -> SweepResult:
-    """One feature's weight x seeds grid in a single pipeline call (the same seeds at every weight).
+              gate: Optional[GenerationGate] = None, timeout: Optional[float] = None,
+              mechanism: str = "weight") -> SweepResult:
+    """One feature's weight (or strength) x seeds grid (the same seeds at every value).
 
     The feature is added to the prompt when absent. The request limit counts
-    ``len(weights) * len(seeds)`` images.
+    ``len(weights) * len(seeds)`` images. ``mechanism="guidance"``: ``weights`` are strengths of
+    guidance per feature (module docstring).
 
     Raises
     ------
@@ -93,9 +103,15 @@ def run_sweep(pipe, base_prompt: str, phrase: str, weights: Sequence[float], see
         raise GalaxySDValueError("a sweep needs at least one weight and one seed")
     if phrase not in PHRASE_QUESTION:
         raise GalaxySDValueError(f"{phrase!r} is not a caption feature; pick one from the list")
+    if mechanism not in ("weight", "guidance"):
+        raise GalaxySDValueError(f"mechanism must be 'weight' or 'guidance', got {mechanism!r}")
     check_request(len(weights) * len(seeds), int(steps))
     base = pipe.parse(base_prompt)  # validates the base prompt
     text = sweep_base_prompt(base.phrase_weights(), phrase)
+    if mechanism == "guidance":
+        return _guidance_sweep(pipe, set_phrase_weight(text, phrase, 1.0), phrase, weights, seeds,
+                               negative_prompt=negative_prompt, tree_negatives=tree_negatives, steps=steps,
+                               guidance=guidance, scheduler=scheduler, callback=callback, gate=gate, timeout=timeout)
     prompts = [set_phrase_weight(text, phrase, w) for w in weights]
     for p in prompts:
         pipe.parse(p)
@@ -110,3 +126,34 @@ def run_sweep(pipe, base_prompt: str, phrase: str, weights: Sequence[float], see
     n = len(seeds)
     grid = [[items[j * n + i] for j in range(len(weights))] for i in range(n)]
     return SweepResult(phrase=phrase, weights=weights, seeds=seeds, prompts=prompts, grid=grid)
+
+
+def _guidance_sweep(pipe, prompt: str, phrase: str, strengths: Sequence[float], seeds: Sequence[int], *,
+                    negative_prompt: str, tree_negatives: bool, steps: int, guidance: float, scheduler: str,
+                    callback: Optional[StepCallback], gate: Optional[GenerationGate],
+                    timeout: Optional[float]) -> SweepResult:
+    from galaxysd_core.studio.controls import feature_scales
+
+    pipe.parse(prompt)
+    columns: List[List[GalleryItem]] = []
+    n_cols = len(strengths)
+
+    def step_cb(j: int) -> Optional[StepCallback]:
+        if callback is None:
+            return None
+        return lambda s, t: callback(j * t + s, n_cols * t)
+
+    with (gate or GATE).slot(timeout):
+        for j, m in enumerate(strengths):
+            out = pipe(prompt, negative_prompt=negative_prompt or None, num_images_per_prompt=len(seeds),
+                       seed=list(seeds), num_inference_steps=int(steps), guidance_scale=float(guidance),
+                       scheduler=scheduler, output_type="np", callback=step_cb(j),
+                       tree_negatives=bool(tree_negatives),
+                       feature_guidance=feature_scales({phrase: m}, guidance) or None)
+            items = gallery_items(out)
+            for it, s in zip(items, seeds):
+                it.label = f"{phrase} strength {m:g} / seed {s}"
+            columns.append(items)
+    grid = [[columns[j][i] for j in range(n_cols)] for i in range(len(seeds))]
+    return SweepResult(phrase=phrase, weights=list(strengths), seeds=list(seeds), prompts=[prompt] * n_cols,
+                       grid=grid, mechanism="guidance")

@@ -1,0 +1,244 @@
+"""Effect-versus-scale curves of guidance per feature, and the default strength of every feature.
+
+For each feature phrase the curve adds the phrase to its base prompt (:data:`FEATURE_BASES`: the
+prompt the GZ2 tree asks the feature's question after) with guidance per feature
+(:mod:`galaxysd_core.pipelines.feature_guidance`) at strengths :data:`CURVE_STRENGTHS` (multiples
+of the guidance scale: 0 = the base alone, 1 = the plain prompt with the feature), on the *same*
+seeds at every strength, and measures with classifier v2
+
+``p``          the mean probability of the feature's head (for the dust lane, which has no head:
+               the predicted share of classifiers reporting a lane);
+``effect``     ``p(strength) - p(0)``: how much the feature appears on the same galaxies;
+``spread``     diversity: RMS distance of the images' classifier embeddings to their centroid,
+               divided by the same for real galaxies of the intended caption (1 = as varied as real
+               galaxies; below ~0.6 the galaxies start to look alike);
+``precision``  realism: PRDC precision (Naeem et al. 2020) against those real galaxies.
+
+:func:`choose_strengths` picks, per feature, the smallest strength whose effect reaches
+:data:`GOAL_EFFECT` while the spread stays >= :data:`MIN_SPREAD`; a feature that never reaches it
+gets the strength with the largest effect among those that keep the spread (reported as missing
+the goal). The result is the model folder's ``feature_defaults.json``
+(:class:`~galaxysd_core.pipelines.feature_defaults.FeatureDefaults`).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.evaluation.runner import generate
+
+__all__ = ["FEATURE_BASES", "CURVE_STRENGTHS", "GOAL_EFFECT", "MIN_SPREAD", "embedding_spread", "feature_probability",
+           "feature_curves", "choose_strengths"]
+
+logger = logging.getLogger(__name__)
+
+_DISK = "sdss, features or disk-shaped"
+_SPIRAL = f"{_DISK}, spiral galaxy"
+_SMOOTH_MID = "sdss, smooth, in-between round galaxy"
+#: Feature phrase -> base prompt it is guided onto (the prompt whose GZ2 path asks its question).
+FEATURE_BASES: Dict[str, str] = {
+    "smooth": "sdss", "features or disk-shaped": "sdss", "star or artifact": "sdss",
+    "completely round galaxy": "sdss, smooth", "in-between round galaxy": "sdss, smooth",
+    "cigar shaped galaxy": "sdss, smooth",
+    "edge-on galaxy": _DISK, "spiral galaxy": _DISK, "irregular galaxy": _DISK, "other odd feature": _DISK,
+    "with rounded edge-on bulge": f"{_DISK}, edge-on galaxy", "with no edge-on bulge": f"{_DISK}, edge-on galaxy",
+    "bar-shaped structure in the center of galaxy": _SPIRAL, "no bulge prominence": _SPIRAL,
+    "just noticeable bulge prominence": _SPIRAL, "obvious bulge prominence": _SPIRAL, "ring galaxy": _SPIRAL,
+    "merger": _SMOOTH_MID, "dust lane": _SMOOTH_MID,
+}
+#: Strengths of the curves (multiples of the guidance scale).
+CURVE_STRENGTHS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
+#: Effect a feature's default strength should reach (the issue's goal).
+GOAL_EFFECT = 0.3
+#: Lowest spread (generated vs real) a default may cost.
+MIN_SPREAD = 0.6
+
+
+def embedding_spread(features: np.ndarray) -> float:
+    """RMS distance of embeddings to their centroid (the numerator/denominator of ``spread``)."""
+    f = np.asarray(features, dtype=float)
+    if len(f) < 2:
+        return float("nan")
+    return float(np.sqrt(((f - f.mean(0)) ** 2).sum(1).mean()))
+
+
+def feature_probability(classifier, images: np.ndarray, phrase: str) -> np.ndarray:
+    """Classifier v2's probability of ``phrase`` per image; the dust lane's predicted vote share."""
+    if phrase == "dust lane":
+        from galaxysd_core.evaluation.feature_effects import dust_lane_probabilities
+
+        return dust_lane_probabilities(classifier, images)["dust_fraction"]
+    k = classifier.head_index(phrase)
+    if k is None:
+        raise GalaxySDValueError(f"the classifier has no head for {phrase!r}")
+    return classifier.predict_proba(images).numpy()[:, k]
+
+
+def _embed(classifier, images: np.ndarray) -> np.ndarray:
+    return classifier.embed_images(images).numpy()
+
+
+def feature_curves(pipe, classifier, phrases: Sequence[str], *, real=None, n: int = 32, seed: int = 0,
+                   steps: int = 20, guidance: Optional[float] = None, strengths: Sequence[float] = CURVE_STRENGTHS,
+                   tree_negatives: bool = False, progress: Optional[Callable[[int, int], None]] = None
+                   ) -> pd.DataFrame:
+    """One row per (feature, strength): ``phrase, base, strength, scale, p, effect, spread, precision, recall, n``.
+
+    Parameters
+    ----------
+    pipe : GalaxySDPipeline
+    classifier : MorphologyClassifier
+        Classifier v2 (vote outputs).
+    phrases : sequence of str
+        Features of :data:`FEATURE_BASES` to measure.
+    real : RealReference, optional
+        Real galaxies for ``spread`` / ``precision`` (NaN without).
+    n, seed : int
+        Images per point, seeds ``seed .. seed+n-1`` at every strength.
+    guidance : float, optional
+        Guidance scale (default: the model's recommended one).
+    """
+    from galaxysd_core.evaluation.metrics.distribution import prdc
+
+    g = float(pipe.generation_defaults.guidance_scale if guidance is None else guidance)
+    unknown = [p for p in phrases if p not in FEATURE_BASES]
+    if unknown:
+        raise GalaxySDValueError(f"no base prompt for {unknown}; known: {sorted(FEATURE_BASES)}")
+    rows: List[Dict] = []
+    base_cache: Dict[str, np.ndarray] = {}
+    total, done = len(phrases) * len(strengths), 0
+    for phrase in phrases:
+        base = FEATURE_BASES[phrase]
+        intended = f"{base}, {phrase}"
+        ref_feats, ref_spread = None, float("nan")
+        if real is not None:
+            ref_images, _ = real.select(intended, 10)
+            ref_feats = _embed(classifier, ref_images)
+            ref_spread = embedding_spread(ref_feats)
+        p0 = None
+        for m in strengths:
+            m = float(m)
+            if m == 0.0:
+                if base not in base_cache:
+                    base_cache[base] = generate(pipe, base, n, seed, steps, g, tree_negatives=tree_negatives)
+                images = base_cache[base]
+            elif m == 1.0:  # the plain prompt with the feature (no extra branch)
+                images = generate(pipe, intended, n, seed, steps, g, tree_negatives=tree_negatives)
+            else:
+                images = generate(pipe, intended, n, seed, steps, g, tree_negatives=tree_negatives,
+                                  feature_guidance=[(phrase, m * g)])
+            p = float(np.mean(feature_probability(classifier, images, phrase)))
+            if p0 is None:
+                p0 = p
+            row = dict(phrase=phrase, base=base, strength=m, scale=m * g, p=p, effect=p - p0, n=int(n),
+                       spread=float("nan"), precision=float("nan"), recall=float("nan"))
+            if ref_feats is not None:
+                feats = _embed(classifier, images)
+                row["spread"] = embedding_spread(feats) / ref_spread if ref_spread > 0 else float("nan")
+                pr = prdc(ref_feats, feats)
+                row["precision"], row["recall"] = float(pr.precision), float(pr.recall)
+            rows.append(row)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            logger.info("%s strength %g: p %.3f effect %+.3f spread %.2f", phrase, m, p, row["effect"], row["spread"])
+    return pd.DataFrame(rows)
+
+
+def choose_strengths(curves: pd.DataFrame, goal: float = GOAL_EFFECT, min_spread: float = MIN_SPREAD
+                     ) -> Tuple[Dict[str, float], pd.DataFrame]:
+    """Default strength per feature (module docstring) and a table ``phrase, strength, effect, spread,
+    precision, meets_goal``."""
+    chosen: Dict[str, float] = {}
+    rows = []
+    for phrase, c in curves.groupby("phrase", sort=False):
+        c = c[c["strength"] > 0].sort_values("strength")
+        ok = c[(c["spread"] >= min_spread) | c["spread"].isna()]
+        hit = ok[ok["effect"] >= goal]
+        pick = hit.iloc[0] if len(hit) else (ok.loc[ok["effect"].idxmax()] if len(ok) else c.iloc[0])
+        chosen[phrase] = float(pick["strength"])
+        rows.append(dict(phrase=phrase, strength=float(pick["strength"]), scale=float(pick["scale"]),
+                         effect=float(pick["effect"]), spread=float(pick["spread"]),
+                         precision=float(pick["precision"]), meets_goal=bool(pick["effect"] >= goal)))
+    return chosen, pd.DataFrame(rows)
+
+
+def card_section(curves: pd.DataFrame, table: pd.DataFrame, guidance: float, n: int) -> str:
+    """Markdown section of the model card: the chosen default strength of every feature."""
+    lines = ["## Guidance per feature (sliders)", "",
+             "Each feature slider of the app drives guidance per feature (composable diffusion, Liu et al. 2022): "
+             "`eps = eps(neg) + g (eps(base) - eps(neg)) + s (eps(base + feature) - eps(base))`, the same seeds "
+             "at every strength, so a galaxy keeps its shape while the feature grows. Strength = s / g "
+             f"(g = {guidance:g}; 1 = the plain prompt). Measured by `train/feature_defaults.py` "
+             f"(`galaxysd_core/evaluation/feature_curves.py`) on {n} seeds per point with classifier v2; "
+             "effect = p(feature) minus p at strength 0 (the base prompt alone); spread = RMS distance to the "
+             "centroid in the classifier's embedding, generated / real galaxies of the same caption; precision = "
+             "PRDC precision against them. Default = the smallest strength with effect >= 0.3 and spread >= 0.6 "
+             "(`feature_defaults.json`). Curves: `feature_curves.png`, all points: `metrics/feature_curves.csv`.", "",
+             "![feature curves](feature_curves.png)", "",
+             "| feature | base prompt | default strength | scale s | effect | spread | precision | effect >= 0.3 |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    bases = dict(zip(curves["phrase"], curves["base"]))
+    for _, r in table.iterrows():
+        lines.append(f"| {r['phrase']} | `{bases.get(r['phrase'], '')}` | {r['strength']:g} | {r['scale']:g} | "
+                     f"{r['effect']:+.2f} | {r['spread']:.2f} | {r['precision']:.2f} | "
+                     f"{'yes' if r['meets_goal'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_card_section(readme: str, section: str, title: str = "## Guidance per feature (sliders)") -> str:
+    """``readme`` with the section starting at ``title`` (up to the next ``## ``) replaced by ``section``,
+    or appended when absent."""
+    if title in readme:
+        a = readme.index(title)
+        b = readme.find("\n## ", a + len(title))
+        return readme[:a] + section + ("" if b < 0 else readme[b + 1:])
+    return readme.rstrip() + "\n\n" + section
+
+
+def release_feature_defaults(model_dir, classifier, *, real=None, phrases: Optional[Sequence[str]] = None,
+                             n: int = 32, seed: int = 0, steps: Optional[int] = None,
+                             strengths: Sequence[float] = CURVE_STRENGTHS, min_captions: int = 30,
+                             progress=None) -> Dict[str, object]:
+    """Measure the curves of a model folder, choose the strengths and write ``feature_defaults.json``,
+    ``metrics/feature_curves.csv``, ``feature_curves.png`` and the card section (module docstring).
+
+    ``phrases`` default: every feature of :data:`FEATURE_BASES` seen in at least ``min_captions``
+    training captions, plus the dust lane (reported; its goal is the D-ETG one).
+    """
+    from pathlib import Path
+
+    from galaxysd_core.evaluation.plots import feature_curves_plot
+    from galaxysd_core.pipelines.feature_defaults import FeatureDefaults
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+
+    folder = Path(model_dir)
+    pipe = load_pipeline(folder)
+    counts = pipe.trained_features or {}
+    if phrases is None:
+        phrases = [p for p in FEATURE_BASES if counts.get(p, 0) >= min_captions or p == "dust lane"]
+    g = float(pipe.generation_defaults.guidance_scale)
+    st = int(steps or pipe.generation_defaults.num_inference_steps)
+    curves = feature_curves(pipe, classifier, phrases, real=real, n=n, seed=seed, steps=st, guidance=g,
+                            strengths=strengths, tree_negatives=bool(pipe.generation_defaults.tree_negatives),
+                            progress=progress)
+    chosen, table = choose_strengths(curves)
+    table["captions"] = [int(counts.get(p, 0)) for p in table["phrase"]]
+    (folder / "metrics").mkdir(exist_ok=True)
+    curves.to_csv(folder / "metrics" / "feature_curves.csv", index=False, float_format="%.4f")
+    table.to_csv(folder / "metrics" / "feature_defaults.csv", index=False, float_format="%.4f")
+    FeatureDefaults(guidance_scale=g, strengths=chosen, source={
+        "rule": f"smallest strength with effect >= {GOAL_EFFECT} and spread >= {MIN_SPREAD}, else the largest "
+                "effect keeping the spread", "n": int(n), "seed": int(seed), "steps": st,
+        "strengths_measured": [float(s) for s in strengths], "judge": "classifier v2 (assets/classifier)",
+        "reference": "Liu et al. 2022 (composable diffusion); galaxysd_core.evaluation.feature_curves",
+        "table": table.to_dict("records")}).save(folder)
+    feature_curves_plot(curves, chosen, folder / "feature_curves.png", GOAL_EFFECT)
+    readme = folder / "README.md"
+    if readme.is_file():
+        readme.write_text(replace_card_section(readme.read_text(), card_section(curves, table, g, n)))
+    return {"curves": curves, "table": table, "strengths": chosen}
