@@ -24,6 +24,28 @@ SOURCES = {"shipped": "Shipped catalog", "path": "Catalog file on the server", "
 BADGE = {"yes": ":green[**yes**]", "no": ":red[**no**]", "unsure": ":orange[**unsure**]", None: ":gray[not vetted]"}
 
 
+@st.cache_resource(show_spinner=False)
+def _index_cache() -> dict:
+    """Process-wide holder of the catalogs' "more like this" indexes (built outside any cached function,
+    so the progress bar of a build is never replayed)."""
+    return {}
+
+
+def similarity_index(source: str, stamp: str, catalog, progress=None):
+    """The catalog's "more like this" index (built once per catalog and classifier, cached on disk too)."""
+    from galaxysd_core.science.similarity import catalog_index
+    from galaxysd_core.science.synthetic import model_fingerprint
+
+    cache = _index_cache()
+    key = (source, stamp)
+    if key not in cache:
+        while len(cache) >= 4:  # a few catalogs at a time
+            cache.pop(next(iter(cache)))
+        cache[key] = catalog_index(catalog, _ui.get_classifier(), cache_dir=config.state_dir() / "similarity",
+                                   classifier_id=model_fingerprint(config.DEFAULT_CLASSIFIER_DIR), progress=progress)
+    return cache[key]
+
+
 @st.cache_data(show_spinner="Reading the catalog ...", max_entries=8)
 def _read_path(path: str, images: str, mtime: float, data_dir: str) -> cands.CandidateCatalog:
     # data_dir is part of the cache key: catalogs of real galaxies resolve images against it
@@ -138,12 +160,18 @@ except GalaxySDError as exc:
     _ui.show_error(exc)
     st.stop()
 merged = cands.merge_verdicts(catalog, latest)
+RERANK_KEY = f"cand.rerank.{catalog.name}"
+rerank = ss.get(RERANK_KEY)
+if rerank is not None:  # the unvetted in the order of the head fitted on this person's verdicts
+    merged["rerank"] = merged["id"].map(rerank["p"])
+    merged = merged.sort_values(["rerank", "score"], ascending=False, na_position="last").reset_index(drop=True)
 prog = cands.progress(merged)
 conf = confirmation_summary(prog)
 st.progress(conf["share_vetted"],
             text=f"**{prog['vetted']} / {prog['total']} vetted** · **{conf['confirmed']} visibly confirmed** (yes"
                  + (f", {100 * conf['share_confirmed']:.0f} % of those vetted" if conf["share_confirmed"] is not None
-                    else "") + f") · {prog['no']} no · {prog['unsure']} unsure — catalog `{catalog.name}`, sorted by score")
+                    else "") + f") · {prog['no']} no · {prog['unsure']} unsure — catalog `{catalog.name}`, "
+                 + (f"re-ranked from {rerank['n']} verdicts at {rerank['when']}" if rerank else "sorted by score"))
 try:  # the developers' shipped look at the top of the shipped catalog, next to the visitors' verdicts
     check = read_eye_check(cands.default_catalog_path()) if ss.get("keep.cand.source") == "shipped" else None
 except GalaxySDError as exc:
@@ -155,15 +183,55 @@ if check:
 PROBS = probability_columns(catalog.table.columns)
 
 ss.setdefault("keep.cand.filter", "all")
-f1, f2, f3 = st.columns([3, 1, 1])
+f1, f2, f3, f4, f5 = st.columns([3, 1.2, 1.3, 1.5, 1.2])
 which = f1.segmented_control("Show", list(cands.VERDICT_FILTERS), key="keep.cand.filter") or "all"
 view = cands.filter_by_verdict(merged, which)
-f2.download_button("Export CSV", key="dl.cand.csv", file_name=f"{catalog.name}_vetted.csv", mime="text/csv",
-                   data=lambda: cands.export_vetted(catalog, merged, "csv"), disabled=prog["vetted"] == 0,
-                   on_click="ignore", icon=":material/download:")
-f3.download_button("Export ECSV", key="dl.cand.ecsv", file_name=f"{catalog.name}_vetted.ecsv", mime="text/plain",
-                   data=lambda: cands.export_vetted(catalog, merged, "ecsv"), disabled=prog["vetted"] == 0,
-                   on_click="ignore", icon=":material/download:")
+for col, fmt, label, ext, mime in ((f2, "csv", "CSV", "csv", "text/csv"), (f3, "ecsv", "ECSV", "ecsv", "text/plain"),
+                                   (f4, "votable", "VOTable", "vot", "application/x-votable+xml"),
+                                   (f5, "fits", "FITS", "fits", "application/fits")):
+    col.download_button(f"Export {label}", key=f"dl.cand.{fmt}", file_name=f"{catalog.name}_vetted.{ext}", mime=mime,
+                        data=lambda fmt=fmt: cands.export_vetted(catalog, merged, fmt), disabled=prog["vetted"] == 0,
+                        on_click="ignore", icon=":material/download:",
+                        help=f"The vetted candidates as {label}" + (" (ra/dec in deg, UCDs: TOPCAT, Aladin)"
+                                                                    if fmt in ("votable", "fits") else ""))
+r1, f6, r2 = st.columns([1.6, 1.6, 4])
+if r1.button("Re-rank from my verdicts", key="btn.cand.rerank", icon=":material/model_training:",
+             disabled=prog["yes"] == 0 or prog["no"] == 0,
+             help="Fit a small head (logistic regression on the classifier embedding + the score) to your yes/no "
+                  "verdicts and put the unvetted candidates in its order (needs at least one yes and one no)"):
+    import datetime as _dt
+
+    from galaxysd_core.science.rerank import rerank_catalog
+
+    stamp = hashlib.sha256("|".join(catalog.table["id"]).encode()).hexdigest()[:16]
+    bar = st.progress(0.0, text="Building the similarity index of this catalog (once) ...")
+    try:
+        index = similarity_index(str(catalog.source), stamp, catalog,
+                                 lambda d, t: bar.progress(d / t, text=f"Embedding {d} of {t} galaxies ..."))
+        verdicts = {str(k): v.verdict for k, v in latest.items()}
+        p = rerank_catalog(index, catalog.table, verdicts)
+        ss[RERANK_KEY] = {"p": p, "n": sum(v in ("yes", "no") for v in verdicts.values()),
+                          "when": _dt.datetime.now().strftime("%H:%M")}
+        bar.empty()
+        st.rerun()
+    except GalaxySDError as exc:
+        bar.empty()
+        _ui.show_error(exc)
+if rerank is not None:
+    r2.caption(f"Unvetted candidates in the order learned from your {rerank['n']} yes/no verdicts ({rerank['when']}); "
+               "vetted ones first. Vote on, then re-rank again.")
+    if r2.button("Back to score order", key="btn.cand.rerank_off", type="tertiary"):
+        ss.pop(RERANK_KEY, None)
+        st.rerun()
+if f6.button("Send to TOPCAT/Aladin", key="btn.cand.samp", disabled=prog["vetted"] == 0, icon=":material/send:",
+             help="Broadcast the vetted candidates over SAMP to the tools connected to a running hub"):
+    from galaxysd_core.io.sky_tables import send_over_samp
+
+    try:
+        n = send_over_samp(cands.export_vetted(catalog, merged, "votable"), f"{catalog.name}_vetted")
+        st.toast(f"Sent {prog['vetted']} vetted candidates to {n} SAMP tool(s).", icon=":material/check:")
+    except GalaxySDError as exc:
+        _ui.show_error(exc)
 if ss.get("cand.error"):
     st.error(ss.pop("cand.error"), icon=":material/error:")
 if ss.get("cand.flash"):
@@ -194,6 +262,40 @@ def open_candidate(cand_id: str) -> None:
     ss["cand.enlarged"] = cand_id
 
 
+def more_like(cand_id: str) -> None:
+    ss["cand.similar"] = cand_id
+
+
+def show_similar(cand_id: str) -> None:
+    """The 12 catalog galaxies most like ``cand_id`` in classifier v2's embedding, each one click from vetting."""
+    stamp = hashlib.sha256("|".join(catalog.table["id"]).encode()).hexdigest()[:16]
+    bar = st.progress(0.0, text="Building the similarity index of this catalog (once) ...")
+    try:
+        index = similarity_index(str(catalog.source), stamp, catalog,
+                                 lambda d, t: bar.progress(d / t, text=f"Embedding {d} of {t} galaxies ..."))
+        res = index.similar(cand_id, min(12, len(index) - 1))
+    except GalaxySDError as exc:
+        bar.empty()
+        _ui.show_error(exc)
+        return
+    bar.empty()
+    h, x = st.columns([6, 1])
+    h.markdown(f"**More like {cand_id}** (classifier v2 embedding, cosine similarity; {len(index)} galaxies indexed)")
+    x.button("Close", key="btn.cand.similar_close", on_click=lambda: ss.pop("cand.similar", None), type="tertiary")
+    by = merged.set_index("id")
+    cols = st.container(key="cand-similar").columns(6)
+    for i, r in enumerate(res.itertuples(index=False)):
+        m = by.loc[r.id]
+        with cols[i % 6]:
+            thumb = _ui.thumbnail(m["image_file"], 120, root=catalog.images_dir) if m["image_exists"] else None
+            if thumb is not None:
+                st.image(thumb)
+            st.button(r.id, key=f"btn.cand.simopen.{r.id}", on_click=go_to, args=(catalog.name, r.id),
+                      width="stretch", type="tertiary")
+            st.caption(f"sim {r.similarity:.2f} · score {format_value(m['score'])} · "
+                       f"{BADGE[m['verdict']] if isinstance(m['verdict'], str) else BADGE[None]}")
+
+
 @st.dialog("Candidate", width="large")
 def enlarged(r) -> None:
     a, b = st.columns([3, 2])
@@ -211,6 +313,8 @@ def enlarged(r) -> None:
         for c in extra_columns(catalog.table.columns):
             if c not in PROBS:
                 st.caption(f"{c}: {format_value(r[c])}")
+        st.button("More like this", key="btn.cand.similar_dialog", on_click=more_like, args=(r["id"],),
+                  icon=":material/join:")
 
 
 main, side = st.columns([3, 2], gap="large")
@@ -220,8 +324,12 @@ with main:
     a, b = st.columns([3, 2])
     if img is not None:
         a.image(img)
-        a.button("Enlarge", key="btn.cand.enlarge", on_click=open_candidate, args=(row["id"],),
-                 icon=":material/zoom_in:", type="tertiary", help="Bigger image with every component probability")
+        e1, e2 = a.columns(2)
+        e1.button("Enlarge", key="btn.cand.enlarge", on_click=open_candidate, args=(row["id"],),
+                  icon=":material/zoom_in:", type="tertiary", help="Bigger image with every component probability")
+        e2.button("More like this", key="btn.cand.similar", on_click=more_like, args=(row["id"],),
+                  icon=":material/join:", type="tertiary",
+                  help="The catalog galaxies nearest to this one in the morphology classifier's embedding")
     elif row["image_refused"]:
         a.warning(f"Image path `{row['image_path']}` refused: it leaves the catalog's image folder, so it is "
                   "never opened.", icon=":material/block:")
@@ -258,6 +366,8 @@ with main:
               disabled=cursor.next is None, width="stretch")
     st.caption(f"Keys: Y / N / U vote (saved at once, then the next unvetted candidate opens), ← / → move. "
                f"{cursor.pos + 1} of {len(cursor.ids)} shown.")
+    if ss.get("cand.similar"):
+        show_similar(ss["cand.similar"])
     history = store.verdict_history(catalog.name, row["id"])
     if len(history) > 1:
         with st.expander(f"History ({len(history)} votes)"):

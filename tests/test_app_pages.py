@@ -111,6 +111,8 @@ def test_generate_controls_write_the_prompt(env):
     assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy"
     at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("dust lane").run()
     assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy, dust lane"
+    assert at.radio(key="keep.gen.mechanism").value == "guidance"  # sliders drive feature guidance by default
+    at.radio(key="keep.gen.mechanism").set_value("weight").run()
     at.slider(key="keep.gen.w.t08_odd_feature").set_value(1.5).run()
     assert at.text_area(key="keep.gen.prompt").value == "sdss, smooth, completely round galaxy, {dust lane:1.5}"
     # switching the first answer of the tree turns off the answers it no longer leads to, and says so
@@ -148,6 +150,7 @@ def test_typed_prompt_against_the_tree_is_flagged_not_silently_unguided(env):
 
 def test_generate_text_moves_the_controls(env):
     at = run_app()
+    at.radio(key="keep.gen.mechanism").set_value("weight").run()
     at.text_area(key="keep.gen.prompt").set_value(
         "sdss, features or disk-shaped, {spiral galaxy:1.3}, 2 spiral arms").run()
     assert at.selectbox(key="keep.gen.q.t01_smooth_or_features").value == "features or disk-shaped"
@@ -172,6 +175,7 @@ def test_generate_invalid_text_shows_the_grammar_error(env, text, message):
 
 def test_generate_weight_beyond_slider_is_noted(env):
     at = run_app()
+    at.radio(key="keep.gen.mechanism").set_value("weight").run()
     at.text_area(key="keep.gen.prompt").set_value("sdss, smooth, {completely round galaxy:2.6}").run()
     assert at.slider(key="keep.gen.w.t07_rounded").value == pytest.approx(2.0)
     assert "text keeps 2.6" in texts(at.caption)
@@ -257,7 +261,8 @@ def test_load_settings_from_png_restores_every_control(env):
     assert not at.error, texts(at.error)
     assert at.text_area(key="keep.gen.prompt").value == "sdss, features or disk-shaped, {ring galaxy:1.4}"
     assert at.selectbox(key="keep.gen.q.t08_odd_feature").value == "ring galaxy"
-    assert at.slider(key="keep.gen.w.t08_odd_feature").value == pytest.approx(1.4)
+    assert at.session_state["keep.gen.w.t08_odd_feature"] == pytest.approx(1.4)
+    assert at.session_state["keep.gen.s.t08_odd_feature"] == 1.0  # no feature guidance stored: the plain prompt
     assert at.selectbox(key="keep.gen.q.t07_rounded").value == "off"
     assert at.text_input(key="keep.gen.negative").value == "merger"
     assert at.slider(key="keep.gen.steps").value == 7
@@ -295,6 +300,7 @@ def test_extrapolation_sweep_grid(env):
     at = run_app()
     at.slider(key="keep.gen.steps").set_value(2).run()  # the Compare page uses the Generate page's sampling
     at.switch_page("pages/compare.py").run()
+    at.radio(key="keep.sweep.mechanism").set_value("weight").run()
     at.selectbox(key="keep.sweep.phrase").set_value("merger").run()
     at.slider(key="keep.sweep.range").set_value((0.8, 2.0)).run()
     at.slider(key="keep.sweep.n_weights").set_value(3).run()
@@ -312,6 +318,40 @@ def test_extrapolation_sweep_grid(env):
     assert f"**{probs[0]:.2f}**" in texts(at.markdown)
 
 
+def test_guidance_sliders_generate_reuse_and_sweep(env):
+    """The default slider mechanism: strength x guidance is the feature's own guidance; the image's
+    settings record it, "Reuse" restores the strength, and the Compare page sweeps it on fixed seeds."""
+    at = run_app()
+    at.slider(key="keep.gen.n_images").set_value(1).run()
+    at.slider(key="keep.gen.steps").set_value(2).run()
+    at.slider(key="keep.gen.guidance").set_value(2.0).run()
+    at.selectbox(key="keep.gen.q.t08_odd_feature").set_value("merger").run()
+    assert at.slider(key="keep.gen.s.t08_odd_feature").value == 1.0  # the tiny model has no measured default
+    at.slider(key="keep.gen.s.t08_odd_feature").set_value(3.0).run()
+    assert "merger guidance 6" in texts(at.caption)
+    at.button(key="btn.gen.generate").click().run()
+    assert not at.error, texts(at.error)
+    item = at.session_state["gen.gallery"][0]
+    assert item.parameters["feature_guidance"] == [["merger", 6.0]]
+    at.slider(key="keep.gen.s.t08_odd_feature").set_value(1.0).run()
+    assert "feature guidance merger 6 → none" in texts(at.info)
+    at.button(key=f"btn.gen.use.{item.uid}").click().run()
+    assert at.slider(key="keep.gen.s.t08_odd_feature").value == 3.0
+    at.switch_page("pages/compare.py").run()
+    assert at.radio(key="keep.sweep.mechanism").value == "guidance"
+    at.selectbox(key="keep.sweep.phrase").set_value("merger").run()
+    at.slider(key="keep.sweep.strength_range").set_value((0.0, 4.0)).run()
+    at.slider(key="keep.sweep.n_weights").set_value(3).run()
+    at.slider(key="keep.sweep.n_seeds").set_value(1).run()
+    at.button(key="btn.gen.sweep").click().run()
+    assert not at.error, texts(at.error)
+    res = at.session_state["gen.sweep"]
+    assert res.mechanism == "guidance" and res.weights == [0.0, 2.0, 4.0]
+    fg = [row.parameters["feature_guidance"] for row in res.grid[0]]
+    assert fg == [[["merger", 0.0]], [["merger", 4.0]], [["merger", 8.0]]]
+    assert "merger strength 2" in texts(at.markdown)
+
+
 def test_sweep_of_a_feature_without_classifier_head_says_so(env):
     at = run_app("compare")
     at.session_state["keep.gen.steps"] = 1
@@ -319,6 +359,7 @@ def test_sweep_of_a_feature_without_classifier_head_says_so(env):
     at.slider(key="keep.sweep.n_weights").set_value(2).run()
     at.slider(key="keep.sweep.n_seeds").set_value(1).run()
     at.button(key="btn.gen.sweep").click().run()
+    assert not at.error, texts(at.error)
     assert at.session_state["gen.sweep"].probs is None
     assert "no head for 'dust lane'" in texts(at.caption)
     assert "every column is an extrapolation" in texts(at.warning)  # never seen by the tiny model
@@ -639,6 +680,23 @@ def test_candidates_navigation_and_export_buttons(env):
     at.button(key="btn.cand.yes").click().run()
     downloads = {d.proto.label: d for d in at.get("download_button")}
     assert not downloads["Export CSV"].proto.disabled and not downloads["Export ECSV"].proto.disabled
+    assert not downloads["Export VOTable"].proto.disabled and not downloads["Export FITS"].proto.disabled
+    # no SAMP hub in the test: a clear message, no traceback
+    at.button(key="btn.cand.samp").click().run()
+    assert "no SAMP hub is running" in texts(at.error) and not at.exception
+
+
+def test_candidates_more_like_this(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("GALAXYSD_HOME", str(tmp_path / "home"))
+    at = run_app("candidates")
+    at.button(key="btn.cand.similar").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert "More like demo-00" in texts(at.markdown)
+    opened = [b for b in at.button if b.key and b.key.startswith("btn.cand.simopen.")]
+    assert len(opened) == 11 and "btn.cand.simopen.demo-00" not in [b.key for b in opened]  # 12 rows, itself out
+    assert list((tmp_path / "home" / "similarity").glob("*.npz"))
+    opened[0].click().run()
+    assert opened[0].key.rsplit(".", 1)[-1] in texts(at.subheader)  # one click to vet the neighbour
 
 
 def test_candidates_bad_upload_shows_message(env):
@@ -1099,3 +1157,19 @@ def test_metrics_page_shows_the_per_feature_tables_of_the_shipped_classifier(env
     assert bool(comparison) == (expected is not None)
     if expected is not None:
         assert {"feature", "has_head", "real_seen", "gap"} <= set(comparison[0].columns)
+
+
+def test_candidates_rerank_from_verdicts(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("GALAXYSD_HOME", str(tmp_path / "home"))
+    at = run_app("candidates")
+    assert at.button(key="btn.cand.rerank").disabled  # needs a yes and a no
+    at.button(key="btn.cand.yes").click().run()
+    at.button(key="btn.cand.no").click().run()
+    assert not at.button(key="btn.cand.rerank").disabled
+    at.button(key="btn.cand.rerank").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert "re-ranked from 2 verdicts" in at.get("progress")[0].proto.text
+    rr = at.session_state["cand.rerank.demo_candidates"]
+    assert rr["n"] == 2 and rr["p"].notna().sum() == 12
+    at.button(key="btn.cand.rerank_off").click().run()
+    assert "sorted by score" in at.get("progress")[0].proto.text

@@ -326,7 +326,30 @@ def test_first_time_user_without_data_folder(tiny_model, browser, tmp_path):
         exported = _download(page, "Export CSV", tmp_path / "vetted.csv").read_text()
         assert exported.splitlines()[0].startswith("id,") and len(exported.splitlines()) == 2
         assert "demo-00" in exported and ",yes," in exported
+        from astropy.io.votable import parse
+
+        vot = parse(str(_download(page, "Export VOTable", tmp_path / "vetted.vot"))).get_first_table()
+        assert [str(i) for i in vot.array["id"]] == ["demo-00"] and {f.name: f.ucd for f in vot.fields}["id"] == \
+            "meta.id;meta.main"
         _save_screenshot(page, tmp_path, "09_candidates_demo")
+        # more like this: the nearest galaxies of the catalog, one click from vetting
+        page.get_by_role("button", name="More like this").first.click()
+        page.get_by_text("More like demo-01").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _images_loaded(page, ".st-key-cand-similar img", 11)
+        _save_screenshot(page, tmp_path, "09b_candidates_more_like_this")
+        # re-rank from the verdicts: one yes is there, give one no
+        page.get_by_role("heading", name="Candidates", exact=True).click()
+        _press_until(page, "n", "2 / 12 vetted", "1 / 12 vetted")
+        _wait_idle(page)
+        page.get_by_role("button", name="Re-rank from my verdicts").click()
+        try:
+            page.get_by_text("re-ranked from 2 verdicts").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        except Exception:
+            _save_screenshot(page, tmp_path, "09c_rerank_failed")
+            raise
+        _wait_idle(page)
+        _save_screenshot(page, tmp_path, "09c_candidates_reranked")
         # an uploaded catalog without an image folder: absolute and '..' image paths are refused
         outside = tmp_path / "outside"
         outside.mkdir()

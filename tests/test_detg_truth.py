@@ -129,10 +129,12 @@ def test_components_match_the_classifier_heads():
     heads = judge.predict_proba(imgs).numpy()
     np.testing.assert_allclose(c[:, 0], heads[:, 0], atol=1e-5)  # p_smooth = the smooth head
     np.testing.assert_allclose(c[:, 1], heads[:, 1], atol=1e-5)
-    np.testing.assert_allclose(c[:, 2], c[:, 0] * (1 - c[:, 1]), atol=1e-7)
+    # no t04 head in this judge: p_spiral 0, so p_early = 1 - p_artifact (never the smooth head)
+    np.testing.assert_allclose(c[:, 2], 0.0)
+    np.testing.assert_allclose(c[:, 3], (1 - c[:, 2]) * (1 - c[:, 1]), atol=1e-7)
     fr = judge.predict_fractions(imgs).numpy()
     cols = judge.config.vote_columns
-    np.testing.assert_allclose(c[:, 3], fr[:, cols.index(vt.DUST_LANE_COLUMN)] * fr[:, cols.index(vt.ODD_YES_COLUMN)],
+    np.testing.assert_allclose(c[:, 4], fr[:, cols.index(vt.DUST_LANE_COLUMN)] * fr[:, cols.index(vt.ODD_YES_COLUMN)],
                                atol=1e-6)
     no_smooth = MorphologyClassifier(ClassifierConfig(feature_columns=["t02_edgeon_a04_yes"], channels=[4, 8],
                                                       image_size=16))

@@ -106,3 +106,23 @@ def test_bootstrap_interval_brackets_the_estimate():
         assert m[f"{k}_lo"] <= m[k] <= m[f"{k}_hi"] and m[f"{k}_lo"] < m[f"{k}_hi"]
     with pytest.raises(GalaxySDValueError):
         bootstrap_metrics(y, s, level=1.5)
+
+
+def test_rerank_learns_from_verdicts_and_the_simulation_reports_a_gain():
+    """Galaxies of one kind (embedding direction) are the positives, the score is only weakly related:
+    a head fitted on the first 30 verdicts finds more of them in the next 50 than the score order does."""
+    from galaxysd_core.science.rerank import rerank_scores, simulate_rerank
+
+    rng = np.random.default_rng(0)
+    n = 600
+    truth = (rng.random(n) < 0.08).astype(int)
+    emb = rng.normal(size=(n, 8))
+    emb[truth == 1, 0] += 3.0
+    score = np.clip(0.3 + 0.2 * truth + rng.normal(0, 0.15, n), 0.01, 0.99)
+    t = simulate_rerank(emb, score, truth, n_first=30, n_next=50, n_boot=30).set_index("metric")
+    found = t.loc["true positives in the next 50"]
+    assert found["reranked"] > found["original"] and found["gain_lo"] >= 0
+    p = rerank_scores(emb, score, {0: int(truth[0]), 1: 1 - int(truth[0])} | {i: int(truth[i]) for i in range(2, 40)})
+    assert p.shape == (n,) and np.all((p >= 0) & (p <= 1))
+    with pytest.raises(GalaxySDValueError, match="at least 1 'yes'"):
+        rerank_scores(emb, score, {0: 0, 1: 0})

@@ -191,10 +191,10 @@ def test_provenance_output_is_unchanged(pipe):
     assert out.parameters == dict(
         negative_prompt=[neg, ""], tree_negatives=True, num_images_per_prompt=2, num_inference_steps=3,
         guidance_scale=5.0, scheduler="ddim", eta=0.0, height=32, width=32, sky_noise=False, latent_mean=False, strength=None,
-        init_image=False, model=None, model_name=None)
+        init_image=False, model=None, model_name=None, feature_guidance=[])
     img = pipe(SMOOTH, image=_start(), strength=0.5, num_inference_steps=4, seed=1, scheduler="euler_a", eta=0.3,
                output_type="np", negative_prompt="sdss, merger")
     assert img.parameters == dict(
         negative_prompt="sdss, merger", tree_negatives=False, num_images_per_prompt=1, num_inference_steps=4,
         guidance_scale=6.5, scheduler="euler_a", eta=0.3, height=32, width=32, sky_noise=False, latent_mean=False, strength=0.5,
-        init_image=True, model=None, model_name=None)
+        init_image=True, model=None, model_name=None, feature_guidance=[])

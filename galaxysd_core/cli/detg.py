@@ -68,7 +68,42 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="keep the detector's training/validation galaxies (flagged in used_in_training)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run_scan)
+    m = sub.add_parser("similar", help="the galaxies of a catalog most like one of them (classifier v2 embedding)",
+                       description="More like this: the k nearest neighbours of a catalog galaxy in classifier v2's "
+                                   "embedding (cosine similarity). The index is built once per catalog and cached "
+                                   "under $GALAXYSD_HOME (default ~/.galaxysd).")
+    m.add_argument("--catalog", required=True, help="candidate catalog (.ecsv or .csv, e.g. a `detg scan` output)")
+    m.add_argument("id", help="id of the galaxy to find more of")
+    m.add_argument("-k", type=int, default=20, help="neighbours to list (default 20)")
+    m.add_argument("--images-dir", help="folder the image paths are relative to (default: the catalog's rule)")
+    m.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR), help="classifier v2 (default: shipped)")
+    m.add_argument("--out", default=None, help="also write the neighbours to this CSV")
+    m.set_defaults(func=run_similar)
     return p
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    """``galaxysd detg similar``: print (and optionally write) the k most similar galaxies."""
+    from galaxysd_core import config
+    from galaxysd_core.models.classifier import MorphologyClassifier
+    from galaxysd_core.science.candidates import read_candidates
+    from galaxysd_core.science.similarity import catalog_index
+    from galaxysd_core.science.synthetic import model_fingerprint
+
+    cat = read_candidates(args.catalog, images_dir=args.images_dir)
+    judge = MorphologyClassifier.from_pretrained(args.classifier)
+    index = catalog_index(cat, judge, cache_dir=config.state_dir() / "similarity",
+                          classifier_id=model_fingerprint(args.classifier))
+    res = index.similar(args.id, args.k)
+    info = cat.table.set_index("id")
+    for c in ("score", "ra", "dec", "source"):
+        if c in info.columns:
+            res[c] = res["id"].map(info[c])
+    print(res.to_string(index=False))
+    if args.out:
+        res.to_csv(args.out, index=False)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 def run_scan(args: argparse.Namespace) -> int:

@@ -78,6 +78,18 @@ def feature_probability(classifier, images: np.ndarray, phrase: str) -> np.ndarr
     return classifier.predict_proba(images).numpy()[:, k]
 
 
+def _reference_rows(real, intended: str, min_reference: int = 10) -> np.ndarray:
+    """Real galaxies whose caption holds every tag of ``intended`` (at least ``min_reference``; else
+    the reference's own choice, :meth:`~galaxysd_core.evaluation.reference.RealReference.select`)."""
+    from galaxysd_core.prompts.grammar import prompt_tags
+
+    want = set(prompt_tags(intended))
+    rows = np.flatnonzero([want <= set(k) for k in real.keys])
+    if len(rows) >= min_reference:
+        return rows
+    return real.select(intended, min_reference)[0]
+
+
 def _embed(classifier, images: np.ndarray) -> np.ndarray:
     return classifier.embed_images(images).numpy()
 
@@ -116,8 +128,7 @@ def feature_curves(pipe, classifier, phrases: Sequence[str], *, real=None, n: in
         intended = f"{base}, {phrase}"
         ref_feats, ref_spread = None, float("nan")
         if real is not None:
-            ref_images, _ = real.select(intended, 10)
-            ref_feats = _embed(classifier, ref_images)
+            ref_feats = real.features(classifier)[_reference_rows(real, intended)]
             ref_spread = embedding_spread(ref_feats)
         p0 = None
         for m in strengths:
@@ -242,3 +253,36 @@ def release_feature_defaults(model_dir, classifier, *, real=None, phrases: Optio
     if readme.is_file():
         readme.write_text(replace_card_section(readme.read_text(), card_section(curves, table, g, n)))
     return {"curves": curves, "table": table, "strengths": chosen}
+
+
+def dust_lane_goal(pipe, classifier, detector, real_images: np.ndarray, real_is_dusty: np.ndarray, *,
+                   strength: float, n: int = 32, seed: int = 0) -> Dict[str, float]:
+    """The dust-lane goal of guidance per feature: medians for generated ``sdss, smooth, in-between round
+    galaxy`` with dust-lane guidance at ``strength`` beside real galaxies where a quarter of all
+    classifiers saw a lane (``real_is_dusty``) and beside real galaxies without.
+
+    Returns
+    -------
+    dict
+        ``gen_dust_votes``, ``real_dusty_dust_votes``, ``real_other_dust_votes`` (classifier v2's predicted
+        dust-lane vote share, medians), ``gen_p_dust``, ``real_dusty_p_dust``, ``real_other_p_dust`` (the
+        D-ETG detector's ``p_dust``, medians), ``meets_goal`` (generated dust votes >= the dusty real median).
+    """
+    def predict_scores(model, images):  # the detector's p_dust: the sigmoid of its one head
+        return model.predict_proba(images).numpy()[:, 0]
+
+    base = FEATURE_BASES["dust lane"]
+    g = float(pipe.generation_defaults.guidance_scale)
+    d = pipe.generation_defaults
+    kw = {} if float(strength) == 1.0 else {"feature_guidance": [("dust lane", float(strength) * g)]}
+    gen = generate(pipe, f"{base}, dust lane", n, seed, d.num_inference_steps, g, tree_negatives=d.tree_negatives, **kw)
+    dusty = np.asarray(real_is_dusty, dtype=bool)
+    votes = {k: feature_probability(classifier, x, "dust lane")
+             for k, x in (("gen", gen), ("real_dusty", real_images[dusty]), ("real_other", real_images[~dusty]))}
+    p = {k: predict_scores(detector, x) for k, x in (("gen", gen), ("real_dusty", real_images[dusty]),
+                                                      ("real_other", real_images[~dusty]))}
+    out = {f"{k}_dust_votes": float(np.median(v)) for k, v in votes.items()}
+    out.update({f"{k}_p_dust": float(np.median(v)) for k, v in p.items()})
+    out.update(strength=float(strength), n=int(n), n_real_dusty=int(dusty.sum()),
+               meets_goal=bool(out["gen_dust_votes"] >= out["real_dusty_dust_votes"]))
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Union
 
+import numpy as np
 import pandas as pd
 
 
@@ -129,13 +130,46 @@ def feature_curves_plot(curves: pd.DataFrame, chosen: Dict[str, float], path: Un
         if c["spread"].notna().any():
             ax2 = ax.twinx()
             ax2.plot(c["strength"], c["spread"], "s--", color="tab:orange", ms=2, lw=0.8)
-            ax2.set_ylim(0, 1.6)
+            ax2.set_ylim(0, max(1.6, float(c["spread"].max()) + 0.1))
             ax2.tick_params(labelsize=6, colors="tab:orange")
     for ax in list(axes.flat)[len(phrases):]:
         ax.axis("off")
     fig.suptitle("Guidance per feature: classifier v2 effect (blue; dotted: goal 0.3) and spread vs real "
                  "(orange) against strength (x guidance; dashed: plain prompt; green: default)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sharpness_plot(report: Dict, path: Union[str, Path], title: str = "") -> Path:
+    """Radially averaged power spectra of generated and real galaxies (log power), the three bands
+    shaded and the generated/real ratio per band in the legend (:mod:`galaxysd_core.evaluation.sharpness`)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    f = report["freq"]
+    axes[0].semilogy(f, report["power_real"], "o-", ms=2, label=f"real ({report['n_real']})", color="tab:blue")
+    axes[0].semilogy(f, report["power_generated"], "s-", ms=2, label=f"generated ({report['n_generated']})",
+                     color="tab:orange")
+    ratio = report["power_generated"] / report["power_real"]
+    axes[1].plot(f, ratio, "o-", ms=2, color="tab:orange")
+    axes[1].axhline(1.0, color="grey", lw=0.8)
+    axes[1].axhline(0.7, color="tab:green", lw=0.8, ls=":")
+    r = report["ratios"]
+    for ax in axes:
+        for lo, hi, c in ((1 / 6, 2 / 6, "tab:green"),):
+            ax.axvspan(lo, hi, color=c, alpha=0.08)
+        ax.set_xlabel("spatial frequency (cycles / pixel)")
+    axes[0].set_ylabel("power (luminance, Hann window)")
+    axes[0].legend(fontsize=8)
+    axes[1].set_ylabel("generated / real")
+    axes[1].set_ylim(0, max(1.6, float(np.nanmax(ratio)) * 1.05) if len(ratio) else 1.6)
+    axes[1].set_title(f"band ratios: low {r['low']:.2f}, middle {r['middle']:.2f} (shaded; goal 0.7), "
+                      f"high {r['high']:.2f}", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -37,8 +37,9 @@ __all__ = ["MAX_FEATURES", "SCALE_RANGE", "FeatureBranches", "parse_feature_arg"
 
 #: Guided features per call (each adds one UNet branch per image).
 MAX_FEATURES = 8
-#: Allowed feature scales (negative: push the feature away).
-SCALE_RANGE = (-30.0, 30.0)
+#: Allowed feature scales (negative: push the feature away): the app's strongest slider strength (8)
+#: times the largest guidance scale (30); far beyond what any measured default uses.
+SCALE_RANGE = (-240.0, 240.0)
 
 FeatureSpec = Union[None, Mapping[str, float], Sequence[Union[Tuple[str, float], Sequence[Any], str]]]
 

@@ -42,7 +42,7 @@ from galaxysd_core.science.sky_positions import legacy_survey_url, skyserver_url
 logger = logging.getLogger(__name__)
 
 __all__ = ["CandidateCatalog", "read_candidates", "default_catalog_path", "merge_verdicts", "progress",
-           "filter_by_verdict", "export_vetted", "skyserver_url", "legacy_survey_url", "REQUIRED_COLUMNS",
+           "filter_by_verdict", "export_vetted", "skyserver_url", "legacy_survey_url", "REQUIRED_COLUMNS", "EXPORT_FORMATS",
            "VERDICT_FILTERS"]
 
 #: Columns every catalog must have.
@@ -55,6 +55,8 @@ COLUMN_ALIASES: Dict[str, str] = {
     "path": "image_path",
     "ra": "ra", "ra_deg": "ra", "dec": "dec", "dec_deg": "dec",
 }
+#: Formats of :func:`export_vetted`.
+EXPORT_FORMATS = ("csv", "ecsv", "votable", "fits")
 #: Largest catalog file (bytes) and number of rows accepted.
 MAX_CATALOG_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -418,18 +420,19 @@ def filter_by_verdict(merged: pd.DataFrame, which: str) -> pd.DataFrame:
 
 def export_vetted(catalog: CandidateCatalog, merged: pd.DataFrame, fmt: str = "csv",
                   only_vetted: bool = True) -> bytes:
-    """Vetted rows (or all, ``only_vetted=False``) as CSV or ECSV bytes.
+    """Vetted rows (or all, ``only_vetted=False``) as CSV, ECSV, VOTable or FITS bytes.
 
-    The internal columns (:data:`INTERNAL_COLUMNS`) are dropped; ECSV metadata records
-    the catalog name and source, the export time, the software version and the verdict counts.
+    The internal columns (:data:`INTERNAL_COLUMNS`) are dropped; ECSV, VOTable and FITS metadata
+    record the catalog name and source, the export time, the software version and the verdict
+    counts; VOTable and FITS columns carry units and UCDs (:mod:`galaxysd_core.io.sky_tables`).
 
     Raises
     ------
     GalaxySDValueError
         For an unknown format.
     """
-    if fmt not in ("csv", "ecsv"):
-        raise GalaxySDValueError(f"export format must be 'csv' or 'ecsv', got {fmt!r}")
+    if fmt not in EXPORT_FORMATS:
+        raise GalaxySDValueError(f"export format must be one of {list(EXPORT_FORMATS)}, got {fmt!r}")
     df = merged[merged["verdict"].notna()] if only_vetted else merged
     df = df.drop(columns=[c for c in INTERNAL_COLUMNS if c in df.columns]).copy()
     df["vetted_at"] = [v.isoformat() if hasattr(v, "isoformat") else ("" if v is None or v is pd.NaT else str(v))
@@ -442,6 +445,13 @@ def export_vetted(catalog: CandidateCatalog, merged: pd.DataFrame, fmt: str = "c
 
     from galaxysd_core import __version__
 
+    if fmt in ("votable", "fits"):
+        from galaxysd_core.io.sky_tables import fits_table_bytes, votable_bytes
+
+        meta = {"catalog": catalog.name, "source": str(catalog.source), "software": f"galaxysd_core {__version__}",
+                "exported_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "verdict_counts": progress(merged)}
+        return votable_bytes(df, meta, catalog.name) if fmt == "votable" else fits_table_bytes(df, meta)
     t = Table.from_pandas(df.reset_index(drop=True))
     for c in ("ra", "dec"):
         if c in t.colnames:
