@@ -121,7 +121,7 @@ def test_rerank_learns_from_verdicts_and_the_simulation_reports_a_gain():
     score = np.clip(0.3 + 0.2 * truth + rng.normal(0, 0.15, n), 0.01, 0.99)
     t = simulate_rerank(emb, score, truth, n_first=30, n_next=50, n_boot=30).set_index("metric")
     found = t.loc["true positives in the next 50"]
-    assert found["reranked"] > found["original"] and found["gain_lo"] >= 0
+    assert found["reranked"] >= found["original"] + 5 and found["gain_lo"] < found["gain"] < found["gain_hi"] + 1e-9
     p = rerank_scores(emb, score, {0: int(truth[0]), 1: 1 - int(truth[0])} | {i: int(truth[i]) for i in range(2, 40)})
     assert p.shape == (n,) and np.all((p >= 0) & (p <= 1))
     with pytest.raises(GalaxySDValueError, match="at least 1 'yes'"):

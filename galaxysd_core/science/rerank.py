@@ -23,7 +23,7 @@ import pandas as pd
 
 from galaxysd_core.errors import GalaxySDValueError
 
-__all__ = ["MIN_EACH", "features", "rerank_scores", "rerank_catalog", "simulate_rerank"]
+__all__ = ["MIN_EACH", "features", "rerank_scores", "rerank_catalog", "simulate_rerank", "simulate_on_voted"]
 
 #: Verdicts of each kind (yes, no) the head needs before it can re-rank.
 MIN_EACH = 1
@@ -135,3 +135,35 @@ def rerank_catalog(index, table: pd.DataFrame, verdicts: Mapping[str, str]) -> p
     labels = {k: (1 if verdicts[i] == "yes" else 0) for k, i in enumerate(ids) if verdicts.get(i) in ("yes", "no")}
     p = rerank_scores(index.embeddings[rows], scaled, labels)
     return pd.Series(p, index=ids).reindex(table["id"].astype(str).tolist())
+
+
+def simulate_on_voted(cache_dirs: Sequence[str], classifier_dir, detector_dir, *, n_first: int = 50,
+                      n_next: int = 100, n_boot: int = 200) -> pd.DataFrame:
+    """:func:`simulate_rerank` on the voted galaxies of ``cache_dirs`` with the cross-validated D-ETG truth
+    (:func:`galaxysd_core.science.detg_definition.detg_truth`), the shipped catalog score (the CNN's
+    out-of-fold score from the detector folder's ``oof_scores.csv``) and classifier v2's embedding;
+    once on every voted galaxy and once on the classifier's held-out split (where its embedding and
+    components are out-of-sample)."""
+    from galaxysd_core.models.classifier import MorphologyClassifier
+    from galaxysd_core.science.detg_catalog import out_of_fold_scores
+    from galaxysd_core.science.detg_definition import detg_score
+    from galaxysd_core.science.dust_ranker_release import load_cv_data
+
+    d = load_cv_data(cache_dirs, classifier_dir)
+    oof = out_of_fold_scores(detector_dir)
+    ids = d.index["id"].astype(str)
+    if not ids.isin(set(oof)).all():
+        raise GalaxySDValueError("the detector folder has no out-of-fold score for every voted galaxy")
+    cnn = ids.map(oof).to_numpy(dtype=float)
+    c = d.components
+    score = detg_score(0.5 * (cnn + c[:, 4]), c[:, 2], c[:, 1])
+    emb = MorphologyClassifier.from_pretrained(classifier_dir).embed_images(d.images).numpy()
+    y = d.index["detg"].to_numpy().astype(int)
+    parts = []
+    for name, m in (("all voted galaxies", np.ones(len(y), bool)), ("classifier v2 held-out", d.classifier_heldout)):
+        if m.sum() <= n_first:
+            continue
+        t = simulate_rerank(emb[m], score[m], y[m], n_first=n_first, n_next=n_next, n_boot=n_boot)
+        t.insert(0, "subset", f"{name} ({int(m.sum())} galaxies, {int(y[m].sum())} D-ETGs)")
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True)
