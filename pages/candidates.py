@@ -11,6 +11,7 @@ from galaxysd_core import config
 from galaxysd_core.errors import GalaxySDError
 from galaxysd_core.science import candidates as cands
 from galaxysd_core.science.eye_check import eye_check_sentence, read_eye_check
+from galaxysd_core.studio import display
 from galaxysd_core.studio.path_policy import MAX_CATALOG_UPLOAD_BYTES, PathPolicy
 from galaxysd_core.science.sky_positions import candidate_position, dr7_explore_url
 from galaxysd_core.studio.vetting import (confirmation_summary, extra_columns, format_value, probability_columns,
@@ -301,7 +302,14 @@ def enlarged(r) -> None:
     a, b = st.columns([3, 2])
     big = _ui.thumbnail(r["image_file"], 640, root=catalog.images_dir) if r["image_exists"] else None
     if big is not None:
-        a.image(big, caption=f"{r['image_path']}")
+        z1, z2, z3 = a.columns([2, 2, 1])
+        zoom = z1.select_slider("Zoom", options=list(display.ZOOMS), value=1.0, key="cand.view.zoom",
+                                format_func=lambda v: f"{v:g}x")
+        stretch = z2.radio("Stretch", list(display.STRETCHES), horizontal=True, key="cand.view.stretch",
+                           help="asinh lifts faint structure (lane edges, tidal features) without saturating the bulge")
+        invert = z3.checkbox("Invert", key="cand.view.invert", help="dark lanes show as bright on an inverted image")
+        a.image(display.vetting_view(big, zoom, stretch, invert),
+                caption=f"{r['image_path']} · {zoom:g}x · {stretch}" + (" · inverted" if invert else ""))
     else:
         a.caption("(no image)")
     with b:

@@ -350,6 +350,18 @@ def test_first_time_user_without_data_folder(tiny_model, browser, tmp_path):
             raise
         _wait_idle(page)
         _save_screenshot(page, tmp_path, "09c_candidates_reranked")
+        # the vetting view: zoom, asinh stretch and inversion in the enlarged candidate
+        page.get_by_role("button", name="Enlarge").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Stretch").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        dialog.get_by_text("asinh", exact=True).click()
+        dialog.get_by_text("· asinh").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        dialog.get_by_text("Invert", exact=True).click()
+        dialog.get_by_text("· inverted").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _save_screenshot(page, tmp_path, "09d_candidate_vetting_view", full_page=False)
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
         # an uploaded catalog without an image folder: absolute and '..' image paths are refused
         outside = tmp_path / "outside"
         outside.mkdir()

@@ -155,3 +155,24 @@ def test_real_galaxies_are_framed_like_the_training_data():
     assert how == {"gz1_sdss": "training", "gz2_cutouts": "scale-matched"}
     assert index["crop"].tolist() == [0.5, 0.35, 0.5]  # the cached index is not changed in place
     assert default_source(index) == "gz2_cutouts" and default_source(index[index.source != "gz2_cutouts"]) is None
+
+
+def test_vetting_view_zoom_stretch_and_invert():
+    from galaxysd_core.errors import GalaxySDValueError
+    from galaxysd_core.studio.display import vetting_view
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[28:36, 28:36] = 200  # a bright core
+    img[:, :8] = 10  # faint light at the edge
+    same = vetting_view(img)
+    np.testing.assert_array_equal(same, img)
+    z = vetting_view(img, zoom=4.0)
+    assert z.shape == img.shape and (z > 150).mean() > 4 * (img > 150).mean()  # the core fills more of the frame
+    s = vetting_view(img, stretch="asinh")
+    assert s[0, 0, 0] > 3 * img[0, 0, 0] and s[32, 32, 0] >= img[32, 32, 0]  # faint light lifted, core kept
+    inv = vetting_view(img, invert=True)
+    np.testing.assert_array_equal(inv.astype(int), 255 - img.astype(int))
+    with pytest.raises(GalaxySDValueError):
+        vetting_view(img, stretch="log")
+    with pytest.raises(GalaxySDValueError):
+        vetting_view(img, zoom=0.5)
