@@ -148,3 +148,20 @@ def test_galaxysd_command_lists_every_subcommand():
     module = subprocess.run([sys.executable, "-m", "galaxysd_core", "--help"], capture_output=True, text=True,
                             check=True).stdout
     assert module == out.replace(Path(exe).name, "galaxysd") or "usage: galaxysd" in module
+
+
+def test_classifier_release_modules_import_no_circle():
+    """classifier_card <- classifier_release <- classifier_experiments, never back (the card owns GOALS and
+    the comparison summary)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "galaxysd_core" / "evaluation"
+
+    def imports(name):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        return {n.module.rsplit(".", 1)[-1] for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("galaxysd_core.evaluation.")}
+
+    assert not {"classifier_release", "classifier_experiments"} & imports("classifier_card")
+    assert "classifier_experiments" not in imports("classifier_release")

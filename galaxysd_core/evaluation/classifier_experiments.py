@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.evaluation.classifier_card import summarize  # noqa: F401 (re-exported for train/)
 from galaxysd_core.evaluation.classifier_release import TrainingData, load_training_data, train_on
 from galaxysd_core.models.classifier import ClassifierConfig
 from galaxysd_core.training.classifier import TrainSettings
@@ -160,10 +161,3 @@ def evaluate_saved(cache_dirs: Sequence[Union[str, Path]], arms: Sequence[Union[
     return pd.DataFrame(rows)
 
 
-def summarize(table) -> Any:
-    """Mean AUCs and speed per arm (the card's comparison table)."""
-    cols = [c for c in ("auc", "auc_reached", "auc_votes", "auc_conditional") if c in table.columns]
-    agg = table.groupby("arm", sort=False).agg(
-        **{f"mean_{c}": (c, "mean") for c in cols}, steps=("steps", "first"), epochs_run=("epochs_run", "first"),
-        images_per_s=("images_per_s", "first"))
-    return agg.reset_index()

@@ -24,7 +24,7 @@ import torch
 
 from galaxysd_core._utils import library_versions
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
-from galaxysd_core.evaluation.classifier_card import classifier_card
+from galaxysd_core.evaluation.classifier_card import GOALS, classifier_card  # noqa: F401 (GOALS re-exported)
 from galaxysd_core.evaluation.metrics.consistency import consistency_on_real
 from galaxysd_core.models.classifier import ClassifierConfig, ImageLike, MorphologyClassifier
 from galaxysd_core.training.classifier import TrainSettings, train_classifier
@@ -32,16 +32,6 @@ from galaxysd_core.training.classifier_data import (DEFAULT_EXCLUSIVE_SOURCES, D
                                                     caption_truth, complete_exclusive_negatives, fixed_test_split,
                                                     label_counts, select_heads, vote_targets)
 
-#: Held-out ROC AUC goals per head (issue 12): answer column -> minimum AUC.
-GOALS: Dict[str, float] = {
-    "t01_smooth_or_features_a01_smooth": 0.95,
-    "t02_edgeon_a04_yes": 0.95,
-    "t04_spiral_a08_spiral": 0.90,
-    "t03_bar_a06_bar": 0.85,
-    "t08_odd_feature_a19_ring": 0.85,
-    "t08_odd_feature_a24_merger": 0.85,
-    "t08_odd_feature_a38_dust_lane": 0.85,
-}
 #: Name of the experiments table copied next to a released classifier (read by the card).
 EXPERIMENTS_NAME = "experiments.csv"
 
