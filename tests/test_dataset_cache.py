@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from galaxysd_core.data import cache as dc
+from galaxysd_core.data.cache_convert import convert_to_shards
 from galaxysd_core.data import decode
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError, ImageRejected
 from galaxysd_core.data.catalog import read_catalog
@@ -274,7 +275,7 @@ def test_format1_cache_still_loads_and_converts_to_shards(tmp_path, bad_files):
     assert np.array_equal(old.images, np.asarray(new.images)) and old.index.equals(new.index)
     mixed = dc.concat([old, new])  # a format-1 and a sharded cache together stay lazy
     assert mixed.is_sharded and np.array_equal(mixed.images[[0, 4]], old.images[[0, 0]])
-    dc.convert_to_shards(old_dir, shard_size=3)
+    convert_to_shards(old_dir, shard_size=3)
     converted = dc.PreparedDataset.load(old_dir)
     assert converted.is_sharded and [s["n"] for s in converted.config["shards"]] == [3, 1]
     assert np.array_equal(np.asarray(converted.images), old.images) and converted.index.equals(old.index)

@@ -153,7 +153,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from galaxysd_core.data.cache import PreparedDataset, convert_to_shards
+    from galaxysd_core.data.cache import PreparedDataset
+    from galaxysd_core.data.cache_convert import convert_to_shards
 
     for folder in args.caches:
         was_sharded = PreparedDataset.load(folder).is_sharded

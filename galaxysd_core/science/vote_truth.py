@@ -30,7 +30,7 @@ smooth majority (:func:`early_type_votes`)
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import pandas as pd
