@@ -47,6 +47,13 @@ def similarity_index(source: str, stamp: str, catalog, progress=None):
     return cache[key]
 
 
+def page_index(bar):
+    """The open catalog's similarity index, its build shown on ``bar`` (st.progress)."""
+    stamp = hashlib.sha256("|".join(catalog.table["id"]).encode()).hexdigest()[:16]
+    return similarity_index(str(catalog.source), stamp, catalog,
+                            lambda d, t: bar.progress(d / t, text=f"Embedding {d} of {t} galaxies ..."))
+
+
 @st.cache_data(show_spinner="Reading the catalog ...", max_entries=8)
 def _read_path(path: str, images: str, mtime: float, data_dir: str) -> cands.CandidateCatalog:
     # data_dir is part of the cache key: catalogs of real galaxies resolve images against it
@@ -204,11 +211,9 @@ if r1.button("Re-rank from my verdicts", key="btn.cand.rerank", icon=":material/
 
     from galaxysd_core.science.rerank import rerank_catalog
 
-    stamp = hashlib.sha256("|".join(catalog.table["id"]).encode()).hexdigest()[:16]
     bar = st.progress(0.0, text="Building the similarity index of this catalog (once) ...")
     try:
-        index = similarity_index(str(catalog.source), stamp, catalog,
-                                 lambda d, t: bar.progress(d / t, text=f"Embedding {d} of {t} galaxies ..."))
+        index = page_index(bar)
         verdicts = {str(k): v.verdict for k, v in latest.items()}
         p = rerank_catalog(index, catalog.table, verdicts)
         ss[RERANK_KEY] = {"p": p, "n": sum(v in ("yes", "no") for v in verdicts.values()),
@@ -269,11 +274,9 @@ def more_like(cand_id: str) -> None:
 
 def show_similar(cand_id: str) -> None:
     """The 12 catalog galaxies most like ``cand_id`` in classifier v2's embedding, each one click from vetting."""
-    stamp = hashlib.sha256("|".join(catalog.table["id"]).encode()).hexdigest()[:16]
     bar = st.progress(0.0, text="Building the similarity index of this catalog (once) ...")
     try:
-        index = similarity_index(str(catalog.source), stamp, catalog,
-                                 lambda d, t: bar.progress(d / t, text=f"Embedding {d} of {t} galaxies ..."))
+        index = page_index(bar)
         res = index.similar(cand_id, min(12, len(index) - 1))
     except GalaxySDError as exc:
         bar.empty()

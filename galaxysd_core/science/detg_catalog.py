@@ -41,6 +41,7 @@ from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError
 from galaxysd_core.science.detg_components import COMPONENT_COLUMNS
 from galaxysd_core.science.detg_definition import SCORE_DEFINITION, detg_score
 from galaxysd_core.science.detg_results import TRAINING_IDS_NAME
+from galaxysd_core.science.dust_ranker_release import OOF_COLUMN, OOF_FILE, RANKER_FILE
 from galaxysd_core.science.vote_truth import dust_lane_soft
 
 __all__ = ["CATALOG_COLUMNS", "SCORE_DEFINITION", "DUST_COMPONENTS", "relative_image_path", "training_ids",
@@ -51,8 +52,6 @@ __all__ = ["CATALOG_COLUMNS", "SCORE_DEFINITION", "DUST_COMPONENTS", "relative_i
 CATALOG_COLUMNS = ("id", "score", "image_path")
 #: Dust components a detector folder's ``ranker.json`` may name (``dust``).
 DUST_COMPONENTS = ("cnn", "v2_dust_votes", "cnn+v2")
-_RANKER_FILE = "ranker.json"
-_OOF_FILE = "oof_scores.csv"
 _ORDER = ["rank", "id", "score", "p_dust", "p_dust_cnn", *COMPONENT_COLUMNS, "rank_in_source", "percentile_in_source",
           "ra", "dec", "position_from", "skyserver_url", "legacy_url", "source", "image_path", "known_caption",
           "dust_lane_votes", "used_in_training", "score_from"]
@@ -83,7 +82,7 @@ def dust_component(detector_dir: Union[str, Path]) -> str:
     GalaxySDFileError
         An unreadable ``ranker.json`` or an unknown component.
     """
-    p = Path(detector_dir) / _RANKER_FILE
+    p = Path(detector_dir) / RANKER_FILE
     if not p.is_file():
         return "cnn"
     try:
@@ -97,13 +96,13 @@ def dust_component(detector_dir: Union[str, Path]) -> str:
 
 def out_of_fold_scores(detector_dir: Union[str, Path]) -> Dict[str, float]:
     """id -> out-of-fold detector score of the training galaxies (``oof_scores.csv``; empty when absent)."""
-    p = Path(detector_dir) / _OOF_FILE
+    p = Path(detector_dir) / OOF_FILE
     if not p.is_file():
         return {}
     t = pd.read_csv(p, dtype={"id": str})
-    if "p_dust_cnn_oof" not in t.columns:
-        raise GalaxySDFileError(f"{str(p)!r} has no p_dust_cnn_oof column; re-run train/cv_dust_ranker.py")
-    return dict(zip(t["id"], t["p_dust_cnn_oof"].astype(float)))
+    if OOF_COLUMN not in t.columns:
+        raise GalaxySDFileError(f"{str(p)!r} has no {OOF_COLUMN} column; re-run train/cv_dust_ranker.py")
+    return dict(zip(t["id"], t[OOF_COLUMN].astype(float)))
 
 
 def source_shares(table: pd.DataFrame, top: int = 500) -> pd.DataFrame:

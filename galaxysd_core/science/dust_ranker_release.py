@@ -27,7 +27,7 @@ from galaxysd_core.science.dust_ranker import DEFAULT_SETTINGS, train_ranker, vo
 from galaxysd_core.science.dust_ranker_cv import (assign_folds, choose_ranker, oof_rankers, ranker_table,
                                                   run_cross_validation)
 
-__all__ = ["RANKER_FILE", "OOF_FILE", "CV_TABLE_FILE", "CvData", "load_cv_data", "cross_validate_and_release"]
+__all__ = ["RANKER_FILE", "OOF_FILE", "OOF_COLUMN", "CV_TABLE_FILE", "CvData", "load_cv_data", "cross_validate_and_release"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 RANKER_FILE = "ranker.json"
 #: Out-of-fold score of every training galaxy (the catalog's score for them).
 OOF_FILE = "oof_scores.csv"
+#: Its score column.
+OOF_COLUMN = "p_dust_cnn_oof"
 CV_TABLE_FILE = "cv_table.csv"
 
 
@@ -131,7 +133,7 @@ def _release(data: CvData, ids, fold, oof, scores, table, chosen, settings, seed
     (out / RANKER_FILE).write_text(json.dumps({"dust": chosen, "views": 1}, indent=2) + "\n")
     pd.DataFrame({"id": ids, "source": data.index["source"].to_numpy(), "fold": fold}).to_csv(
         out / TRAINING_IDS_NAME, index=False)
-    oof_tbl = pd.DataFrame({"id": ids, "fold": fold, "p_dust_cnn_oof": scores["cnn"].to_numpy()})
+    oof_tbl = pd.DataFrame({"id": ids, "fold": fold, OOF_COLUMN: scores["cnn"].to_numpy()})
     oof_tbl.to_csv(out / OOF_FILE, index=False, float_format="%.6g")
     table.to_csv(out / CV_TABLE_FILE, index=False, float_format="%.5g")
     return {"detector": str(out), "cv_table": str(out / CV_TABLE_FILE), "oof": str(out / OOF_FILE)}
