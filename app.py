@@ -5,7 +5,7 @@ Run with ``streamlit run app.py``. Configuration comes from the environment:
 (real Galaxy Zoo images) and ``GALAXYSD_STORE_URL`` (verdict store; default SQLite under
 ``~/.galaxysd``). Visitors can only upload files unless ``GALAXYSD_ALLOW_SERVER_PATHS=1``, and typed
 paths must stay inside the configured folders (README "Deploying publicly"). Pages: Generate, Compare,
-Metrics, Real vs synthetic, Candidates, About.
+Metrics, Real vs synthetic, Candidates, History, About.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ pages = [
     st.Page(str(ROOT / "pages" / "metrics.py"), title="Metrics", icon=":material/monitoring:"),
     st.Page(str(ROOT / "pages" / "real_vs_synthetic.py"), title="Real vs synthetic", icon=":material/compare:"),
     st.Page(str(ROOT / "pages" / "candidates.py"), title="Candidates", icon=":material/fact_check:"),
+    st.Page(str(ROOT / "pages" / "history.py"), title="History", icon=":material/history:"),
     st.Page(str(ROOT / "pages" / "about.py"), title="About" if status.ok else "Getting started",
             icon=":material/info:", default=not status.ok),
 ]

@@ -151,6 +151,34 @@ def get_store():
     return _cached_store(default_url())
 
 
+@st.cache_resource(show_spinner=False)
+def _cached_history(url: str):
+    from galaxysd_core.studio.history import GenerationHistory
+
+    return GenerationHistory(_cached_store(url))
+
+
+def get_history():
+    """The generation history in the same store (rows kept: ``$GALAXYSD_HISTORY_MAX``)."""
+    return _cached_history(default_url())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _fingerprint(path: str, stamp: tuple) -> str:
+    from galaxysd_core.science.synthetic import model_fingerprint
+
+    return model_fingerprint(path)
+
+
+def model_fingerprint() -> str:
+    """Short SHA-256 of the configured model's weights (recorded with every generation), ``""`` without a model."""
+    status = model_status()
+    try:
+        return _fingerprint(str(status.path), model_stamp(status.path)) if status.path.is_dir() else ""
+    except GalaxySDError:
+        return ""
+
+
 def session_id() -> str:
     """Random id of this browser session (kept in session state)."""
     if "session_id" not in st.session_state:

@@ -175,6 +175,9 @@ def init_state(pipe) -> None:
         ss[K_PROMPT] = DEFAULT_PROMPT
         on_text_change()
     ss.setdefault("gen.gallery", [])
+    pending = ss.pop("gen.pending_settings", None)  # "Reuse settings" on the History page
+    if pending is not None:
+        apply_settings(*pending)
 
 
 def feature_option(phrase: str, counts: Optional[dict]) -> str:
@@ -357,16 +360,22 @@ if pressed and pipe is not None:
             ss["gen.latest"] = [it.uid for it in items]
             ss["gen.latest_settings"] = generation.request_settings(request)
             ss["gen.last_seconds"] = sw.seconds
+            try:  # the history is a convenience: a store failure must not cost the images
+                _ui.get_history().add_generation(items, ss["gen.latest_settings"], model_fingerprint=_ui.model_fingerprint(),
+                                                 session_id=_ui.session_id(), user=_ui.user_name())
+            except GalaxySDError as exc:
+                st.toast(f"Not kept in the history: {exc}", icon=":material/history:")
 
 gallery: List[generation.GalleryItem] = ss.get("gen.gallery", [])
 latest_ids = set(ss.get("gen.latest", []))
 latest = [it for it in gallery if it.uid in latest_ids]  # in seed order (the gallery keeps batches in order)
+now = generation.request_settings(generation.GenerationRequest(
+    prompt=ss[K_PROMPT], negative_prompt=ss[K_NEG], tree_negatives=bool(ss[K_TREE_NEG]),
+    n_images=int(ss[K_N]), steps=int(ss[K_STEPS]), guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED],
+    seed=None if ss[K_SEEDMODE] == "random" else int(ss[K_SEED]), feature_guidance=guided_features()))
+ss["gen.current_settings"] = now  # the History page compares its entries with these
 with results_box:
     if latest:
-        now = generation.request_settings(generation.GenerationRequest(
-            prompt=ss[K_PROMPT], negative_prompt=ss[K_NEG], tree_negatives=bool(ss[K_TREE_NEG]),
-            n_images=int(ss[K_N]), steps=int(ss[K_STEPS]), guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED],
-            seed=None if ss[K_SEEDMODE] == "random" else int(ss[K_SEED]), feature_guidance=guided_features()))
         changes = generation.settings_changes(ss.get("gen.latest_settings"), now)
         side = latest[0].image.shape[0]
         st.caption(f"`{latest[0].prompt}` · {len(latest)} image(s), {side} px shown "
@@ -421,4 +430,6 @@ else:
     st.caption("Generated images are kept here while this browser tab is open.")
 st.page_link("pages/compare.py", label="Compare two settings on the same seeds, or sweep a feature's weight",
              icon=":material/compare_arrows:")
+st.page_link("pages/history.py", label="Every generation of every session, with its settings: the history",
+             icon=":material/history:")
 _ui.show_enlarged_dialog()

@@ -152,7 +152,7 @@ def _wait_idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
 
 
-PAGE_TITLES = ["Generate", "Compare", "Metrics", "Real vs synthetic", "Candidates", "About"]
+PAGE_TITLES = ["Generate", "Compare", "Metrics", "Real vs synthetic", "Candidates", "History", "About"]
 #: Viewport of a laptop screen: "above the fold" means inside its first screen.
 VIEWPORT = {"width": 1400, "height": 900}
 
@@ -290,6 +290,31 @@ def test_first_time_user_without_data_folder(tiny_model, browser, tmp_path):
             pngs = [n for n in zf.namelist() if n.endswith(".png")]
             assert len(pngs) == 8 and all(zf.read(n).startswith(b"\x89PNG") for n in pngs), zf.namelist()
             assert "manifest.json" in zf.namelist()
+
+        # the history keeps both presses of Generate; search, compare with the current controls, reuse
+        _goto_page(page, "History", "2 generations stored, 2 of them from this session")
+        _images_loaded(page, ".st-key-crisp-history img", 2)
+        page.get_by_role("button", name="Compare with current").last.click()
+        page.get_by_text("next to the current settings").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        # the oldest entry has the controls of now (the second press changed nothing)
+        page.get_by_text("Same settings as the current controls").wait_for(timeout=STEP_TIMEOUT_MS)
+        page.get_by_role("button", name="Compare with current").nth(1).wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        _images_loaded(page, ".st-key-crisp-history img", 2)
+        _save_screenshot(page, tmp_path, "04a_history_compare")
+        box = page.get_by_role("textbox", name="Prompt contains")
+        box.fill("no such galaxy")
+        box.press("Enter")
+        page.get_by_text("No generation matches.").wait_for(timeout=STEP_TIMEOUT_MS)
+        box.fill("round")
+        box.press("Enter")
+        page.get_by_role("button", name="Reuse settings").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        page.get_by_role("button", name="Reuse settings").first.click()
+        page.get_by_text("settings of history entry").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        _wait_idle(page)
+        assert "Changed since these images" not in page.inner_text("body")  # the same settings came back
+        _save_screenshot(page, tmp_path, "04b_history_reused", full_page=False)
 
         _goto_page(page, "Compare", "One difference")
         page.get_by_role("button", name="Generate A and B").click()

@@ -384,7 +384,7 @@ def test_training_data_stays_lazy_with_held_out_ids_and_warns_for_old_caches(tin
 
     pd.DataFrame({"id": ["g3", "g4"]}).to_csv(tmp_path / "split_test_ids.csv", index=False)
     cfg = _tiny_cfg(tiny_cache, tmp_path / "run", exclude_ids_from=str(tmp_path))
-    images, captions, _ = load_training_data(cfg, show_progress=False)
+    images, captions, _, _ = load_training_data(cfg, show_progress=False)
     full = PreparedDataset.load(tiny_cache)
     assert isinstance(images, ShardedArray) and len(images) == len(captions) == 10
     assert np.array_equal(images[3], full.images[5])  # g3 and g4 left out
@@ -394,7 +394,7 @@ def test_training_data_stays_lazy_with_held_out_ids_and_warns_for_old_caches(tin
         from tests.test_dataset_cache import write_format1_cache
     write_format1_cache(tmp_path / "old", full)
     with caplog.at_level("WARNING", logger="galaxysd_core.training.data"):
-        images, _, _ = load_training_data(_tiny_cfg(tmp_path / "old", tmp_path / "r2"), show_progress=False)
+        images, _, _, _ = load_training_data(_tiny_cfg(tmp_path / "old", tmp_path / "r2"), show_progress=False)
     assert isinstance(images, np.ndarray) and "galaxysd data convert" in caplog.text
 
 

@@ -305,10 +305,13 @@ def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str
     prompt = info.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise GalaxySDValueError("the PNG's settings have no prompt")
-    out: Dict[str, Any] = {"prompt": prompt.strip(), "negative_prompt": str(info.get("negative_prompt") or ""),
-                           # the recorded negative prompt is the one used; only a GalaxySD Studio image that
-                           # used the automatic one says so (others: exactly what was recorded, nothing added)
-                           "tree_negatives": bool(info.get("tree_negatives", False))}
+    # the recorded negative prompt is the one used; only a GalaxySD Studio image that used the automatic
+    # one says so (others: exactly what was recorded, nothing added). The automatic one is rebuilt from
+    # the prompt (the same text), so the negative-prompt box stays empty and the checkbox on.
+    automatic = bool(info.get("tree_negatives", False))
+    out: Dict[str, Any] = {"prompt": prompt.strip(),
+                           "negative_prompt": "" if automatic else str(info.get("negative_prompt") or ""),
+                           "tree_negatives": automatic}
     notes: List[str] = []
 
     def clamp(name: str, value: Any, lo: float, hi: float, kind: type) -> None:

@@ -260,6 +260,10 @@ class Store:
             conn.execution_options(galaxysd_read=True)
             yield conn
 
+    #: The transactions other tables of the same database use (``studio/history``).
+    write_transaction = _begin
+    read_transaction = _read
+
     # ----------------------------------------------------------------------------- verdicts
     @_db_errors
     def add_verdict(self, catalog: str, candidate_id: str, verdict: str, *, note: str = "", user: str = "",

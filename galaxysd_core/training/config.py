@@ -58,6 +58,17 @@ class DiffusionTrainConfig:
         None, "folder with a split_test_ids.csv (e.g. assets/classifier): those held-out galaxies are left "
               "out of training, so evaluations and reconstruction tests on them are honest")
     derive_roundness: bool = _setting(True, "add the derived t07 roundness to GZ1 elliptical captions")
+    partial_vote_threshold: Optional[float] = _setting(
+        None, "add the rare odd-feature phrases (dust lane, merger, ring, lens or arc, disturbed, irregular) to "
+              "captions where f_answer x p_odd >= this share of all classifiers (schema/partial_votes.py; 0.25 "
+              "for GalaxySD-mini v3); none = majority captions only")
+    rare_oversampling: float = _setting(1.0, "draw captions carrying a rare odd-feature phrase this many times as "
+                                             "often as the others (1 = uniform draws)")
+    prediction_type: Optional[str] = _setting(None, "'epsilon' or 'v_prediction' objective; none = the model's own "
+                                                    "(a fine-tuned model can switch)")
+    zero_terminal_snr: bool = _setting(False, "rescale the betas to zero terminal SNR with 'trailing' timestep "
+                                              "spacing (Lin et al. 2024; use with v_prediction); the saved "
+                                              "scheduler config carries it")
     model: Dict = _setting(factory=lambda: MiniModelConfig().to_dict(),
                            text="GalaxySD-mini sizes (MiniModelConfig fields) as JSON")
     seed: int = _setting(0, "seed of initialisation, batches, noise and caption augmentation")
@@ -134,6 +145,15 @@ class DiffusionTrainConfig:
             raise GalaxySDValueError(f"latent_dihedral must be 'latent' or 'encoded', got {self.latent_dihedral!r}")
         if self.latent_loading not in ("stream", "memory"):
             raise GalaxySDValueError(f"latent_loading must be 'stream' or 'memory', got {self.latent_loading!r}")
+        if self.prediction_type not in (None, "epsilon", "v_prediction"):
+            raise GalaxySDValueError(f"prediction_type must be epsilon or v_prediction, got {self.prediction_type!r}")
+        if self.zero_terminal_snr and self.prediction_type != "v_prediction":
+            raise GalaxySDValueError("zero_terminal_snr needs prediction_type v_prediction: at zero SNR the noise "
+                                     "is the input and an epsilon model has nothing to predict (Lin et al. 2024)")
+        if self.partial_vote_threshold is not None and not 0.0 < float(self.partial_vote_threshold) <= 1.0:
+            raise GalaxySDValueError(f"partial_vote_threshold must be in (0, 1], got {self.partial_vote_threshold}")
+        if float(self.rare_oversampling) < 1.0:
+            raise GalaxySDValueError(f"rare_oversampling must be >= 1, got {self.rare_oversampling}")
         if int(self.dataloader_num_workers) < 0:
             raise GalaxySDValueError("dataloader_num_workers must be >= 0")
 

@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 
 
 def load_training_data(cfg: DiffusionTrainConfig, show_progress: bool = True
-                       ) -> Tuple[Any, List[str], Dict[str, int]]:
-    """Images, captions and derived-label counts of the configured prepared caches.
+                       ) -> Tuple[Any, List[str], Dict[str, int], Optional[Dict[str, Any]]]:
+    """Images, captions, derived-label counts and the partial-vote caption report of the
+    configured prepared caches.
 
     Returns
     -------
@@ -40,6 +41,9 @@ def load_training_data(cfg: DiffusionTrainConfig, show_progress: bool = True
         One caption per image (with the derived t07 roundness when ``cfg.derive_roundness``).
     derived : dict
         How many captions got each derived phrase (empty without ``derive_roundness``).
+    partial_votes : dict or None
+        With ``cfg.partial_vote_threshold``: the rare-phrase caption counts before and after
+        (:class:`~galaxysd_core.schema.partial_votes.PartialVoteReport`), else None.
 
     Raises
     ------
@@ -71,7 +75,15 @@ def load_training_data(cfg: DiffusionTrainConfig, show_progress: bool = True
         from galaxysd_core.data.pseudo_labels import add_roundness
 
         captions, derived = add_roundness(captions, images, show_progress=show_progress)
-    return images, captions, derived
+    partial = None
+    if cfg.partial_vote_threshold:
+        from galaxysd_core.schema.partial_votes import add_partial_vote_phrases
+
+        captions, report = add_partial_vote_phrases(captions, index.reset_index(drop=True), cfg.partial_vote_threshold)
+        partial = report.to_dict()
+        logger.info("partial-vote captions (%s): %d captions changed; before -> after %s", partial["rule"],
+                    report.rows_changed, {p: f"{report.before[p]}->{report.after[p]}" for p in report.before})
+    return images, captions, derived, partial
 
 
 def feature_counts(captions: Sequence[str]) -> Dict[str, int]:
@@ -166,7 +178,8 @@ class StepBatchSampler(torch.utils.data.Sampler):
     process, from step ``start_step`` to ``end_step``: the ``batch_sampler`` of the training
     DataLoaders.
 
-    Rows are drawn with replacement from ``n`` with :func:`batch_generator`, then the dihedral
+    Rows are drawn with replacement from ``n`` with :func:`batch_generator` (uniformly, or in
+    proportion to ``weights`` when given: the rare-caption oversampling), then the dihedral
     transform index in 0..7 of every row (``per_batch_transform``: one for the whole batch, as the
     VAE stage does). :meth:`draw` gives the same draws and the generator after them, from which the
     training loop draws the noise and timesteps of the batch, exactly as when it drew the rows
@@ -175,8 +188,15 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
     def __init__(self, seed: int, n: int, batch_size: int, start_step: int, end_step: int, *,
                  num_processes: int = 1, process_index: int = 0, accumulation_steps: int = 1,
-                 per_batch_transform: bool = False) -> None:
+                 per_batch_transform: bool = False, weights: Optional[np.ndarray] = None) -> None:
         self.seed, self.n, self.batch_size = int(seed), int(n), int(batch_size)
+        if weights is not None:
+            weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+            if weights.shape != (self.n,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()) \
+                    or float(weights.sum()) <= 0:
+                raise GalaxySDValueError(f"sampling weights must be {self.n} finite, non-negative numbers with a "
+                                         "positive sum")
+        self.weights = weights
         self.start_step, self.end_step = int(start_step), int(end_step)
         self.num_processes, self.process_index = int(num_processes), int(process_index)
         self.accumulation_steps, self.per_batch_transform = int(accumulation_steps), per_batch_transform
@@ -185,7 +205,10 @@ class StepBatchSampler(torch.utils.data.Sampler):
         """``(generator, rows, transforms)`` of one batch; the generator continues after the draws."""
         g = batch_generator(self.seed, step, self.num_processes, self.process_index, micro_step,
                             self.accumulation_steps)
-        rows = torch.randint(0, self.n, (self.batch_size,), generator=g)
+        if self.weights is None:
+            rows = torch.randint(0, self.n, (self.batch_size,), generator=g)
+        else:  # oversampling (schema/partial_votes.py): with replacement, in proportion to the weights
+            rows = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=g)
         if self.per_batch_transform:
             k = torch.full((self.batch_size,), int(torch.randint(0, 8, (1,), generator=g)))
         else:

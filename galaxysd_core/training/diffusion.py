@@ -101,14 +101,15 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
             fh.write(json.dumps(row) + "\n")
 
     t_start = time.time()
-    images, captions, derived = load_training_data(cfg, show_progress=show_progress)
-    log({"event": "data", "n_images": len(images), "derived_roundness": derived})
+    images, captions, derived, partial = load_training_data(cfg, show_progress=show_progress)
+    log({"event": "data", "n_images": len(images), "derived_roundness": derived, "partial_votes": partial})
     if state.is_main_process:
         log(start_row(cfg, len(images), state.num_processes))
     state.wait_for_everyone()  # all processes look for a finished VAE stage before any writes one
 
     # ---- components
     vae, unet, text_encoder, tokenizer, base_scheduler_config, size = _components(cfg, images, log)
+    base_scheduler_config = {**dict(base_scheduler_config), **scheduler_overrides(cfg)}
     if cfg.stage == "vae" and not cfg.pretrained_model_name_or_path:
         return out / "vae_stage" / "final"
     vae.requires_grad_(False).eval()
@@ -186,7 +187,7 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
         row.update(write_validation_grid(pipe, cfg, out / "validation" / f"step-{step:06d}.png"))
         if cfg.save_snapshots:
             save_model_folder(pipe, out / "snapshots" / f"step-{step:06d}", captions, derived, cfg, step,
-                              time.time() - t_start)
+                              time.time() - t_start, partial)
         if validation_hook is not None:
             row.update(validation_hook(pipe, step) or {})
         log(row)
@@ -200,8 +201,11 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     accum = cfg.gradient_accumulation_steps
     trained = (unet, text_encoder) if cfg.train_text_encoder else (unet,)
     micro, micro_losses = 0, []
+    from galaxysd_core.schema.partial_votes import oversampling_weights
+
+    weights = oversampling_weights(captions, cfg.rare_oversampling)
     sampler = StepBatchSampler(cfg.seed, n, cfg.train_batch_size, global_step, end_step, num_processes=world,
-                               process_index=rank, accumulation_steps=accum)
+                               process_index=rank, accumulation_steps=accum, weights=weights)
     dataset = latent_cache.dataset()
     if cfg.latent_loading == "memory":  # the earlier in-RAM loop: no DataLoader
         batches = (dataset.__getitems__(pairs) for pairs in sampler)
@@ -258,9 +262,21 @@ def train_diffusion(cfg: DiffusionTrainConfig, validation_hook: Optional[Callabl
     accelerator.wait_for_everyone()
     final = out / "model"
     if accelerator.is_main_process:
-        save_model_folder(build_pipeline(), final, captions, derived, cfg, global_step, time.time() - t_start)
+        save_model_folder(build_pipeline(), final, captions, derived, cfg, global_step, time.time() - t_start, partial)
         log({"event": "done", "step": global_step, "wall_s": time.time() - t_start})
     return final
+
+
+def scheduler_overrides(cfg: DiffusionTrainConfig) -> dict:
+    """Scheduler settings a run changes from its model's: the objective (``prediction_type``) and
+    zero terminal SNR (``rescale_betas_zero_snr`` with ``trailing`` spacing, so sampling starts at
+    the last training timestep, where the SNR is 0: Lin et al. 2024, WACV, Sec. 3.1-3.3)."""
+    out = {}
+    if cfg.prediction_type:
+        out["prediction_type"] = cfg.prediction_type
+    if cfg.zero_terminal_snr:
+        out.update(rescale_betas_zero_snr=True, timestep_spacing="trailing")
+    return out
 
 
 def denoising_loss(noise_scheduler, pred: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor,

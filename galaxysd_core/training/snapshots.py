@@ -7,7 +7,7 @@ import copy
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -65,15 +65,19 @@ def image_grid(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def save_model_folder(pipe, folder: Path, captions: Sequence[str], derived: Dict[str, int],
-                      cfg: DiffusionTrainConfig, step: int, wall_s: float) -> None:
+                      cfg: DiffusionTrainConfig, step: int, wall_s: float,
+                      partial_votes: Optional[dict] = None) -> None:
     """Save ``pipe`` (safetensors) with ``training_captions.json`` (feature, derived-feature and
-    caption counts, step, wall time in s), ``train_config.yaml`` and, when the pipeline has one, its
+    caption counts, step, wall time in s, and with ``partial_votes`` the rare-phrase counts before
+    and after :mod:`galaxysd_core.schema.partial_votes`), ``train_config.yaml`` and, when the pipeline has one, its
     mean training latent (``latent_mean.safetensors``)."""
     folder.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(folder, safe_serialization=True)
     info = {"feature_counts": feature_counts(captions), "derived_feature_counts": derived,
             "caption_counts": dict(Counter(captions).most_common()), "n_images": len(captions),
             "step": step, "wall_s": wall_s}
+    if partial_votes is not None:
+        info["partial_vote_captions"] = partial_votes
     (folder / TRAINING_CAPTIONS_FILE).write_text(json.dumps(info, indent=1))
     cfg.save(folder / "train_config.yaml")
     if getattr(pipe, "latent_mean", None) is not None:  # sampling starts around it (pipelines/latent_mean.py)
