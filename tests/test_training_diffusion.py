@@ -420,3 +420,25 @@ def test_streamed_loop_equals_the_in_memory_loop(tiny_cache, tmp_path):
     assert all(np.array_equal(weights[0][k].numpy(), weights[1][k].numpy()) for k in weights[0])
     (manifest,) = (tmp_path / "disk" / "latents").glob("*/latents.json")
     assert json.loads(manifest.read_text())["copies"] == 8
+
+
+def test_v3_settings_objective_zero_snr_and_their_checks():
+    from diffusers import DDPMScheduler
+
+    from galaxysd_core.errors import GalaxySDValueError
+    from galaxysd_core.training.diffusion import scheduler_overrides
+
+    assert scheduler_overrides(DiffusionTrainConfig()) == {}
+    cfg = DiffusionTrainConfig(prediction_type="v_prediction", zero_terminal_snr=True)
+    over = scheduler_overrides(cfg)
+    assert over == {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+    sched = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, **over)
+    assert float(sched.alphas_cumprod[-1]) == 0.0  # the last timestep carries no signal
+    with pytest.raises(GalaxySDValueError, match="needs prediction_type v_prediction"):
+        DiffusionTrainConfig(zero_terminal_snr=True)
+    with pytest.raises(GalaxySDValueError, match="prediction_type"):
+        DiffusionTrainConfig(prediction_type="sample")
+    with pytest.raises(GalaxySDValueError, match="partial_vote_threshold"):
+        DiffusionTrainConfig(partial_vote_threshold=1.5)
+    with pytest.raises(GalaxySDValueError, match="rare_oversampling"):
+        DiffusionTrainConfig(rare_oversampling=0.5)
