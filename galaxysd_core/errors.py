@@ -32,8 +32,16 @@ class ImageRejected(GalaxySDFileError):
 
 
 class ServerBusyError(GalaxySDError):
-    """No generation slot became free within the queue timeout (the app's request limits)."""
+    """No generation slot is free: the queue is full, the expected wait is too long, or no slot became
+    free within the queue timeout (the app's request limits). ``retry_after_s``: when to try again
+    (seconds, estimated by the gate; None when unknown)."""
+
+    retry_after_s = None
 
 
 class StoreError(GalaxySDError):
     """The verdict/quiz database could not be reached or refused an operation (the message names the URL)."""
+
+
+class StoreFullError(StoreError):
+    """The store's disk (or its configured size limit) is full: the write was not saved, earlier rows are kept."""

@@ -331,11 +331,14 @@ def thumbnail(path: str, px: int = THUMB_PX, *, root: Optional[os.PathLike]) -> 
     """Validated, downsized RGB array of an image file inside ``root``, or None.
 
     None when the file is unreadable, when there is no ``root`` or when ``path`` (symbolic links
-    followed) lies outside it: a file outside the image folder is never opened.
+    followed) lies outside it: a file outside the image folder is never opened. Cached per process
+    in two bounded caches, so the memory they hold does not grow with the visitors: grid
+    thumbnails (at most :data:`THUMB_PX`, 512 of them, at most about 40 MB) and the few large views
+    (16 of them, at most about 20 MB at 640 px).
     """
     if root is None or not path or not is_inside(path, root):
         return None
-    return _thumb(str(path), px, _mtime(path))
+    return (_thumb if px <= THUMB_PX else _large_view)(str(path), px, _mtime(path))
 
 
 def _mtime(path: str) -> float:
@@ -345,8 +348,17 @@ def _mtime(path: str) -> float:
         return -1.0
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _large_view(path: str, px: int, mtime: float) -> Optional[np.ndarray]:
+    return _read_thumb(path, px, mtime)
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def _thumb(path: str, px: int, mtime: float) -> Optional[np.ndarray]:
+    return _read_thumb(path, px, mtime)
+
+
+def _read_thumb(path: str, px: int, mtime: float) -> Optional[np.ndarray]:
     if mtime < 0:
         return None
     try:

@@ -124,14 +124,20 @@ def _current_key(name: str) -> str:
 
 
 def vote(catalog: str, cand_id: str, verdict: str, note_key: str, next_id: Optional[str]) -> None:
-    """Store a verdict immediately and move on to the next unvetted candidate."""
+    """Store a verdict immediately and move on to the next unvetted candidate.
+
+    The acknowledgement (a toast naming the candidate, the verdict and the stored vote's number) is
+    set only after the store's commit returned; a failed write (full disk, unreachable store) shows
+    its message instead, keeps the candidate and its note on screen and acknowledges nothing.
+    """
+    ss.pop("cand.flash", None)
     try:
-        _ui.get_store().add_verdict(catalog, cand_id, verdict, note=ss.get(note_key, ""), user=_ui.user_name(),
-                                    session_id=_ui.session_id())
+        row_id = _ui.get_store().add_verdict(catalog, cand_id, verdict, note=ss.get(note_key, ""),
+                                             user=_ui.user_name(), session_id=_ui.session_id())
     except GalaxySDError as exc:
         ss["cand.error"] = str(exc)
         return
-    ss["cand.flash"] = f"{cand_id}: {verdict} saved"
+    ss["cand.flash"] = f"{cand_id}: {verdict} saved (vote #{row_id})"
     if next_id is not None:
         ss[_current_key(catalog)] = next_id
 
@@ -146,6 +152,11 @@ st.title("Candidates")
 catalog = load_catalog()
 if catalog is None:
     st.stop()
+if catalog.skipped:  # bad rows (empty or shared id, bad score or position) are left out, the rest is shown
+    shown = "; ".join(f"{s['row']}: {s['reason']}" for s in catalog.skipped[:3])
+    st.warning(f"{len(catalog.skipped)} rows of `{catalog.name}` were left out ({shown}"
+               f"{'; ...' if len(catalog.skipped) > 3 else ''}); the other {len(catalog)} are shown. Fix those rows "
+               "in the file to vet them.", icon=":material/rule:")
 if catalog.needs_data_dir:
     st.info(f"The images of catalog `{catalog.name}` are real survey cutouts, which are not shipped: their "
             f"paths are relative to the real-data folder. Set `{config.DATA_DIR_ENV}` before starting the app "

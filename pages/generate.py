@@ -340,9 +340,9 @@ if pressed and pipe is not None:
             n_images=int(ss[K_N]), steps=int(ss[K_STEPS]), guidance=float(ss[K_GUID]), scheduler=ss[K_SCHED],
             seed=seed, init_image=init_image if ss[K_INIT] != "noise" else None, strength=float(ss[K_STRENGTH]),
             feature_guidance=guided_features())
-        busy = limits.GATE.running > 0
-        bar = progress_slot.progress(0.0, text="Waiting for another generation to finish ..." if busy
-                                     else "Encoding the prompt ...")
+        wait, ahead = limits.GATE.estimate_wait(), limits.GATE.running + limits.GATE.waiting
+        bar = progress_slot.progress(0.0, text=f"Waiting for {ahead} other generation{'s' if ahead != 1 else ''} to "
+                                     f"finish (about {max(1, round(wait))} s) ..." if wait > 0 else "Encoding the prompt ...")
 
         def on_step(step: int, total: int) -> None:
             bar.progress(step / total, text=f"Denoising step {step}/{total}")

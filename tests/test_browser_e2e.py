@@ -10,107 +10,46 @@ and for the end of Streamlit's script run, never sleeps.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
+from bench.load_sessions import CHROMIUM, LAUNCH_ARGS, REPO, browser_missing, streamlit_server, studio_env
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[1]
-STREAMLIT = Path(sys.executable).with_name("streamlit")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--no-first-run", "--disable-sync"]
 #: Limits of a server start and of one step (a page run); a busy machine may need more: $GALAXYSD_E2E_TIMEOUT_S.
 START_TIMEOUT_S = int(os.environ.get("GALAXYSD_E2E_TIMEOUT_S", 180))
 STEP_TIMEOUT_MS = 1000 * START_TIMEOUT_S
 
-if not CHROMIUM.is_file():
-    pytest.skip("/usr/bin/chromium not found: install Debian's chromium package (apt-get install -y chromium) "
-                "to run the browser tests", allow_module_level=True)
+if browser_missing():
+    pytest.skip(f"{browser_missing()}: needed by the browser tests", allow_module_level=True)
 sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """The tiny test model with a made-up caption count, or ``$GALAXYSD_E2E_MODEL`` (e.g. the shipped
     ``assets/galaxysd-mini``: both walks then use the real model, slower)."""
-    import json
-
     if os.environ.get("GALAXYSD_E2E_MODEL"):
         return Path(os.environ["GALAXYSD_E2E_MODEL"]).resolve()
 
     import torch
 
-    from galaxysd_core.schema.gz2 import caption_phrases
-    from tiny_models import build_tiny_pipeline
+    from tiny_models import save_tiny_app_model
 
     torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("e2e") / "tiny-model"
-    build_tiny_pipeline(seed=0).save_pretrained(folder)
-    counts = {p: (0 if p == "dust lane" else 12 if p == "merger" else 300) for p in caption_phrases()}
-    (folder / "training_captions.json").write_text(json.dumps({"feature_counts": counts, "n_images": 1000}))
-    return folder
+    return save_tiny_app_model(tmp_path_factory.mktemp("e2e") / "tiny-model")
 
 
-@contextlib.contextmanager
 def _streamlit_server(tiny_model: Path, state: Path, extra_env: Optional[dict] = None, unset=()):
-    """A fresh ``streamlit run app.py`` process (its PID held, stopped on exit); yields url, state, pid."""
-    port = _free_port()
-    env = {**os.environ, "GALAXYSD_MODEL_DIR": str(tiny_model), "GALAXYSD_CANDIDATES": str(REPO / "assets" / "demo_candidates"),
-           "GALAXYSD_STORE_URL": f"sqlite:///{state / 'store.sqlite'}", "GALAXYSD_HOME": str(state / "home"),
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    env.pop("GALAXYSD_DATA_DIR", None)
-    env.update(extra_env or {})
-    for name in unset:
-        env.pop(name, None)
-    log = open(state / "server.log", "wb")
-    cmd = [str(STREAMLIT) if STREAMLIT.exists() else sys.executable, *([] if STREAMLIT.exists() else ["-m", "streamlit"]),
-           "run", str(REPO / "app.py"), "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}: "
-                                   f"{(state / 'server.log').read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not answer within {START_TIMEOUT_S} s")
-            time.sleep(0.5)
-        yield {"url": base, "state": state, "pid": proc.pid}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
-        log.close()
+    """A fresh ``streamlit run app.py`` (bench/load_sessions.py: own process group, PID held, stopped on
+    exit) with the demo catalog and a store under ``state``; yields url, state, pid."""
+    env = {**studio_env(tiny_model, state, candidates=REPO / "assets" / "demo_candidates"), **(extra_env or {})}
+    return streamlit_server(env, state, unset=unset, start_timeout=START_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

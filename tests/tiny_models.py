@@ -27,6 +27,21 @@ def build_tiny_pipeline(seed: int = 0):
     return load_pipeline(GalaxySDPipeline(**build_mini_components(TINY_CONFIG, seed=seed)))
 
 
+def save_tiny_app_model(folder) -> "Path":
+    """The tiny pipeline saved as the app's model folder, with made-up training caption counts (dust lane
+    never seen, merger rarely): what the browser tests serve with ``streamlit run app.py``."""
+    import json
+    from pathlib import Path
+
+    from galaxysd_core.schema.gz2 import caption_phrases
+
+    folder = Path(folder)
+    build_tiny_pipeline(seed=0).save_pretrained(folder)
+    counts = {p: (0 if p == "dust lane" else 12 if p == "merger" else 300) for p in caption_phrases()}
+    (folder / "training_captions.json").write_text(json.dumps({"feature_counts": counts, "n_images": 1000}))
+    return folder
+
+
 def build_tiny_sd15_components(tokenizer_dir: str, seed: int = 0) -> dict:
     """Tiny randomly initialised components with the *architecture* of Stable Diffusion 1.5.
 

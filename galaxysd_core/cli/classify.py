@@ -11,7 +11,10 @@ Examples
 The catalog needs only an image column (``filename``, ``image_path``, ...) and, optionally, an id
 column; labels are ignored. Writes ``id`` plus one probability column per classifier head named by
 its Hart et al. (2016) answer column (``t03_bar_a06_bar``, ``t08_odd_feature_a24_merger``, ...);
-missing or unreadable images are skipped, listed on stderr and in ``<out>.skipped.csv``.
+missing or unreadable images (truncated, tiny, oversized, floating-point) and rows repeating an
+earlier row's id are skipped, listed on stderr and in ``<out>.skipped.csv`` with the reason (the
+file and line for rows). A catalog that cannot be read at all (not UTF-8, not CSV, no image column,
+no rows) is an error naming the file.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import warnings
 
 from galaxysd_core.cli.data import crop_fraction_arg
 from galaxysd_core.cli.generate import add_device_arguments
-from galaxysd_core.errors import GalaxySDValueError
+from galaxysd_core.errors import GalaxySDDataError, GalaxySDValueError
 
 #: Skipped images listed on stderr (all are in the .skipped.csv file).
 SHOW_SKIPPED = 20
@@ -54,6 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _records(args: argparse.Namespace):
+    """``(records, skipped)``: the galaxies to classify and the catalog rows left out (skip-report dicts)."""
     from galaxysd_core.cli.data import _resolve
     from galaxysd_core.data.catalog import read_catalog
     from galaxysd_core.data.gz2_release import read_gz2_release
@@ -65,11 +69,19 @@ def _records(args: argparse.Namespace):
     if args.source == "gz2":
         if args.root is None:
             raise GalaxySDValueError("--source gz2 needs --root (the GZ2 release folder)")
-        return read_gz2_release(_resolve(args.root, "--root"), images=images, limit=args.limit, on_error="skip")
+        return read_gz2_release(_resolve(args.root, "--root"), images=images, limit=args.limit, on_error="skip"), []
     if args.catalog is None:
         raise GalaxySDValueError("give --catalog (a CSV with an image column) or --source gz2 --root DIR")
-    return read_catalog(_resolve(args.catalog, "--catalog"), images=images, limit=args.limit,
-                        label_kind=IMAGES_ONLY)
+    catalog = _resolve(args.catalog, "--catalog")
+    rows: list = []
+    records = read_catalog(catalog, images=images, limit=args.limit, label_kind=IMAGES_ONLY, on_error="skip",
+                           unique_ids=True, skipped_rows=rows)
+    if not records:
+        first = f" ({len(rows)} rows left out; first: {rows[0]['reason']})" if rows else ""
+        raise GalaxySDDataError(f"catalog {str(catalog)!r} has no galaxy to classify{first}; it needs a header "
+                                f"line and one row per image")
+    skipped = [{"id": r["id"], "path": r["image_path"], "reason": r["reason"]} for r in rows]
+    return records, skipped
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,17 +94,22 @@ def run(args: argparse.Namespace) -> int:
     model = MorphologyClassifier.from_pretrained(args.model, map_location=resolve_device(args.device))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        records = _records(args)
+        records, left_out = _records(args)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     crop = args.crop_fraction
     if crop == "auto":
         from galaxysd_core.data.scale import matched_crop_for_records
 
-        crop, _ = matched_crop_for_records(records)
+        try:
+            crop, _ = matched_crop_for_records(records)
+        except GalaxySDDataError as exc:
+            raise GalaxySDDataError(f"{args.catalog or args.root}: {exc} (--crop-fraction auto); check the image "
+                                    f"paths and --images-dir, or give --crop-fraction") from exc
         print(f"crop fraction {crop:.2f} (matched galaxy scale)", file=sys.stderr)
     result = classify_records(model, records, crop_fraction=crop, batch_size=args.batch_size,
                               progress=not args.quiet)
+    result.skipped[:0] = left_out
     write_classification(result, args.out)
     for s in result.skipped[:SHOW_SKIPPED]:
         print(f"skipped {s['path'] or s['id']}: {s['reason']}", file=sys.stderr)

@@ -16,7 +16,8 @@ score, p_dust, p_dust_cnn, p_smooth, p_artifact, p_spiral, p_early, dust_vote_pr
 position_from, skyserver_url, legacy_url, source, image_path, score_from`` (+ ``known_caption``,
 ``dust_lane_votes`` where the catalog has labels), and next to it ``FILE.ecsv`` (for the
 Candidates page), ``FILE.provenance.json`` (detector, classifier, catalogs, versions) and
-``FILE.skipped.csv`` (unreadable images and why). Every source is cropped to the galaxy scale the
+``FILE.skipped.csv`` (unreadable images and catalog rows left out, e.g. without an image path or
+repeating an id, each with the reason naming the file and line). Every source is cropped to the galaxy scale the
 detector was trained at (``--crop-fraction auto``). Galaxies the detector was trained on keep
 their out-of-fold score (``score_from = out_of_fold``); with a detector that has none they are
 left out (``--include-training`` keeps them, flagged). Logic: :mod:`galaxysd_core.science.detg_catalog`.
@@ -116,10 +117,11 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise GalaxySDValueError(f"--top must be a positive number of rows, got {args.top}")
     catalogs = [_resolve(c, "--catalog") for c in args.catalog]
+    left_out: list = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         records = records_from_catalogs(catalogs, images_dir=_resolve(args.images_dir, "--images-dir"),
-                                        crop_fraction=args.crop_fraction)
+                                        crop_fraction=args.crop_fraction, skipped=left_out)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     data_dir = config.data_dir()
@@ -128,14 +130,15 @@ def run_scan(args: argparse.Namespace) -> int:
     res = scan_catalog(records, _resolve(args.detector, "--detector"), classifier_dir=args.classifier,
                        exclude_training=not args.include_training, data_dir=data_dir, top_n=args.top,
                        engine=args.engine, scan_kwargs=kw, progress=not args.quiet,
-                       catalogs=[str(c) for c in catalogs])
+                       catalogs=[str(c) for c in catalogs], left_out=left_out)
     files = write_catalog(res, args.out, data_dir_relative=data_dir is not None)
     for _, s in res.skipped.head(SHOW_SKIPPED).iterrows():
         print(f"skipped {s['image_path'] or s['id']}: {s['reason']}", file=sys.stderr)
     if len(res.skipped) > SHOW_SKIPPED:
         print(f"... {len(res.skipped) - SHOW_SKIPPED} more", file=sys.stderr)
     p = res.provenance
-    print(f"scanned {p['n_records']} images at {res.rate:.0f}/s ({p['n_skipped']} skipped, listed in "
+    rows = f"{p['n_rows_left_out']} catalog rows left out and " if p["n_rows_left_out"] else ""
+    print(f"scanned {p['n_records']} images at {res.rate:.0f}/s ({rows}{p['n_skipped']} skipped, listed in "
           f"{files['skipped']}; {p['n_training_excluded']} training galaxies left out) -> {args.out} "
           f"({len(res.table)} rows)")
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from galaxysd_core.data.records import (ID_COLUMNS, IMAGE_COLUMNS, IMAGES_ONLY, LABEL_KINDS, GalaxyRecord,
                                         caption_votes, check_file, check_on_error, extra_fields, first_column,
@@ -70,7 +70,8 @@ def detect_label_kind(header: Sequence[str], answer_column: Optional[str] = None
 def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | str] = None,
                  source: Optional[str] = None, captioner: Optional[Captioner] = None,
                  answer_column: Optional[str] = None, limit: Optional[int] = None,
-                 on_error: str = "raise", label_kind: Optional[str] = None) -> List[GalaxyRecord]:
+                 on_error: str = "raise", label_kind: Optional[str] = None, unique_ids: bool = False,
+                 skipped_rows: Optional[List[Dict[str, Any]]] = None) -> List[GalaxyRecord]:
     """Records of a catalog CSV plus image folder.
 
     Parameters
@@ -101,6 +102,12 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
         through the same captioner as the full GZ2 release: questions without columns are "not
         asked" (``captioner.report.absent_tasks``), NaN debiased fractions fall back to the
         weighted fraction (counted in ``captioner.report``).
+    unique_ids : bool
+        Treat a row repeating the id of an earlier row as a row error (``on_error``): the first
+        row of an id is kept, later ones are skipped (or raise), naming both lines.
+    skipped_rows : list, optional
+        Every row left out (``on_error="skip"``) is appended as a dict ``{"line", "id",
+        "image_path", "reason"}`` (``reason`` names the file and line), for skip reports.
 
     Returns
     -------
@@ -130,6 +137,7 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
 
     records: List[GalaxyRecord] = []
     skipped: List[str] = []
+    first_line: Dict[str, int] = {}
     for i, row in enumerate(iter_rows(df)):
         raw_img = row[img_col]
         has_img = isinstance(raw_img, str) and raw_img.strip() != ""
@@ -143,6 +151,9 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
         where = f"{path.name} line {i + 2}"
         votes = {}
         try:
+            if unique_ids and rid in first_line:
+                raise GalaxySDDataError(f"duplicate id {rid!r} (first on line {first_line[rid]}); ids must be "
+                                        f"unique, this row is left out")
             if kind == IMAGES_ONLY:
                 caption, targets = "", {}
             elif kind == "gz1_class":
@@ -165,8 +176,13 @@ def read_catalog(catalog: os.PathLike | str, *, images: Optional[os.PathLike | s
                 votes = vote_values(row, captioner)
         except GalaxySDDataError as exc:
             handle_row_error(on_error, exc, where, skipped, captioner if kind == "votes" else None)
+            if skipped_rows is not None:
+                skipped_rows.append({"line": i + 2, "id": rid, "image_path": str(image_path or ""),
+                                     "reason": f"{where}: {exc}"})
             continue
+        first_line.setdefault(rid, i + 2)
         records.append(GalaxyRecord(id=rid, image_path=image_path, caption=caption, targets=targets,
-                                    source=source, label_kind=kind, extra=extra_fields(row), votes=votes))
+                                    source=source, label_kind=kind, extra=extra_fields(row), votes=votes,
+                                    line=i + 2))
     warn_skipped(skipped, source)
     return records

@@ -11,11 +11,19 @@ and its outskirts, as in the Galaxy Zoo 2 CNN literature (e.g. Dieleman et al. 2
 
 Safety
 ------
-Missing, unreadable, truncated, non-image and oversized files (more than ``max_pixels`` pixels, a
-"decompression bomb") raise :class:`~galaxysd_core.errors.ImageRejected` with the reason, which the
-cache preparation (:mod:`galaxysd_core.data.cache`) writes to its skip report. Pillow's own
-:class:`PIL.Image.DecompressionBombWarning` is turned into an error locally (the global
-``Image.MAX_IMAGE_PIXELS`` is left untouched).
+Missing, unreadable, truncated, non-image, tiny (under :data:`MIN_IMAGE_SIDE` pixels a side) and
+oversized files (more than ``max_pixels`` pixels, a "decompression bomb", refused from the header
+before decoding) raise :class:`~galaxysd_core.errors.ImageRejected` with the reason, which the
+cache preparation (:mod:`galaxysd_core.data.cache`), ``galaxysd classify`` and ``galaxysd detg
+scan`` write to their skip reports. Any failure of a decoder (Pillow raises many types for corrupt
+files) is such a rejection, never a crash. Pillow's own :class:`PIL.Image.DecompressionBombWarning`
+is turned into an error locally (the global ``Image.MAX_IMAGE_PIXELS`` is left untouched).
+
+Modes
+-----
+Every mode becomes 8-bit RGB through :func:`galaxysd_core.io.uploads.image_to_rgb`: 16-bit images
+are reduced by their bit depth, floating-point images are refused, CMYK/palette/grey/alpha images
+are converted by Pillow. Animated images (GIF, APNG, WebP) and multi-page TIFFs give their first frame.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from galaxysd_core.errors import GalaxySDValueError, ImageRejected
+from galaxysd_core.io.uploads import image_to_rgb
 
 #: Central fraction of the shorter side kept for Galaxy Zoo 1 style cutouts (galaxy small in frame).
 GZ1_CROP_FRACTION = 0.35
@@ -39,6 +48,8 @@ GZ2_CROP_FRACTION = 0.5
 DEFAULT_MAX_PIXELS = 64_000_000
 #: Smallest and largest accepted output resolution (pixels).
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 2048
+#: Smallest accepted image side (pixels): a smaller image holds no galaxy to crop (a 1x1 "image").
+MIN_IMAGE_SIDE = 8
 
 
 def default_crop_fraction(label_kind: Optional[str] = None, source: Optional[str] = None) -> float:
@@ -91,17 +102,25 @@ def load_image(path: os.PathLike | str, resolution: int = 64, crop_fraction: flo
     Raises
     ------
     ImageRejected
-        With the reason, for a missing, unreadable, truncated, non-image or oversized file.
+        With the reason, for a missing, unreadable, truncated, non-image, tiny (under
+        :data:`MIN_IMAGE_SIDE` pixels a side), floating-point or oversized file.
     """
     check_decode_settings(resolution, crop_fraction, max_pixels)
     path = Path(path)
+    if not str(path).strip() or str(path) == ".":
+        raise ImageRejected("no image path")
+    if "\x00" in str(path):
+        raise ImageRejected("the path contains a NUL character")
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or device: would block or never end
+            raise ImageRejected("not a regular file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open(path, "rb") as fp, Image.open(fp) as im:
                 w, h = im.size
-                if w < 1 or h < 1:
-                    raise ImageRejected(f"image has empty size {w}x{h}")
+                if w < MIN_IMAGE_SIDE or h < MIN_IMAGE_SIDE:
+                    raise ImageRejected(f"image is only {w}x{h} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
+                                        f"are needed to crop a galaxy")
                 if w * h > max_pixels:
                     raise ImageRejected(f"image declares {w}x{h} = {w * h} pixels, more than the limit "
                                         f"of {max_pixels} (possible decompression bomb)")
@@ -115,7 +134,10 @@ def load_image(path: os.PathLike | str, resolution: int = 64, crop_fraction: flo
                 f = dw / w
                 cx, cy, half = dw / 2.0, dh / 2.0, side * f / 2.0
                 box = (cx - half, cy - half, cx + half, cy + half)
-                rgb = im.convert("RGB") if im.mode != "RGB" else im
+                try:
+                    rgb = image_to_rgb(im)
+                except GalaxySDValueError as exc:
+                    raise ImageRejected(str(exc)) from None
                 out = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box)
                 arr = np.asarray(out, dtype=np.uint8)
     except ImageRejected:
@@ -131,9 +153,13 @@ def load_image(path: os.PathLike | str, resolution: int = 64, crop_fraction: flo
         raise ImageRejected("empty file (0 bytes)" if size == 0 else "not an image Pillow can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected(f"decompression bomb refused: {exc}") from None
-    except OSError as exc:  # truncated or corrupt data
+    except OSError as exc:
+        if exc.filename is not None:  # open() failed (name too long, not a regular file, ...): not the data
+            raise ImageRejected(f"cannot open the file ({exc.strerror or type(exc).__name__})") from None
         raise ImageRejected(f"corrupt or truncated image: {exc}") from None
-    except (ValueError, SyntaxError, EOFError, MemoryError, IndexError, TypeError) as exc:
+    except MemoryError:
+        raise ImageRejected("not enough memory to decode the image") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types for corrupt data (struct.error, ...)
         raise ImageRejected(f"cannot decode image ({type(exc).__name__}: {exc})") from None
     if arr.shape != (resolution, resolution, 3):  # pragma: no cover - defensive
         raise ImageRejected(f"unexpected decoded shape {arr.shape}")

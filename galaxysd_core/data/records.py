@@ -72,6 +72,9 @@ class GalaxyRecord:
         ``Captioner(debiased=False)``); see :func:`vote_values`.
     extra : dict
         Other columns of interest (``ra``, ``dec`` in degrees, ``sample``, ...).
+    line : int or None
+        Line of the catalog file the record was read from (the header is line 1), for messages
+        that name a row; None where the reader does not know it.
     """
 
     id: str
@@ -82,6 +85,7 @@ class GalaxyRecord:
     label_kind: str = "votes"
     extra: Dict[str, Any] = field(default_factory=dict)
     votes: Dict[str, float] = field(default_factory=dict)
+    line: Optional[int] = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,22 +101,65 @@ def check_file(path: os.PathLike | str, what: str) -> Path:
     return path
 
 
+def first_non_utf8_line(path: Path) -> Optional[int]:
+    """Line (1-based) of the first byte sequence of ``path`` that is not UTF-8 (``.gz`` read through
+    gzip), or None when every line decodes or the file cannot be read line by line."""
+    import codecs
+    import gzip
+
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    decoder.decode(raw)
+                except UnicodeDecodeError:
+                    return number
+    except (OSError, EOFError):
+        return None
+    return None
+
+
+def _csv_error(path: Path, exc: Exception) -> GalaxySDFileError:
+    """The error of a CSV that pandas cannot read, naming the file (and the line where known)."""
+    if isinstance(exc, UnicodeDecodeError):
+        line = first_non_utf8_line(path)
+        where = f" (line {line} has bytes that are not UTF-8)" if line else ""
+        return GalaxySDFileError(f"{str(path)!r} is not UTF-8 text{where}; save the catalog as UTF-8 CSV")
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return GalaxySDFileError(f"{str(path)!r} is empty: a catalog needs a header line (column names) and rows")
+    if isinstance(exc, pd.errors.ParserWarning):  # the first data line has more fields than the header
+        return GalaxySDFileError(f"cannot read {str(path)!r} as CSV: its first data line has more fields than "
+                                 f"the header; quote fields that contain commas")
+    return GalaxySDFileError(f"cannot read {str(path)!r} as CSV: {exc}")
+
+
+_CSV_ERRORS = (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError, UnicodeDecodeError,
+               OSError, ValueError)
+
+
 def read_header(path: Path) -> List[str]:
     """Column names of a CSV (no rows read); :class:`GalaxySDFileError` when it is not readable CSV."""
     try:
         return list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise GalaxySDFileError(f"cannot read {str(path)!r} as CSV: {exc}") from exc
+    except _CSV_ERRORS as exc:
+        raise _csv_error(path, exc) from exc
 
 
 def read_csv(path: Path, *, usecols: Optional[Sequence[str]] = None, str_cols: Sequence[str] = (),
              limit: Optional[int] = None) -> pd.DataFrame:
-    """A CSV table (``str_cols`` read as strings, at most ``limit`` rows); :class:`GalaxySDFileError` on failure."""
+    """A CSV table (``str_cols`` read as strings, at most ``limit`` rows); :class:`GalaxySDFileError` on failure.
+
+    A line with more fields than the header is an error naming the line (pandas would otherwise take
+    the first column of such a file as its index and shift every column, or drop the extra fields).
+    """
     try:
-        return pd.read_csv(path, usecols=list(usecols) if usecols is not None else None,
-                           dtype={c: str for c in str_cols}, nrows=limit)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise GalaxySDFileError(f"cannot read {str(path)!r} as CSV: {exc}") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, usecols=list(usecols) if usecols is not None else None,
+                               dtype={c: str for c in str_cols}, nrows=limit, index_col=False)
+    except _CSV_ERRORS as exc:
+        raise _csv_error(path, exc) from exc
 
 
 def first_column(columns: Sequence[str], candidates: Sequence[str]) -> Optional[str]:
@@ -221,7 +268,7 @@ def check_on_error(on_error: str) -> None:
 def warn_skipped(skipped: List[str], source: str) -> None:
     """One :class:`UserWarning` saying how many rows of ``source`` were left out (and the first reason)."""
     if skipped:
-        warnings.warn(f"{source}: {len(skipped)} rows could not be captioned and were left out "
+        warnings.warn(f"{source}: {len(skipped)} rows could not be read or captioned and were left out "
                       f"(first: {skipped[0]})", UserWarning, stacklevel=3)
 
 

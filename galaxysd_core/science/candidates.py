@@ -15,6 +15,14 @@ ra, dec    no       ICRS degrees; when both are present, SDSS SkyServer and Lega
 Other columns are kept and exported. ECSV (Astropy's Enhanced CSV, with typed columns and
 metadata) is read and written with :mod:`astropy.table`; plain CSV with :mod:`pandas`.
 
+Bad rows do not cost the rest of the catalog: a row with an empty id, an id shared with another
+row (all rows of that id: verdicts are stored per id, so none is offered), a score that is not a
+finite number, or an ra/dec that is present but not a number in range (a corrupt row or wrong
+units) is left out and listed in :attr:`CandidateCatalog.skipped` with its line (CSV) or data row
+(ECSV) and the reason. The file itself is refused, naming it, when it is too large (by its size,
+before it is read), empty, not UTF-8 (naming the line), not a table, lacks a required column, has
+no rows or no usable row. No message quotes the file's content (it may be any file of the server).
+
 Verdicts themselves live in :mod:`galaxysd_core.studio.store` (keyed by the catalog's :attr:`name`);
 this module merges them into the table, summarises progress and exports the vetted rows.
 """
@@ -26,6 +34,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -36,6 +45,7 @@ import pandas as pd
 from galaxysd_core import config as _config
 from galaxysd_core.errors import GalaxySDDataError, GalaxySDFileError, GalaxySDValueError
 from galaxysd_core.io.paths import resolve_inside
+from galaxysd_core.science.candidate_rows import check_rows
 # the links of the vetting table (one owner: science.sky_positions), re-exported
 from galaxysd_core.science.sky_positions import legacy_survey_url, skyserver_url
 
@@ -95,6 +105,9 @@ class CandidateCatalog:
     image_root : str
         The catalog's ``image_root`` metadata: ``"$GALAXYSD_DATA_DIR"`` when its image paths are
         relative to the real-data folder (catalogs of real galaxies never ship the images), else ``""``.
+    skipped : list of dict
+        Rows left out, in file order: ``{"row", "id", "reason"}`` (``row``: ``"line 5"`` of a CSV or
+        ``"data row 4"`` of an ECSV; ``id`` as written, ``""`` when empty; the reason never quotes a cell).
     """
 
     name: str
@@ -103,6 +116,7 @@ class CandidateCatalog:
     images_dir: Optional[Path]
     meta: Dict[str, Any] = field(default_factory=dict)
     image_root: str = ""
+    skipped: List[Dict[str, str]] = field(default_factory=list)
 
     @property
     def needs_data_dir(self) -> bool:
@@ -150,12 +164,20 @@ def _read_table(data: bytes, name: str):
         return df, meta
     try:
         text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise GalaxySDDataError(f"{name!r} is not UTF-8 text; save the catalog as UTF-8 CSV or ECSV") from None
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise GalaxySDDataError(f"{name!r} is not UTF-8 text (line {line} has bytes that are not UTF-8); save the "
+                                f"catalog as UTF-8 CSV or ECSV") from None
     try:
-        df = pd.read_csv(io.StringIO(text), comment=None, dtype={c: str for c in ("id", "candidate_id", "objid",
-                                                                                  "dr7objid", "name")},
-                         skipinitialspace=True)
+        with warnings.catch_warnings():  # a first row longer than the header would silently become the index
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            header = pd.read_csv(io.StringIO(text), nrows=0, index_col=False, skipinitialspace=True).columns
+            ids = [c for c in header if COLUMN_ALIASES.get(str(c).strip().lower()) == "id"]  # any case: text
+            df = pd.read_csv(io.StringIO(text), comment=None, index_col=False, skipinitialspace=True,
+                             dtype={c: str for c in ids})
+    except pd.errors.ParserWarning:
+        raise GalaxySDDataError(f"{name!r} is not a readable CSV table: its first data line has more fields than "
+                                f"the header; quote fields that contain commas") from None
     except pd.errors.ParserError as exc:  # "Expected 3 fields in line 5, saw 4": positions, no content
         raise GalaxySDDataError(f"{name!r} is not a readable CSV table: {exc}") from exc
     except (pd.errors.EmptyDataError, ValueError) as exc:  # messages may quote the file: not echoed
@@ -223,8 +245,10 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
     GalaxySDFileError
         Missing file or folder without a catalog.
     GalaxySDDataError
-        Unreadable table, missing required columns, empty table, duplicate or empty ids,
-        non-numeric or non-finite scores, coordinates out of range, too many rows.
+        Too large, empty or unreadable file, missing required columns, no rows, too many rows, or
+        no usable row (every row has an empty or shared id, a bad score or bad coordinates: the
+        message gives the count and the first reason). Single bad rows are not errors: they are
+        left out and listed in ``skipped`` (module docstring).
     """
     folder_name = None
     if isinstance(source, (str, os.PathLike)):
@@ -247,12 +271,17 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
         default_name = folder_name or (path.parent.name if path.stem == "candidates" else path.stem)
     else:
         if isinstance(source, (bytes, bytearray, memoryview)):
-            data, label = bytes(source), "uploaded catalog"
+            data, label = bytes(source), str(name or "uploaded catalog")
         elif hasattr(source, "read"):
+            label = str(getattr(source, "name", None) or name or "uploaded catalog")
+            size = getattr(source, "size", None)  # Streamlit's UploadedFile: refused before anything is read
+            if isinstance(size, int) and size > max_bytes:
+                raise GalaxySDDataError(f"catalog {label!r} has {size / 1e6:.1f} MB; at most {max_bytes / 1e6:.0f} MB")
             if hasattr(source, "seek"):
                 source.seek(0)
             data = source.read(max_bytes + 1)
-            label = str(getattr(source, "name", "uploaded catalog"))
+            if isinstance(data, str):
+                raise GalaxySDValueError(f"catalog {label!r} must be opened in binary mode ('rb')")
         else:
             raise GalaxySDValueError(f"cannot read a catalog from {type(source).__name__}; give a path or a file")
         if len(data) > max_bytes:
@@ -274,34 +303,13 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
     if len(df) > max_rows:
         raise GalaxySDDataError(f"candidate catalog {label!r} has {len(df)} rows; at most {max_rows} are shown")
 
-    ids = df["id"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip())
-    if (ids == "").any():
-        first = int(np.flatnonzero((ids == "").to_numpy())[0])
-        raise GalaxySDDataError(f"candidate catalog {label!r}: row {first + 1} has an empty id")
-    dup = ids[ids.duplicated()].unique().tolist()
-    if dup:
-        raise GalaxySDDataError(f"candidate catalog {label!r}: duplicate id(s) {dup[:5]}; ids must be unique")
-    df["id"] = ids
-
-    score = pd.to_numeric(df["score"], errors="coerce")
-    bad = ~np.isfinite(score.to_numpy(dtype=float))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise GalaxySDDataError(f"candidate catalog {label!r}: score {df['score'].iloc[i]!r} of id {ids.iloc[i]!r} "
-                                f"is not a finite number")
-    df["score"] = score.astype(float)
-
-    for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
-        if col in df.columns:
-            vals = pd.to_numeric(df[col], errors="coerce").astype(float)
-            finite = vals[np.isfinite(vals)]
-            out = finite[(finite < lo) | (finite > hi)]
-            if len(out):
-                raise GalaxySDDataError(f"candidate catalog {label!r}: {col} {out.iloc[0]} is outside "
-                                        f"[{lo:g}, {hi:g}] degrees")
-            df[col] = vals
-        else:
-            df[col] = np.nan
+    df, skipped = check_rows(df, "data row" if meta or _is_ecsv(data, label) else "line")
+    if skipped:
+        if len(df) == 0:
+            raise GalaxySDDataError(f"candidate catalog {label!r} has no usable row: all {len(skipped)} rows were "
+                                    f"left out (first: {skipped[0]['row']}: {skipped[0]['reason']})")
+        logger.warning("catalog %s: %d rows left out (first: %s: %s)", label, len(skipped), skipped[0]["row"],
+                       skipped[0]["reason"])
 
     paths = df["image_path"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     df["image_path"] = paths
@@ -319,7 +327,7 @@ def read_candidates(source: Union[str, os.PathLike, bytes, Any], *, name: Option
 
     df = df.sort_values(["score", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     return CandidateCatalog(name=str(name or default_name or "catalog"), table=df, source=label,
-                            images_dir=base, meta=meta, image_root=image_root)
+                            images_dir=base, meta=meta, image_root=image_root, skipped=skipped)
 
 
 def _resolve_image(value: str, base: Optional[Path]) -> Tuple[Optional[Path], bool]:

@@ -25,12 +25,13 @@ absolute paths to real data.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -152,9 +153,60 @@ def records_from_caches(cache_dirs: Sequence[Union[str, Path]]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _position_problem(ra: Any, dec: Any) -> str:
+    """Why a catalog row's (ra, dec) is not a sky position in degrees; ``""`` when valid or unknown (NaN, empty)."""
+    for name, value, ok, span in (("ra", ra, lambda x: 0.0 <= x < 360.0, "[0, 360)"),
+                                  ("dec", dec, lambda x: -90.0 <= x <= 90.0, "[-90, 90]")):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            return f"{name} is not a number"
+        if not math.isnan(x) and not (math.isfinite(x) and ok(x)):
+            return f"{name} {x:g} is outside {span} degrees"
+    return ""
+
+
+def _degrees(value: Any) -> float:
+    """A catalog coordinate as float degrees (NaN when empty or not a number)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _labelled_records(cat: Union[str, Path], images_dir) -> Dict[int, Any]:
+    """line -> record with labels of a catalog whose labels the readers understand (else empty)."""
+    from galaxysd_core.data.catalog import read_catalog
+
+    bad: list = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            recs = read_catalog(cat, images=images_dir, on_error="skip", skipped_rows=bad)
+        except GalaxySDDataError:  # labels the readers do not understand: images only
+            recs = []
+    for w in caught:  # the reader's "left out" summary is replaced by the one below: these rows are scanned
+        if not (issubclass(w.category, UserWarning) and "were left out" in str(w.message)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if bad:
+        warnings.warn(f"{Path(cat).name}: {len(bad)} rows have labels that cannot be read; they are scanned without "
+                      f"a known caption (first: {bad[0]['reason']})", UserWarning, stacklevel=3)
+    return {r.line: r for r in recs}
+
+
 def records_from_catalogs(catalogs: Sequence[Union[str, Path]], *, images_dir: Optional[Union[str, Path]] = None,
-                          crop_fraction: Union[float, str] = "auto") -> pd.DataFrame:
+                          crop_fraction: Union[float, str] = "auto",
+                          skipped: Optional[List[Dict[str, str]]] = None) -> pd.DataFrame:
     """Scan records of catalogs the readers know (any CSV with an image column, GZ2 vote tables, GZ1 labels).
+
+    Every row with an image path is scanned once: a row whose label cannot be read is scanned
+    without ``known_caption``; a row without an image path, or repeating an id already read (in this
+    or an earlier catalog: the first row is kept, so the catalog's ids are unique, as the
+    Candidates page needs), is left out and listed in ``skipped``; a row whose ra/dec is not a sky
+    position in degrees (text, infinite, out of range) is scanned with its position unknown. Each
+    kind of problem gives one :class:`UserWarning` naming the file and the first line.
 
     Parameters
     ----------
@@ -166,32 +218,71 @@ def records_from_catalogs(catalogs: Sequence[Union[str, Path]], *, images_dir: O
     crop_fraction : float or "auto"
         Central crop; ``"auto"`` matches each catalog's median galaxy size to ``gz2_cutouts`` at
         full frame, the scale the detector was trained at (:mod:`galaxysd_core.data.scale`).
+    skipped : list, optional
+        Rows left out are appended as ``{"id", "image_path", "reason"}`` (the reason names the file
+        and line), for :func:`scan_catalog`'s ``left_out``.
+
+    Raises
+    ------
+    GalaxySDFileError
+        A catalog that is not readable CSV (not UTF-8, malformed), naming the file.
+    GalaxySDDataError
+        A catalog without an image column or without any usable row, naming the file.
     """
     from galaxysd_core.data.catalog import read_catalog
     from galaxysd_core.data.records import IMAGES_ONLY
 
     parts = []
+    seen: Dict[str, str] = {}  # id -> "file line N" of the row kept
+    left_out = skipped if skipped is not None else []
     for cat in catalogs:
-        try:
-            recs = read_catalog(cat, images=images_dir, on_error="skip")
-        except GalaxySDDataError:  # labels the readers do not understand: images only
-            recs = read_catalog(cat, images=images_dir, label_kind=IMAGES_ONLY)
-        recs = [r for r in recs if r.image_path is not None]
-        if not recs:
-            raise GalaxySDDataError(f"catalog {str(cat)!r} lists no image")
+        recs = read_catalog(cat, images=images_dir, label_kind=IMAGES_ONLY)
+        labelled = _labelled_records(cat, images_dir)
+        kept, rows, bad_pos = [], [], []
+        for r in recs:
+            where = f"{Path(cat).name} line {r.line}"
+            path = str(r.image_path) if r.image_path is not None else ""
+            if r.id in seen:  # the first row of an id wins, even one without an image (as in read_catalog)
+                rows.append({"id": r.id, "image_path": path, "reason": f"{where}: id {r.id!r} is already on "
+                                                                       f"{seen[r.id]}; ids must be unique"})
+                continue
+            seen[r.id] = where
+            if r.image_path is None:
+                rows.append({"id": r.id, "image_path": "", "reason": f"{where}: no image path"})
+            else:
+                r = labelled.get(r.line, r)
+                problem = _position_problem(r.extra.get("ra"), r.extra.get("dec"))
+                if problem:
+                    bad_pos.append(f"{where}: {problem}")
+                    r.extra.pop("ra", None), r.extra.pop("dec", None)
+                kept.append(r)
+        left_out.extend(rows)
+        if rows:
+            warnings.warn(f"{Path(cat).name}: {len(rows)} rows left out (first: {rows[0]['reason']})", UserWarning,
+                          stacklevel=2)
+        if bad_pos:
+            warnings.warn(f"{Path(cat).name}: {len(bad_pos)} rows have ra/dec that are not sky positions in degrees; "
+                          f"their positions are left unknown (first: {bad_pos[0]})", UserWarning, stacklevel=2)
+        if not kept:
+            first = f" ({rows[0]['reason']})" if rows else " (it has no rows)"
+            raise GalaxySDDataError(f"catalog {str(cat)!r} lists no image to scan{first}")
         crop = crop_fraction
         if crop == "auto":
             from galaxysd_core.data.scale import matched_crop_for_records
 
-            crop, _ = matched_crop_for_records(recs)
-        votes = pd.DataFrame([r.votes for r in recs])
-        votes["id"] = [r.id for r in recs]
+            try:
+                crop, _ = matched_crop_for_records(kept)
+            except GalaxySDDataError as exc:
+                raise GalaxySDDataError(f"catalog {str(cat)!r}: {exc} (--crop-fraction auto); check its image "
+                                        f"paths or give --crop-fraction") from exc
+        votes = pd.DataFrame([r.votes for r in kept])
+        votes["id"] = [r.id for r in kept]
         parts.append(pd.DataFrame({
-            "id": [str(r.id) for r in recs], "image_path": [str(r.image_path) for r in recs],
-            "source": [r.source for r in recs], "crop_fraction": float(crop),
-            "file": [str(r.image_path) for r in recs],
-            "ra": [r.extra.get("ra", np.nan) for r in recs], "dec": [r.extra.get("dec", np.nan) for r in recs],
-            "known_caption": [r.caption for r in recs], "dust_lane_votes": _soft(votes)}))
+            "id": [str(r.id) for r in kept], "image_path": [str(r.image_path) for r in kept],
+            "source": [r.source for r in kept], "crop_fraction": float(crop),
+            "file": [str(r.image_path) for r in kept],
+            "ra": [_degrees(r.extra.get("ra")) for r in kept], "dec": [_degrees(r.extra.get("dec")) for r in kept],
+            "known_caption": [r.caption for r in kept], "dust_lane_votes": _soft(votes)}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -209,7 +300,7 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
                  classifier_dir: Optional[Union[str, Path]] = None, exclude_training: bool = True,
                  data_dir: Optional[Union[str, Path]] = None, top_n: Optional[int] = None, engine: str = "local",
                  scan_kwargs: Optional[Mapping[str, Any]] = None, progress: bool = True,
-                 catalogs: Sequence[str] = ()) -> CatalogResult:
+                 catalogs: Sequence[str] = (), left_out: Sequence[Mapping[str, str]] = ()) -> CatalogResult:
     """Score, rank and describe every record (module docstring).
 
     Parameters
@@ -232,6 +323,13 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
         :func:`galaxysd_core.science.scan.scan` settings.
     catalogs : sequence of str
         What was scanned, for the provenance.
+
+        Raises :class:`GalaxySDDataError` (naming the first files and why) when no image at all
+        could be read, as ``galaxysd classify`` does.
+    left_out : sequence of dict
+        Catalog rows left out before the scan (``{"id", "image_path", "reason"}``, from
+        :func:`records_from_catalogs`' ``skipped``): listed first in ``skipped`` and counted in the
+        provenance's ``n_rows_left_out``.
     """
     from galaxysd_core import config as _config
     from galaxysd_core.models.classifier import MorphologyClassifier
@@ -247,8 +345,15 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
                **dict(scan_kwargs or {}))
     t = res.table
     bad = t["skip_reason"] != ""
+    if len(t) and bad.all():
+        first = "; ".join(f"{p}: {r}" for p, r in zip(t["image_path"][:3], t["skip_reason"][:3]))
+        raise GalaxySDDataError(f"no readable image among {len(t)} galaxies ({first}); check the catalog paths and "
+                                f"--images-dir")
     skipped = t.loc[bad, ["id", "image_path", "skip_reason"]].rename(columns={"skip_reason": "reason"})
-    skipped["image_path"] = [relative_image_path(p, data_dir) for p in skipped["image_path"]]
+    if left_out:
+        skipped = pd.concat([pd.DataFrame(list(left_out), columns=["id", "image_path", "reason"]), skipped],
+                            ignore_index=True)
+    skipped["image_path"] = [relative_image_path(p, data_dir) if p else "" for p in skipped["image_path"]]
     t = t[~bad].copy()
     t["p_dust_cnn"] = t["score"]
     used = training_ids(detector_dir)
@@ -295,7 +400,7 @@ def scan_catalog(records: pd.DataFrame, detector_dir: Union[str, Path], *, judge
                        if Path(classifier_dir).is_dir() else None},
         "catalogs": [str(c) for c in catalogs],
         "crop_fractions": {str(k): float(v) for k, v in records.groupby("source")["crop_fraction"].first().items()},
-        "n_records": int(len(records)), "n_skipped": int(bad.sum()), "n_training_excluded": n_excluded if
+        "n_records": int(len(records)), "n_skipped": int(bad.sum()), "n_rows_left_out": len(left_out), "n_training_excluded": n_excluded if
         exclude_training else 0, "n_training_in_catalog": 0 if exclude_training else n_excluded, "rows": int(len(t)),
         "positions": "catalog ra/dec, else the IAU-style name (JHHMMSS.ss+DDMMSS.s); none for SDSS objids",
         "image_paths": "relative to $GALAXYSD_DATA_DIR (the real-data folder)" if data_dir else "as read",

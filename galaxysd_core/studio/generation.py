@@ -154,11 +154,12 @@ def generate(pipe, request: GenerationRequest, callback: Optional[StepCallback] 
     GalaxySDValueError
         Invalid prompt or settings, or a request over the limits.
     ServerBusyError
-        No slot within the timeout.
+        No slot: the queue is full, or the expected or actual wait is longer than the timeout (the
+        message says when to try again).
     """
     request.check()
     pipe.parse(request.prompt)  # fail fast, before queueing
-    with (gate or GATE).slot(timeout):
+    with (gate or GATE).slot(timeout, work=int(request.n_images) * int(request.steps)):
         out = pipe(request.prompt, negative_prompt=request.negative_prompt or None,
                    num_images_per_prompt=int(request.n_images), seed=request.seed,
                    num_inference_steps=int(request.steps),

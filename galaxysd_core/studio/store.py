@@ -21,17 +21,26 @@ SQLite specifics (applied by engine event listeners)
     * ``synchronous=FULL`` (a committed vote survives a power cut; ``$GALAXYSD_SQLITE_SYNCHRONOUS``
       can lower it), ``busy_timeout`` 30 s and
       ``foreign_keys=ON``;
+    * an optional size cap, ``$GALAXYSD_STORE_MAX_PAGES`` (``PRAGMA max_page_count``; pages of
+      4 KiB): a write beyond it fails exactly like one on a full disk;
     * pysqlite's own transaction handling is switched off and every transaction starts with
       ``BEGIN IMMEDIATE``, taking the write lock up front, so concurrent writers queue on the busy
       timeout instead of failing with "database is locked" on lock upgrade (the recipe in the
       SQLAlchemy SQLite dialect documentation, "Serializable isolation / Savepoints / Transactional
       DDL").
+
+Full disk
+    A write that does not fit (SQLite's "database or disk is full", PostgreSQL's ``disk_full``)
+    raises :class:`~galaxysd_core.errors.StoreFullError` naming what was not saved and how to
+    free space; the transaction is rolled back, so the store keeps every earlier row and passes
+    :meth:`Store.integrity_check` (``tests/test_faults.py``).
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import datetime as _dt
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -43,9 +52,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from galaxysd_core.config import STORE_URL_ENV, state_dir
-from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError, StoreError
+from galaxysd_core.errors import GalaxySDFileError, GalaxySDValueError, StoreError, StoreFullError
 
-__all__ = ["Store", "StoreError", "VERDICTS", "default_url", "open_store", "Verdict"]
+__all__ = ["Store", "StoreError", "StoreFullError", "VERDICTS", "default_url", "open_store", "Verdict"]
+
+logger = logging.getLogger(__name__)
 
 #: Accepted verdicts.
 VERDICTS = ("yes", "no", "unsure")
@@ -60,6 +71,12 @@ BUSY_TIMEOUT_S = 30.0
 #: against a crashed or killed process in WAL mode).
 SQLITE_SYNCHRONOUS = "FULL"
 _SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: Environment variable capping a SQLite store's size in pages (``PRAGMA max_page_count``); unset = no cap.
+MAX_PAGES_ENV = "GALAXYSD_STORE_MAX_PAGES"
+#: SQLite's result code of a write that does not fit (disk full or ``max_page_count`` reached).
+_SQLITE_FULL = 13
+#: PostgreSQL's SQLSTATE ``disk_full``.
+_PG_DISK_FULL = "53100"
 
 metadata = sa.MetaData()
 
@@ -91,13 +108,58 @@ quiz_table = sa.Table(
 )
 
 
+def is_full_error(exc: BaseException) -> bool:
+    """Whether a database error means "no space left": a full disk or the store's size limit.
+
+    Parameters
+    ----------
+    exc : BaseException
+        A SQLAlchemy error (its driver error in ``exc.orig``) or a driver error.
+
+    Returns
+    -------
+    bool
+        True for SQLite's ``SQLITE_FULL`` ("database or disk is full") and PostgreSQL's
+        ``disk_full`` (SQLSTATE 53100) or "No space left on device".
+    """
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == _SQLITE_FULL:
+        return True
+    if (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) == _PG_DISK_FULL:
+        return True
+    text = str(orig).lower()
+    return "database or disk is full" in text or "no space left on device" in text
+
+
+def full_store_error(url: str, what: str, exc: Optional[BaseException] = None, *,
+                     retry: str = "try again") -> StoreFullError:
+    """The :class:`StoreFullError` to raise for a write to ``url`` that did not fit (logged with its cause).
+
+    Parameters
+    ----------
+    url, what, exc, retry
+        The store; what was not saved (``"demo-04 (yes)"``); the driver's error; what to do once there is room.
+    """
+    limit = ""
+    if url.startswith("sqlite") and os.environ.get(MAX_PAGES_ENV, "").strip():
+        limit = f" or raise ${MAX_PAGES_ENV}"
+    logger.error("store %s is full; not saved: %s (%s)", describe_url(url), what, exc)
+    return StoreFullError(f"The verdict store is full (disk or size limit): free space on the disk of "
+                          f"{describe_url(url)}{limit}, then {retry}; nothing was saved for {what}; "
+                          "earlier verdicts are kept.")
+
+
 def _db_errors(fn):
-    """Turn SQLAlchemy/driver errors into :class:`StoreError` (shown as a message by the app)."""
+    """Turn SQLAlchemy/driver errors into :class:`StoreError` (shown as a message by the app);
+    a full disk or size limit becomes :class:`StoreFullError`."""
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
         try:
             return fn(self, *args, **kwargs)
         except sa.exc.SQLAlchemyError as exc:
+            if is_full_error(exc):
+                raise full_store_error(self.url, "this change", exc) from exc
             orig = getattr(exc, "orig", None) or exc
             raise StoreError(f"store {self.url!r}: {type(orig).__name__}: {orig}") from exc
     return wrapper
@@ -160,7 +222,22 @@ def _check_key(value: Any, what: str, allow_empty: bool = False) -> str:
     return text
 
 
-def _install_sqlite_listeners(engine: Engine, synchronous: str) -> None:
+def _max_pages_setting() -> Optional[int]:
+    """``$GALAXYSD_STORE_MAX_PAGES`` as a positive int, or None when unset."""
+    raw = os.environ.get(MAX_PAGES_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        pages = int(raw)
+    except ValueError:
+        pages = 0
+    if pages <= 0:
+        raise GalaxySDValueError(f"${MAX_PAGES_ENV} must be a positive number of pages (4 KiB each), got {raw!r}; "
+                                 "unset it for no limit")
+    return pages
+
+
+def _install_sqlite_listeners(engine: Engine, synchronous: str, max_pages: Optional[int] = None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised through every connection
         # Let SQLAlchemy (not pysqlite) emit BEGIN, so that it can be BEGIN IMMEDIATE.
@@ -170,6 +247,8 @@ def _install_sqlite_listeners(engine: Engine, synchronous: str) -> None:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute(f"PRAGMA synchronous = {synchronous}")
         cur.execute("PRAGMA foreign_keys = ON")
+        if max_pages is not None:  # never below the current size: SQLite then keeps the current size
+            cur.execute(f"PRAGMA max_page_count = {int(max_pages)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -227,7 +306,7 @@ class Store:
             if sync not in _SYNCHRONOUS_LEVELS:
                 raise GalaxySDValueError(f"$GALAXYSD_SQLITE_SYNCHRONOUS must be one of {_SYNCHRONOUS_LEVELS}, "
                                          f"got {sync!r}")
-            _install_sqlite_listeners(self.engine, sync)
+            _install_sqlite_listeners(self.engine, sync, _max_pages_setting())
         self._schema_lock = threading.Lock()
         self._schema_ready = False
 
@@ -243,6 +322,9 @@ class Store:
             try:
                 metadata.create_all(self.engine, checkfirst=True)
             except sa.exc.OperationalError as exc:
+                if is_full_error(exc):
+                    raise full_store_error(self.url, "this change (the store's tables could not be created)",
+                                           exc) from exc
                 if "already exists" not in str(exc):
                     raise GalaxySDFileError(f"cannot create the store schema at {self.url!r}: {exc.orig}") from exc
             self._schema_ready = True
@@ -270,11 +352,18 @@ class Store:
                     session_id: str = "") -> int:
         """Record one vote (committed before returning); returns its row id.
 
+        The id is returned only after the commit, so a caller that acknowledges the vote with it
+        never acknowledges an unsaved one.
+
         Raises
         ------
         GalaxySDValueError
             For a verdict not in :data:`VERDICTS`, an empty catalog or candidate id, or a note
             longer than :data:`MAX_NOTE_CHARS`.
+        StoreFullError
+            When the disk or the size limit is full: nothing was saved, earlier votes are kept.
+        StoreError
+            When the database cannot be reached or refuses the write.
         """
         catalog = _check_key(catalog, "catalog name")
         candidate_id = _check_key(candidate_id, "candidate id")
@@ -286,11 +375,17 @@ class Store:
         note = "" if note is None else str(note)
         if len(note) > MAX_NOTE_CHARS:
             raise GalaxySDValueError(f"note has {len(note)} characters; at most {MAX_NOTE_CHARS} are kept")
-        with self._begin() as conn:
-            res = conn.execute(verdicts_table.insert().values(
-                catalog=catalog, candidate_id=candidate_id, verdict=v, note=note, user=user,
-                session_id=session_id, created_at=_now()))
-            return int(res.inserted_primary_key[0])
+        try:
+            with self._begin() as conn:  # committed (or rolled back) on leaving the block
+                res = conn.execute(verdicts_table.insert().values(
+                    catalog=catalog, candidate_id=candidate_id, verdict=v, note=note, user=user,
+                    session_id=session_id, created_at=_now()))
+                row_id = int(res.inserted_primary_key[0])
+        except (sa.exc.SQLAlchemyError, StoreFullError) as exc:  # the latter: the schema could not be created
+            if isinstance(exc, StoreFullError) or is_full_error(exc):
+                raise full_store_error(self.url, f"{candidate_id} ({v})", exc, retry="vote again") from exc
+            raise
+        return row_id
 
     @staticmethod
     def _row(r) -> Verdict:
