@@ -56,6 +56,9 @@ def test_a_free_gate_admits_at_once_and_expects_no_wait():
     assert gate.estimate_wait() == 0.0
     with gate.slot(timeout=0):
         assert gate.running == 1
+        with pytest.raises(ServerBusyError, match=r"does not queue requests; try again in about \d+ s"):
+            with gate.slot(timeout=30):  # no queue: refused at once, whatever the timeout
+                pass
     assert gate.running == 0 and gate.waiting == 0
 
 

@@ -180,7 +180,8 @@ class GenerationGate:
             ok = self._sem.acquire(blocking=False)
             if not ok:
                 if self.max_waiting is not None and len(self._queued) >= self.max_waiting:
-                    raise self._busy(token, 0.0, f"{len(self._queued)} requests already wait (the queue is full); ")
+                    raise self._busy(token, 0.0, "this server does not queue requests; " if not self.max_waiting
+                                     else f"{len(self._queued)} requests already wait (the queue is full); ")
                 measured = self._sec_per_work is not None or self._sec_per_run is not None
                 if measured and timeout > 0 and self._wait_estimate() > timeout:
                     raise self._busy(token, 0.0, f"the expected wait is longer than {timeout:.0f} s; ")
