@@ -92,7 +92,7 @@ def streamlit_server(env: Dict[str, str], state: Path, *, unset: Sequence[str] =
     """A fresh ``streamlit run app.py`` on 127.0.0.1 (``port``, default a free one) in its own process
     group, logging to ``state/server.log``.
 
-    Yields ``{"url", "state", "pid", "log"}`` once ``/_stcore/health`` answers; on exit stops the
+    Yields ``{"url", "state", "pid", "proc", "log"}`` (``proc``: the Popen) once ``/_stcore/health`` answers; on exit stops the
     process group it started (SIGTERM, then SIGKILL after 20 s) and nothing else.
     """
     port = port or free_port()
@@ -122,7 +122,7 @@ def streamlit_server(env: Dict[str, str], state: Path, *, unset: Sequence[str] =
             if time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer within {start_timeout:.0f} s")
             time.sleep(0.5)
-        yield {"url": base, "state": state, "pid": proc.pid, "log": log_path}
+        yield {"url": base, "state": state, "pid": proc.pid, "proc": proc, "log": log_path}
     finally:
         _stop_group(proc)
         log.close()

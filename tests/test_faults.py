@@ -22,13 +22,11 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,7 +40,6 @@ APP = str(REPO / "app.py")
 DEMO_CATALOG = REPO / "assets" / "demo_candidates"
 CATALOG = "demo_candidates"
 CHROMIUM = Path("/usr/bin/chromium")
-STREAMLIT = Path(sys.executable).with_name("streamlit")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--no-first-run", "--disable-sync"]
 #: Limit of a server start or one page step; a very busy machine may need more: $GALAXYSD_E2E_TIMEOUT_S.
@@ -136,12 +133,6 @@ def _browser_or_skip():
     return pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _server_env(state: Path, store_url: str) -> dict:
     env = {**os.environ, "GALAXYSD_MODEL_DIR": str(state / "no-model"), "GALAXYSD_CANDIDATES": str(DEMO_CATALOG),
            "GALAXYSD_STORE_URL": store_url, "GALAXYSD_HOME": str(state / "home"), "OMP_NUM_THREADS": "1",
@@ -152,41 +143,14 @@ def _server_env(state: Path, store_url: str) -> dict:
 
 @contextlib.contextmanager
 def _server(state: Path, store_url: str, log_name: str):
-    """A ``streamlit run app.py`` in its own process group (so ``killpg`` reaches every child); yields
+    """A ``streamlit run app.py`` in its own process group (so ``killpg`` reaches every child), started by
+    ``bench/load_sessions.streamlit_server`` with its log in ``state/<log_name stem>/server.log``; yields
     ``(url, proc, log path)``; stopped on exit if still running."""
-    port = _free_port()
-    log_path = state / log_name
-    log = open(log_path, "wb")
-    cmd = [str(STREAMLIT) if STREAMLIT.exists() else sys.executable, *([] if STREAMLIT.exists() else ["-m", "streamlit"]),
-           "run", APP, "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_server_env(state, store_url), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}: {log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not answer within {START_TIMEOUT_S} s")
-            time.sleep(0.2)
-        yield base, proc, log_path
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
-        log.close()
+    from bench.load_sessions import streamlit_server
+
+    with streamlit_server(_server_env(state, store_url), state / Path(log_name).stem,
+                          start_timeout=START_TIMEOUT_S) as srv:
+        yield srv["url"], srv["proc"], srv["log"]
 
 
 #: Records every acknowledgement toast the page ever shows (toasts fade; this keeps them), once per vote.
