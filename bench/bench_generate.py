@@ -7,7 +7,8 @@ float32 matmul measured in the same run, their ratio (efficiency), the VAE decod
 the sky-noise step on their own, and training throughput (UNet + text encoder, images/s).
 Goal of GalaxySD-mini v2 (128 px): 8 images x 20 steps <= 1.5 s warm on an idle 2-core machine.
 With one feature guided (3 UNet branches per step, :mod:`galaxysd_core.pipelines.feature_guidance`)
-the same run prints the guided figure beside the plain one (goal: <= 1.5 s as well).
+the same run prints the guided figure beside the plain one (goal: <= 1.5 s as well), and the figure
+of a slider with contrast ("in-between round galaxy" pushing its 2 alternatives away: 5 branches).
 
 Usage: python bench/bench_generate.py [--model DIR] [--threads N]
 """
@@ -39,9 +40,15 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
 
 GUIDED_PROMPT = "sdss, features or disk-shaped, spiral galaxy"
 GUIDED_FEATURE = {"bar-shaped structure in the center of galaxy": 4.5}
+CONTRAST_PROMPT = "sdss, smooth, in-between round galaxy"
 
 
-def _call(pipe, steps: int, guided: bool):
+def _call(pipe, steps: int, guided):
+    if guided == "contrast":
+        from galaxysd_core.pipelines.feature_guidance import contrast_scales
+
+        return pipe(CONTRAST_PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=1.5,
+                    output_type="np", feature_guidance=contrast_scales("in-between round galaxy", 4.0, 1.5, 1.0))
     if guided:
         return pipe(GUIDED_PROMPT, num_images_per_prompt=8, seed=0, num_inference_steps=steps, guidance_scale=1.5,
                     output_type="np", feature_guidance=GUIDED_FEATURE)
@@ -132,16 +139,18 @@ def main() -> None:
     gflops_peak = matmul_gflops()
     print(f"float32 matmul 1024^3: {gflops_peak:.1f} GFLOP/s")
     walls = {}
-    for steps, guided in ((20, False), (20, True), (50, False)):
+    for steps, guided in ((20, False), (20, True), (20, "contrast"), (50, False)):
         wall = timed_generation(pipe, steps, guided=guided)
         walls[(steps, guided)] = wall
         flops = flops_per_image(pipe, steps, guided)
         achieved = flops * 8 / wall / 1e9
-        what = ("one feature guided (3 branches), guidance 1.5" if guided else "guidance 6.5 (2 branches)")
+        what = ("one feature with contrast (5 branches), guidance 1.5" if guided == "contrast" else
+                "one feature guided (3 branches), guidance 1.5" if guided else "guidance 6.5 (2 branches)")
         print(f"8 images, {steps} steps, {what}: {wall:.3f} s warm  "
               f"({flops / 1e9:.2f} GFLOP/image, {achieved:.1f} GFLOP/s achieved, "
               f"efficiency {100 * achieved / gflops_peak:.0f}% of matmul)")
-    print(f"guided / plain (20 steps, same run): {walls[(20, True)] / walls[(20, False)]:.2f}x")
+    print(f"guided / plain (20 steps, same run): {walls[(20, True)] / walls[(20, False)]:.2f}x; "
+          f"contrast / plain: {walls[(20, 'contrast')] / walls[(20, False)]:.2f}x")
     print(f"VAE decode of 8 latents: {decode_seconds(pipe):.3f} s warm; sky noise for 8 images: "
           f"{noise_seconds(pipe):.4f} s")
     print(f"training throughput (UNet + text encoder, batch 64): {training_throughput(pipe):.1f} images/s")

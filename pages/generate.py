@@ -56,7 +56,7 @@ def guided_features() -> Dict[str, float]:
     if ss.get(K_MECH) != "guidance":
         return {}
     strengths = {ss[qkey(c.stem)]: float(ss[gkey(c.stem)]) for c in CONTROLS if ss[qkey(c.stem)] != OFF}
-    return controls.feature_scales(strengths, float(ss[K_GUID]))
+    return controls.feature_scales(strengths, float(ss[K_GUID]), ss.get("gen.contrast"))
 
 
 # ----------------------------------------------------------------------------- state sync (callbacks)
@@ -142,7 +142,7 @@ def on_settings_png() -> None:
         return
     try:
         info = read_png_parameters(file)
-        settings, notes = controls.settings_from_png(info)
+        settings, notes = controls.settings_from_png(info, ss.get("gen.contrast"))
     except GalaxySDError as exc:
         ss["gen.png_error"] = str(exc)
         return
@@ -154,7 +154,7 @@ def on_use_item(uid: str) -> None:
     item = next((it for it in ss.get("gen.gallery", []) if it.uid == uid), None)
     if item is None:
         return
-    settings, notes = generation.reuse_settings(item)
+    settings, notes = generation.reuse_settings(item, ss.get("gen.contrast"))
     apply_settings(settings, [f"settings of seed {item.seed} restored"] + notes)
 
 
@@ -167,6 +167,7 @@ def init_state(pipe) -> None:
         ss.setdefault(k, v)
     fd = getattr(pipe, "feature_defaults", None)
     ss["gen.feature_defaults"] = dict(fd.strengths) if fd is not None else {}
+    ss["gen.contrast"] = dict(fd.contrast) if fd is not None else {}
     for c in CONTROLS:
         ss.setdefault(qkey(c.stem), OFF)
         ss.setdefault(wkey(c.stem), 1.0)
@@ -279,7 +280,10 @@ with left:
             b.slider("strength (1 = plain prompt)", controls.STRENGTH_MIN, controls.STRENGTH_MAX,
                      step=controls.STRENGTH_STEP, key=gkey(c.stem), disabled=chosen == OFF,
                      label_visibility="visible" if i == 0 else "hidden",
-                     help=f"Guidance of this feature alone, x the guidance scale; the model's default: {rec:g}")
+                     help=f"Guidance of this feature, x the guidance scale; the model's default: {rec:g}")
+            note = controls.contrast_note(None if chosen == OFF else chosen, ss.get("gen.contrast"))
+            if note:
+                b.caption(note)
         else:
             b.slider("weight", controls.SLIDER_MIN, controls.SLIDER_MAX, step=controls.SLIDER_STEP, key=wkey(c.stem),
                      on_change=on_weight_change, disabled=ss[qkey(c.stem)] == OFF,

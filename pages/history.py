@@ -35,7 +35,7 @@ def reuse(entry_id: int) -> None:
     if entry is None:
         ss["hist.error"] = f"generation {entry_id} is no longer in the history (pruned)"
         return
-    settings, notes = entry.reuse_settings()
+    settings, notes = entry.reuse_settings(ss.get("gen.contrast"))
     ss["gen.pending_settings"] = (settings, [f"settings of history entry {entry_id} restored"] + notes)
     ss["hist.go_generate"] = True
 

@@ -138,3 +138,21 @@ def test_readme_examples_use_the_data_variable_and_say_where_files_go():
     assert "$GALAXYSD_DATA_DIR/gz1_sdss/labels.csv" in text
     assert "galaxysd-output/" in text and "~/.galaxysd/store.sqlite" in text and "GALAXYSD_STORE_URL" in text
     assert "--out samples/" not in text and "--out results/" not in text
+
+
+def test_slider_option_uses_the_models_default_strength_and_contrast(tiny_model, tmp_path):
+    from galaxysd_core.pipelines.feature_defaults import FeatureDefaults
+
+    folder = tmp_path / "model"
+    import shutil
+
+    shutil.copytree(tiny_model, folder)
+    mid = "in-between round galaxy"
+    FeatureDefaults(guidance_scale=1.5, strengths={mid: 3.0}, contrast={mid: 1.0}).save(folder)
+    code = main(["generate", f"sdss, smooth, {mid}", "-n", "1", "--seed", "0", "--steps", "1", "--guidance", "1.5",
+                 "--slider", f"{mid}=default", "--out", str(tmp_path / "o"), "--model", str(folder), "--quiet"])
+    assert code == 0
+    info = read_png_parameters(next((tmp_path / "o").glob("*.png")))
+    assert info["feature_guidance"] == [[mid, 4.5], ["completely round galaxy", -3.0], ["cigar shaped galaxy", -3.0]]
+    assert main(["generate", "sdss, smooth", "--slider", "smooth=strong", "--model", str(folder), "--quiet",
+                 "--out", str(tmp_path / "p")]) == 2

@@ -259,5 +259,23 @@ def test_release_model_writes_metrics_grids_defaults_and_card(tiny, tmp_path):
         assert heading in text, heading
     assert f"guidance {chosen['guidance']:g}" in text and "bench numbers" in text and "- a note" in text
     assert "| spiral galaxy | 40 |  |" in text and "| smooth | 12 | rarely seen |" in text
+    # measured again in place after a sky-noise change: its sections replaced, the rest of the card kept
+    from galaxysd_core.evaluation.release import refresh_at_defaults
+
+    card.write_text(text + "\n## Guidance per feature (sliders)\n\nwritten by another script\n")
+    before = (out / "metrics" / "evaluation.csv").stat().st_mtime_ns
+    refresh_at_defaults(out, [tiny / "cache"], n=2, steps=1, classifier=clf, progress=False,
+                        note="Measured again after the noise change.")
+    again = card.read_text()
+    assert (out / "metrics" / "evaluation.csv").stat().st_mtime_ns > before
+    noise = SkyNoise.load(out)  # measured with the power spectrum now, the channels drawn independently
+    assert noise.spectrum is not None and noise.spectrum.correlation == np.eye(3).tolist()
+    assert np.shape(noise.source["measured_channel_correlation"]) == (3, 3)
+    assert again.count("## Realism, diversity and consistency") == 1 and again.count("## Sky background") == 1
+    realism = again[again.index("## Realism"):again.index("\n## ", again.index("## Realism") + 5)]
+    assert "Measured again after the noise change." in realism
+    assert "written by another script" in again and "- a note" in again and "## Metrics over training" in again
+    with pytest.raises(GalaxySDFileError, match="README.md"):
+        refresh_at_defaults(tmp_path / "nowhere", [tiny / "cache"], n=2, classifier=clf)
     with pytest.raises(GalaxySDFileError, match="model_index.json"):
         release_model(tmp_path / "nothing", tmp_path / "x", [tiny / "cache"], n=2)

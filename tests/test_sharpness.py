@@ -41,3 +41,45 @@ def test_spectrum_of_a_pure_frequency_peaks_at_it():
     assert set(BANDS) == {"low", "middle", "high"}
     with pytest.raises(GalaxySDValueError):
         radial_power_spectrum(np.zeros((2, 8, 9)))
+
+
+def _ripples(n=16, size=128, noise=0.0, seed=0):
+    """Galaxies with arm-like ripples at ~0.24 cycles per pixel in the centre and sky noise of
+    ``noise`` counts (white, the same in all channels) everywhere."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] - size / 2
+    out = []
+    for _ in range(n):
+        a = rng.uniform(8, 12)
+        g = 120 * np.exp(-0.5 * (x ** 2 + y ** 2) / a ** 2)
+        g += 25 * np.sin(1.5 * x + rng.uniform(0, 6)) * np.exp(-0.5 * (x ** 2 + y ** 2) / (1.5 * a) ** 2)
+        g = g[..., None].repeat(3, -1) + 40 + (rng.normal(0, noise, (size, size, 1)) if noise else 0)
+        out.append(g)
+    return np.clip(np.stack(out), 0, 255).astype(np.float32)
+
+
+def test_noise_floor_is_the_power_of_the_sky_alone():
+    from galaxysd_core.evaluation.sharpness import noise_floor
+
+    noisy = _ripples(noise=6.0)
+    sky = _ripples(noise=6.0, seed=1) * 0 + 40 + np.random.default_rng(2).normal(0, 6, noisy.shape[:3] + (1,))
+    f, p_sky = radial_power_spectrum(sky)
+    floor = noise_floor(noisy, f)
+    m = (f > BANDS["middle"][0]) & (f <= BANDS["high"][1])
+    assert floor[m].sum() / p_sky[m].sum() == pytest.approx(1.0, rel=0.12)
+
+
+def test_structure_ratio_sees_the_ripples_through_the_noise_and_not_a_blur():
+    from scipy.ndimage import gaussian_filter
+
+    from galaxysd_core.evaluation.sharpness import structure_ratios
+
+    real = _ripples(noise=16.0)
+    clean = _ripples(noise=0.0)  # the same galaxies without sky noise
+    r = structure_ratios(clean, real)
+    assert 0.3 < r["real_noise_share"]["middle"] < 0.95
+    assert r["structure"]["middle"] == pytest.approx(1.0, abs=0.25)
+    blurred = structure_ratios(gaussian_filter(clean, sigma=(0, 2, 2, 0)), real)
+    assert blurred["structure"]["middle"] < 0.2
+    # the total band ratio of clean images is low only because the real power is mostly noise
+    assert band_ratios(clean, real)["middle"] < r["structure"]["middle"]

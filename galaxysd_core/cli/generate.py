@@ -57,6 +57,11 @@ def add_parser(subparsers) -> None:
                    help="guidance for one feature (repeatable), e.g. --feature \"bar-shaped structure in the center of "
                         "galaxy=4\": 0 = off, the guidance scale = as in the prompt, more extrapolates, negative "
                         "pushes it away (composable diffusion; the same galaxy per seed)")
+    p.add_argument("--slider", action="append", default=[], metavar="PHRASE=STRENGTH",
+                   help="the app's feature slider (repeatable): STRENGTH x the guidance scale, 1 = the plain prompt, "
+                        "or 'default' for the model's measured default; where the model card chose contrast, the "
+                        "other answers of the feature's GZ2 question are pushed away too (as in the app), e.g. "
+                        "--slider \"in-between round galaxy=default\"")
     p.add_argument("--init-image", default=None, help="start from this real galaxy image (img2img)")
     p.add_argument("--strength", type=float, default=0.6, help="img2img strength in (0, 1] (default 0.6)")
     p.add_argument("--model", default=None, help="model folder (default $GALAXYSD_MODEL_DIR or the shipped model)")
@@ -66,6 +71,39 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_arguments(p)
     p.set_defaults(func=run)
+
+
+def slider_features(pipe, sliders, guidance=None):
+    """Feature-guidance pairs of ``--slider PHRASE=STRENGTH`` options, as the app's sliders make them
+    (the model's contrast included; :meth:`~galaxysd_core.pipelines.feature_defaults.FeatureDefaults.slider_scales`).
+
+    Raises
+    ------
+    GalaxySDValueError
+        For a malformed option or a strength that is neither a number nor ``default``.
+    """
+    from galaxysd_core.pipelines.feature_defaults import FeatureDefaults
+
+    fd = pipe.feature_defaults
+    g = float(pipe.generation_defaults.guidance_scale if guidance is None else guidance)
+    if fd is None:
+        fd = FeatureDefaults(guidance_scale=g)
+    out = []
+    for text in sliders:
+        phrase, sep, value = str(text).rpartition("=")
+        phrase = " ".join(phrase.split())
+        if not sep or not phrase:
+            raise GalaxySDValueError(f"--slider takes PHRASE=STRENGTH (e.g. \"dust lane=3\"), got {text!r}")
+        value = value.strip()
+        if value.lower() == "default":
+            m = fd.strength(phrase)
+        else:
+            try:
+                m = float(value)
+            except ValueError:
+                raise GalaxySDValueError(f"--slider {text!r}: the strength must be a number or 'default'") from None
+        out.extend(fd.slider_scales(phrase, m, g))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
         bar.n = step
         bar.refresh()
 
+    features = list(args.feature) + slider_features(pipe, args.slider, args.guidance)
     out = pipe(args.prompt, negative_prompt=args.negative, num_images_per_prompt=args.num_images, seed=args.seed,
                num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.sampler,
                image=init, strength=args.strength, callback=progress, tree_negatives=args.tree_negatives,
-               sky_noise=args.sky_noise, latent_mean=args.latent_mean, feature_guidance=args.feature or None)
+               sky_noise=args.sky_noise, latent_mean=args.latent_mean, feature_guidance=features or None)
     bar.close()
     target = Path(args.out) if args.out else output_dir("generate")
     target.mkdir(parents=True, exist_ok=True)

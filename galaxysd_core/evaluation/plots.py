@@ -118,13 +118,23 @@ def feature_curves_plot(curves: pd.DataFrame, chosen: Dict[str, float], path: Un
     rows = math.ceil(len(phrases) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.5 * rows), squeeze=False)
     for ax, phrase in zip(axes.flat, phrases):
-        c = curves[curves["phrase"] == phrase].sort_values("strength")
+        allc = curves[curves["phrase"] == phrase]
+        if "contrast" not in allc.columns:
+            allc = allc.assign(contrast=0.0)
+        c = allc[allc["contrast"] == 0].sort_values("strength")
         ax.plot(c["strength"], c["effect"], "o-", color="tab:blue", ms=3)
+        for i, (w, cc) in enumerate(allc[allc["contrast"] > 0].groupby("contrast")):
+            # contrast curves start from the plain prompt (strength 1): no contrast at or below it
+            cc = pd.concat([c[c["strength"] == 1.0], cc.sort_values("strength")])
+            ax.plot(cc["strength"], cc["effect"], "^--" if i == 0 else "v:", color="tab:purple", ms=3, lw=0.9,
+                    label=f"contrast w {w:.2g}")
+        if (allc["contrast"] > 0).any():
+            ax.legend(fontsize=6, loc="upper left", frameon=False)
         ax.axhline(goal, color="tab:blue", lw=0.7, ls=":")
         ax.axvline(1.0, color="grey", lw=0.6, ls="--")
         if phrase in chosen:
             ax.axvline(chosen[phrase], color="tab:green", lw=1.2)
-        ax.set_ylim(min(-0.1, float(c["effect"].min()) - 0.05), max(0.8, float(c["effect"].max()) + 0.05))
+        ax.set_ylim(min(-0.1, float(allc["effect"].min()) - 0.05), max(0.8, float(allc["effect"].max()) + 0.05))
         ax.set_title(phrase if len(phrase) < 30 else phrase[:28] + "…", fontsize=8)
         ax.tick_params(labelsize=7)
         if c["spread"].notna().any():
@@ -134,11 +144,34 @@ def feature_curves_plot(curves: pd.DataFrame, chosen: Dict[str, float], path: Un
             ax2.tick_params(labelsize=6, colors="tab:orange")
     for ax in list(axes.flat)[len(phrases):]:
         ax.axis("off")
-    fig.suptitle("Guidance per feature: classifier v2 effect (blue; dotted: goal 0.3) and spread vs real "
-                 "(orange) against strength (x guidance; dashed: plain prompt; green: default)", fontsize=9)
+    fig.suptitle("Guidance per feature: classifier v2 effect (blue; purple: with contrast; dotted: goal 0.3) and "
+                 "spread vs real (orange) against strength (x guidance; dashed: plain prompt; green: default)",
+                 fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = Path(path)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def image_rows_figure(rows, path: Union[str, Path], per_row: int = 10) -> Path:
+    """Labelled rows of galaxy images: ``rows`` = ``[(label, uint8 array (N, H, W, 3)), ...]``, the first
+    ``per_row`` images of each (an empty row says "none")."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), per_row, figsize=(1.3 * per_row, 1.45 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if c < len(images):
+                ax.imshow(np.asarray(images[c]))
+        axes[r, 0].set_title(label + ("" if len(images) else ": none"), fontsize=8, loc="left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -152,6 +185,12 @@ def sharpness_plot(report: Dict, path: Union[str, Path], title: str = "") -> Pat
     axes[0].semilogy(f, report["power_real"], "o-", ms=2, label=f"real ({report['n_real']})", color="tab:blue")
     axes[0].semilogy(f, report["power_generated"], "s-", ms=2, label=f"generated ({report['n_generated']})",
                      color="tab:orange")
+    if "power_generated_clean" in report:  # the same galaxies without the added sky noise
+        axes[0].semilogy(f, report["power_generated_clean"], "--", lw=1, color="tab:orange",
+                         label="generated, no added sky noise")
+    if "noise_floor_real" in report:
+        axes[0].semilogy(f, np.maximum(report["noise_floor_real"], 1e-9), ":", lw=1.2, color="tab:blue",
+                         label="real: sky-noise floor (corners)")
     ratio = report["power_generated"] / report["power_real"]
     axes[1].plot(f, ratio, "o-", ms=2, color="tab:orange")
     axes[1].axhline(1.0, color="grey", lw=0.8)
@@ -165,8 +204,11 @@ def sharpness_plot(report: Dict, path: Union[str, Path], title: str = "") -> Pat
     axes[0].legend(fontsize=8)
     axes[1].set_ylabel("generated / real")
     axes[1].set_ylim(0, max(1.6, float(np.nanmax(ratio)) * 1.05) if len(ratio) else 1.6)
-    axes[1].set_title(f"band ratios: low {r['low']:.2f}, middle {r['middle']:.2f} (shaded; goal 0.7), "
-                      f"high {r['high']:.2f}", fontsize=9)
+    title1 = (f"band ratios: low {r['low']:.2f}, middle {r['middle']:.2f} (shaded; goal 0.7), "
+              f"high {r['high']:.2f}")
+    if "structure" in report:
+        title1 += f"\nstructure only (no noise / real minus floor): middle {report['structure']['middle']:.2f}"
+    axes[1].set_title(title1, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

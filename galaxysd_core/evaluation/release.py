@@ -26,7 +26,8 @@ then the sample grid ``samples_grid.png`` (:data:`GRID_PROMPTS` x 8 seeds), Gala
 ``figure3.png`` (a real held-out galaxy of each prompt of the table A-P beside generated ones), the
 dust-lane sweep grid ``dust_sweep.png``, and the model card ``README.md``
 (:func:`galaxysd_core.evaluation.model_card.write_model_card`). All runs use DDIM, ``steps`` steps
-and seeds ``0 .. n-1``.
+and seeds ``0 .. n-1``. :func:`refresh_at_defaults` redoes steps 1 and 4-6 and the grids of a released
+folder in place (after its sky-noise model changed), keeping its recommended settings.
 """
 from __future__ import annotations
 
@@ -313,10 +314,34 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     front_plot(summary, metrics / "front.png")
     defaults.save(out)
     logger.info("chose guidance %.2f, tree negatives %s", defaults.guidance_scale, defaults.tree_negatives)
+
+    # 4-6. the evaluation at the defaults, every feature on/off, the dust-lane sweep, the sky background
+    pipe, bench = _measure_at_defaults(out, prompts, defaults, clf, real, held, test_ids, n, steps, progress)
+
+    # 7. training snapshots (with the release's sky-noise model, so every step is judged alike)
+    if checkpoints:
+        snapshot_metrics(run, out, prompts[:5], defaults, clf, real, n_checkpoints=n_checkpoints, steps=steps,
+                         progress=progress)
+
+    # 8. training captions, grids, card
+    info = json.loads(info_path.read_text())
+    captions = [c for c, k in info["caption_counts"].items() for _ in range(int(k))]
+    describe(captions).save(metrics / "morphology_distribution")
+    _grids(pipe, out, defaults, held, held_index, steps)
+    card = write_model_card(out, run, bench_text=bench_text, notes=notes)
+    logger.info("wrote %s (real consistency benchmark %s)", card,
+                (bench.get("consistency_on_real") or {}).get("consistency"))
+    return card
+
+
+def _measure_at_defaults(out: Path, prompts, defaults, clf, real, held, test_ids, n: int, steps: int, progress):
+    """Steps 4-6 of :func:`release_model` (module docstring); returns the pipeline and the real benchmark."""
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+
+    metrics = out / "metrics"
+    # 4. the evaluation at the defaults
     at_defaults = EvaluationConfig(n=n, seed=0, steps=steps, guidance=defaults.guidance_scale,
                                    tree_negatives=defaults.tree_negatives)
-
-    # 4. the evaluation at the defaults
     res = evaluate(out, prompts, config=at_defaults, classifier=clf, real=real, out_dir=metrics, progress=progress,
                    test_ids=test_ids)
     bench = res.benchmark or {}
@@ -344,23 +369,58 @@ def release_model(run_dir: Union[str, Path], out_dir: Union[str, Path], caches: 
     backgrounds = compare_backgrounds(held, gen)
     (metrics / "background.json").write_text(json.dumps(backgrounds, indent=1))
     histogram_plot(backgrounds, metrics / "pixel_histograms.png")
+    return pipe, bench
 
-    # 7. training snapshots (with the release's sky-noise model, so every step is judged alike)
-    if checkpoints:
-        snapshot_metrics(run, out, prompts[:5], defaults, clf, real, n_checkpoints=n_checkpoints, steps=steps,
-                         progress=progress)
 
-    # 8. training captions, grids, card
-    info = json.loads(info_path.read_text())
-    captions = [c for c, k in info["caption_counts"].items() for _ in range(int(k))]
-    describe(captions).save(metrics / "morphology_distribution")
+def _grids(pipe, out: Path, defaults, held, held_index, steps: int) -> None:
+    """The sample grid and GalaxySD's Figure 3 of a release folder."""
     sample_grid(pipe, GRID_PROMPTS, seeds=range(8), steps=steps, guidance=defaults.guidance_scale,
                 path=out / "samples_grid.png")
     _, fig3 = real_vs_generated_grid(pipe, GALAXYSD_PROMPT_TABLE, held, list(held_index["caption"]),
                                      list(held_index["id"]), seeds=range(5),
                                      path=out / "figure3.png")
-    pd.DataFrame(fig3).to_csv(metrics / "figure3.csv", index=False)
-    card = write_model_card(out, run, bench_text=bench_text, notes=notes)
-    logger.info("wrote %s (real consistency benchmark %s)", card,
-                (bench.get("consistency_on_real") or {}).get("consistency"))
-    return card
+    pd.DataFrame(fig3).to_csv(out / "metrics" / "figure3.csv", index=False)
+
+
+def refresh_at_defaults(out_dir: Union[str, Path], caches: Sequence[Union[str, Path]], *, n: int = 64,
+                        steps: int = 20, classifier=None, progress: bool = True, note: Optional[str] = None,
+                        measure_noise: bool = True) -> Path:
+    """Measure a release folder again at its recommended settings, after its sky-noise model changed.
+
+    Steps 1 (the noise model only, unless ``measure_noise`` is False), 4-6 and the grids of
+    :func:`release_model`, with the folder's
+    ``generation_defaults.json`` kept (the guidance sweep and the training snapshots are not redone);
+    the card's sections of those steps are replaced in place, the rest of the card is kept, and
+    ``note`` (if given) is added under "Realism, diversity and consistency".
+    """
+    from galaxysd_core.evaluation.feature_curves import replace_card_section
+    from galaxysd_core.evaluation.model_card import _section_at_defaults, _section_background, _section_features
+    from galaxysd_core.evaluation.reference import classifier_test_ids
+    from galaxysd_core.pipelines.pipeline_galaxysd import load_pipeline
+
+    out = Path(out_dir)
+    readme = out / "README.md"
+    if not readme.is_file():
+        raise GalaxySDFileError(f"{str(readme)!r} not found; refresh a released model folder")
+    clf, clf_source = load_classifier(classifier)
+    test_ids = classifier_test_ids(clf_source) or []
+    real = [str(c) for c in caches]
+    pipe = load_pipeline(out)
+    held, held_index = held_out_real(real, test_ids, pipe.default_size)
+    if measure_noise:
+        measure_release_noise(pipe.vae, held, pipe.default_size, real).save(out)
+    defaults = load_pipeline(out).generation_defaults
+    prompts = list(QUALITY_BAR) + EXTRA_PROMPTS
+    pipe, _ = _measure_at_defaults(out, prompts, defaults, clf, real, held, test_ids, n, steps, progress)
+    _grids(pipe, out, defaults, held, held_index, steps)
+    metrics = out / "metrics"
+    body = readme.read_text()
+    for lines in (_section_at_defaults(metrics), _section_features(metrics), _section_background(metrics)):
+        if not lines:
+            continue
+        text = "\n".join(lines).rstrip("\n") + "\n"
+        if note and lines[0].startswith("## Realism"):
+            text += "\n" + note.strip() + "\n"
+        body = replace_card_section(body, text + "\n", title=lines[0])
+    readme.write_text(body)
+    return readme

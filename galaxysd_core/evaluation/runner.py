@@ -59,11 +59,13 @@ def model_name(pipe, model=None) -> str:
 
 def generate(pipe, prompt: str, n: int, seed: int, steps: int, guidance: float, scheduler: str = "ddim",
              negative_prompt: Optional[str] = None, tree_negatives: bool = True,
-             used_negative: Optional[List[str]] = None, feature_guidance=None) -> np.ndarray:
+             used_negative: Optional[List[str]] = None, feature_guidance=None,
+             sky_noise: Optional[bool] = None) -> np.ndarray:
     """``n`` uint8 images ``(n, H, W, 3)`` of one prompt with seeds ``seed .. seed+n-1`` (chunked).
 
     ``used_negative``, when given, receives the negative prompt the pipeline actually used;
-    ``feature_guidance`` is passed to the pipeline (guidance per feature).
+    ``feature_guidance`` is passed to the pipeline (guidance per feature), and ``sky_noise`` (None: the
+    model's recommendation; False: the decoded galaxies alone).
     """
     out = []
     for start in range(0, n, CHUNK):
@@ -71,7 +73,7 @@ def generate(pipe, prompt: str, n: int, seed: int, steps: int, guidance: float, 
         res = pipe(prompt=prompt, negative_prompt=negative_prompt, num_images_per_prompt=m,
                    seed=[seed + start + i for i in range(m)], num_inference_steps=int(steps),
                    guidance_scale=float(guidance), scheduler=scheduler, output_type="np",
-                   tree_negatives=tree_negatives, feature_guidance=feature_guidance)
+                   tree_negatives=tree_negatives, feature_guidance=feature_guidance, sky_noise=sky_noise)
         out.append(np.asarray(res.images))
         if used_negative is not None and start == 0:
             used_negative.append((getattr(res, "negative_prompts", None) or [""])[0])

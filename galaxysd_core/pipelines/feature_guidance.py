@@ -18,7 +18,7 @@ its galaxy while the feature grows or fades, which a weight of the text embeddin
 batched UNet call (:func:`combine`).
 
 Owns :data:`MAX_FEATURES`, :data:`SCALE_RANGE`, :class:`FeatureBranches`, :func:`parse_feature_arg`,
-:func:`normalize_features`, :func:`remove_phrase`, :func:`add_phrase`, :func:`branches_for` and
+:func:`normalize_features`, :func:`contrast_scales`, :func:`remove_phrase`, :func:`add_phrase`, :func:`branches_for` and
 :func:`combine`.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from galaxysd_core.errors import GalaxySDValueError
 from galaxysd_core.prompts.grammar import ParsedPrompt
 
 __all__ = ["MAX_FEATURES", "SCALE_RANGE", "FeatureBranches", "parse_feature_arg", "normalize_features",
-           "remove_phrase", "add_phrase", "branches_for", "combine"]
+           "remove_phrase", "add_phrase", "branches_for", "combine", "contrast_scales"]
 
 #: Guided features per call (each adds one UNet branch per image).
 MAX_FEATURES = 8
@@ -133,6 +133,51 @@ def add_phrase(parsed: ParsedPrompt, phrase: str, weight: float = 1.0) -> Parsed
     words = parsed.words + ((",",) if parsed.words else ()) + extra
     weights = parsed.weights + ((1.0,) if parsed.words else ()) + (float(weight),) * len(extra)
     return ParsedPrompt(text=_join(words), words=words, weights=weights)
+
+
+def contrast_scales(phrase: str, strength: float, guidance_scale: float, weight: float,
+                    alternatives: Optional[Sequence[str]] = None) -> List[Tuple[str, float]]:
+    """Feature scales of one slider with *contrast*: the feature pulled in, its alternatives pushed away.
+
+    The answers of one GZ2 question exclude each other, so a slider that makes a galaxy more
+    "in-between round" should also make it less "completely round" and less "cigar shaped".
+    Composable diffusion (Liu et al. 2022, Sec. 3, the negation operator) does this with a negative
+    scale on each alternative's branch. Above strength 1 (the plain prompt) each alternative gets
+
+    .. math:: s_\\mathrm{alt} = -(m - 1)\\, g\\, w
+
+    (``m`` the slider's strength, ``g`` the guidance scale, ``w`` the model's contrast weight of the
+    feature, ``feature_defaults.json``); at and below strength 1 there is no contrast, so 1 stays
+    the plain prompt and 0 the base alone. Each alternative costs one more UNet branch.
+
+    Parameters
+    ----------
+    phrase : str
+    strength : float
+        The slider's strength (a multiple of ``guidance_scale``).
+    guidance_scale : float
+    weight : float
+        Contrast weight ``w`` (0: none).
+    alternatives : sequence of str, optional
+        Default: the other answers of the phrase's GZ2 question
+        (:func:`galaxysd_core.schema.gz2.alternative_answers`).
+
+    Returns
+    -------
+    list of (str, float)
+        ``[(phrase, m g), (alternative, s_alt), ...]``; just the feature when there is no contrast,
+        nothing at strength 1 without contrast (the plain prompt needs no branch).
+    """
+    from galaxysd_core.schema.gz2 import alternative_answers
+
+    m, g, w = float(strength), float(guidance_scale), float(weight)
+    if not all(math.isfinite(v) for v in (m, g, w)):
+        raise GalaxySDValueError(f"strength, guidance and contrast weight must be finite, got {m}, {g}, {w}")
+    alts = list(alternative_answers(phrase) if alternatives is None else alternatives)
+    extra = [(a, -(m - 1.0) * g * w) for a in alts] if (m > 1.0 and w != 0.0) else []
+    if m == 1.0 and not extra:
+        return []
+    return [(phrase, m * g)] + extra
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,19 @@ Why: an 8x-downsampling VAE cannot represent pixel-level sky noise (a 16x16x4 la
 image keeps ~2% of its numbers), so decoded galaxies sit on an unnaturally smooth sky and are easy
 to tell from real cutouts. As image simulators do (GalSim's ``Image.addNoise`` on noiseless
 profiles; Rowe et al. 2015, Astron. Comput. 10, 121), the pipeline adds the missing noise:
-Gaussian, per colour channel, correlated over neighbouring pixels like the resampled SDSS JPEG
-cutouts (white noise smoothed by a Gaussian kernel whose width reproduces the measured lag-1
-correlation).
+Gaussian, correlated over neighbouring pixels and between the colour channels like the resampled
+SDSS JPEG cutouts. Two noise models:
+
+* **measured power spectrum** (preferred; ``spectrum`` in ``sky_noise.json``): the radially averaged
+  power spectrum per channel of sky patches (the image corners) of real cutouts minus that of their
+  VAE reconstructions, and the channels' correlation; noise is drawn as white noise coloured by the
+  square root of that spectrum in Fourier space. This is what GalSim's ``CorrelatedNoise`` does with
+  a noise field measured from an image (Rowe et al. 2015, Sec. 6). The sky of the GZ2 cutouts has a
+  steep, scale-free spectrum (most of the power in the middle third of the frequencies of a 128 px
+  cutout is sky noise, not galaxy structure), which a Gaussian kernel cannot reproduce: with it, the
+  added noise has almost no power above 0.15 cycles per pixel;
+* **Gaussian kernel** (older folders): white noise smoothed by a Gaussian kernel whose width
+  reproduces the measured lag-1 correlation, each channel independent.
 
 The noise model of a model folder lives in ``sky_noise.json``; it is measured at release time
 (:func:`measure_sky_noise` on real cutouts and on VAE reconstructions of the same cutouts, so only
@@ -21,7 +31,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -34,6 +44,14 @@ SKY_NOISE_FILE = "sky_noise.json"
 FRAME_FRACTION = 0.125
 #: MAD -> standard deviation of a Gaussian.
 MAD_TO_SIGMA = 1.4826
+#: Side of the corner patches the noise spectrum is measured on, as a fraction of the image side
+#: (32 px of 128: sky in nearly every GZ2 cutout, whose galaxy is scaled to the centre).
+SPECTRUM_PATCH_FRACTION = 0.25
+#: Fraction of the patches dropped before averaging: those with the most power above
+#: :data:`SPECTRUM_TRIM_FREQUENCY` (neighbours, stars, the galaxy's own outskirts).
+SPECTRUM_TRIM = 0.2
+#: Frequency (cycles per pixel) above which patch power ranks patches and channels are correlated.
+SPECTRUM_TRIM_FREQUENCY = 1.0 / 6.0
 
 
 @dataclass
@@ -58,6 +76,44 @@ class SkyBackground:
 
 
 @dataclass
+class NoiseSpectrum:
+    """Radially averaged noise power spectrum per channel and the channels' correlation.
+
+    Attributes
+    ----------
+    freq : list of float
+        Ring centres in cycles per pixel at the model's resolution (ring width 1 / ``patch``).
+    power : list of list of float
+        Per channel (R, G, B), the power per Fourier mode in 8-bit units squared, normalised so that
+        the variance of a field is the mean of its power over the frequency grid.
+    correlation : list of list of float
+        3 x 3 correlation of the channels' noise above :data:`SPECTRUM_TRIM_FREQUENCY`.
+    patch : int
+        Side (pixels) of the patches measured.
+    n_patches : int
+        Patches averaged (after dropping :data:`SPECTRUM_TRIM` of them).
+    """
+
+    freq: List[float]
+    power: List[List[float]]
+    correlation: List[List[float]]
+    patch: int
+    n_patches: int
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NoiseSpectrum":
+        spec = cls(freq=[float(f) for f in data["freq"]], power=[[float(p) for p in ch] for ch in data["power"]],
+                   correlation=[[float(c) for c in row] for row in data["correlation"]], patch=int(data["patch"]),
+                   n_patches=int(data.get("n_patches", 0)))
+        f, pw, c = np.asarray(spec.freq), np.asarray(spec.power), np.asarray(spec.correlation)
+        if (f.ndim != 1 or len(f) < 2 or np.any(np.diff(f) <= 0) or pw.shape != (3, len(f)) or c.shape != (3, 3)
+                or not np.all(np.isfinite(pw)) or np.any(pw < 0) or not np.all(np.isfinite(c))):
+            raise ValueError("spectrum needs increasing frequencies, 3 finite non-negative power rows of the "
+                             "same length and a finite 3 x 3 correlation")
+        return spec
+
+
+@dataclass
 class SkyNoise:
     """The noise the pipeline adds after decoding.
 
@@ -69,15 +125,20 @@ class SkyNoise:
         Gaussian smoothing (pixels at ``resolution``) of the white noise; the added noise has
         unit-normalised variance ``sigma**2`` after smoothing.
     resolution : int
-        Image side (pixels) the model was measured at; other sizes scale ``kernel_sigma``.
+        Image side (pixels) the model was measured at; other sizes scale ``kernel_sigma`` and the
+        spectrum's frequencies.
     source : dict
         How it was measured (real and reconstructed backgrounds, images, caches).
+    spectrum : NoiseSpectrum, optional
+        The measured power spectrum of the missing noise; when present it is used instead of
+        ``sigma`` and ``kernel_sigma`` (module docstring).
     """
 
     sigma: List[float]
     kernel_sigma: float
     resolution: int
     source: dict = field(default_factory=dict)
+    spectrum: Optional[NoiseSpectrum] = None
 
     def save(self, folder: Union[str, Path]) -> Path:
         path = Path(folder) / SKY_NOISE_FILE
@@ -98,9 +159,10 @@ class SkyNoise:
             return None
         try:
             data = json.loads(path.read_text())
+            spectrum = NoiseSpectrum.from_dict(data["spectrum"]) if data.get("spectrum") else None
             noise = cls(sigma=[float(s) for s in data["sigma"]], kernel_sigma=float(data["kernel_sigma"]),
-                        resolution=int(data["resolution"]), source=dict(data.get("source", {})))
-        except (ValueError, KeyError, TypeError) as exc:
+                        resolution=int(data["resolution"]), source=dict(data.get("source", {})), spectrum=spectrum)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise GalaxySDFileError(f"{str(path)!r} is not a valid sky-noise model: {exc}") from exc
         if len(noise.sigma) != 3 or min(noise.sigma) < 0 or noise.kernel_sigma < 0 or noise.resolution < 1:
             raise GalaxySDFileError(f"{str(path)!r} is not a valid sky-noise model (3 sigmas >= 0, kernel >= 0)")
@@ -171,6 +233,88 @@ def sky_noise_from_backgrounds(real: SkyBackground, reconstructed: SkyBackground
                     source=info)
 
 
+def _corner_patches(images: np.ndarray) -> np.ndarray:
+    """The four corner patches ``(4N, s, s, 3)`` (float32, each patch's median removed per channel)."""
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0 or x.shape[1] != x.shape[2]:
+        raise GalaxySDValueError(f"expected square uint8 images (N, H, H, 3), got shape {x.shape}")
+    s = max(8, int(round(x.shape[1] * SPECTRUM_PATCH_FRACTION)))
+    x = x.astype(np.float32)
+    p = np.concatenate([x[:, :s, :s], x[:, :s, -s:], x[:, -s:, :s], x[:, -s:, -s:]])
+    return p - np.median(p, axis=(1, 2), keepdims=True)
+
+
+def _ring_index(n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Ring of every FFT mode of an ``n x n`` grid (width 1 / n, ring 0 = DC) and the ring centres."""
+    f = np.fft.fftfreq(n)
+    r = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    ring = np.floor(r * n + 0.5).astype(int)
+    return ring, np.arange(ring.max() + 1) / n
+
+
+def measure_noise_spectrum(images: np.ndarray, trim: float = SPECTRUM_TRIM) -> NoiseSpectrum:
+    """Noise power spectrum of the sky in the corners of uint8 ``(N, H, H, 3)`` cutouts.
+
+    Per corner patch (side :data:`SPECTRUM_PATCH_FRACTION` of the image; median removed, Hann
+    window, power normalised by the window so a field's variance is the mean power of its modes)
+    the power of every channel is averaged in rings of width 1 / patch. The ``trim`` fraction of
+    patches with the most luminance power above :data:`SPECTRUM_TRIM_FREQUENCY` (sources) is
+    dropped; the rest are averaged. Ring 0 (the patch mean) is left out. The channels' correlation
+    is that of their Fourier modes above :data:`SPECTRUM_TRIM_FREQUENCY` in the kept patches.
+    For a steep spectrum the window leaks power into the lowest rings (x1.2-2 at rings 1-4 for a
+    power law of slope -3 on 32 px patches, tests/test_sky_noise_spectrum.py); above them the
+    measurement is within 10 % (from 0.15 cycles per pixel, the middle and highest thirds).
+    """
+    p = _corner_patches(images)
+    n = p.shape[1]
+    w = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
+    F = np.fft.fft2(np.moveaxis(p * w[None, :, :, None], -1, 1)) / np.sqrt(float((w ** 2).mean()) * n * n)
+    ring, centres = _ring_index(n)
+    hi = centres[ring] > SPECTRUM_TRIM_FREQUENCY
+    score = (np.abs(F.mean(axis=1)) ** 2)[:, hi].mean(axis=1)
+    keep = np.argsort(score, kind="stable")[: max(1, int(round(len(p) * (1.0 - float(trim)))))]
+    Fk = F[keep]
+    power2 = (np.abs(Fk) ** 2).mean(axis=0)  # (3, n, n)
+    counts = np.bincount(ring.ravel())
+    rings = np.stack([np.bincount(ring.ravel(), weights=power2[c].ravel()) / counts for c in range(3)])
+    cross = np.einsum("kcm,kdm->cd", Fk[:, :, hi], np.conj(Fk[:, :, hi])).real
+    d = np.sqrt(np.maximum(np.diag(cross), 1e-12))
+    corr = cross / np.outer(d, d)
+    return NoiseSpectrum(freq=centres[1:].round(6).tolist(), power=rings[:, 1:].round(5).tolist(),
+                         correlation=corr.round(4).tolist(), patch=int(n), n_patches=int(len(keep)))
+
+
+def missing_spectrum(real: NoiseSpectrum, reconstructed: NoiseSpectrum) -> NoiseSpectrum:
+    """The power real cutouts have and their reconstructions lack (clipped at 0), with the real
+    channels' correlation."""
+    if real.freq != reconstructed.freq:
+        raise GalaxySDValueError("the two spectra were measured on different patch sizes")
+    power = np.maximum(np.asarray(real.power) - np.asarray(reconstructed.power), 0.0)
+    return NoiseSpectrum(freq=list(real.freq), power=power.round(5).tolist(), correlation=real.correlation,
+                         patch=real.patch, n_patches=real.n_patches)
+
+
+def _channel_mixing(correlation) -> torch.Tensor:
+    """A matrix ``L`` with ``L L^T`` = the (nearest positive semi-definite) correlation."""
+    c = np.asarray(correlation, dtype=np.float64)
+    c = 0.5 * (c + c.T)
+    vals, vecs = np.linalg.eigh(c)
+    L = vecs @ np.diag(np.sqrt(np.clip(vals, 0.0, None)))
+    return torch.from_numpy(L.astype(np.float32))
+
+
+def _spectral_amplitude(spec: NoiseSpectrum, height: int, width: int, resolution: int) -> torch.Tensor:
+    """``sqrt(power)`` per channel on the ``height x width`` FFT grid ``(3, height, width)``; the
+    frequencies are scaled to the model's resolution, power below the first ring falls linearly
+    to 0 at the mean, above the last ring it stays at the last ring's."""
+    scale = max(height, width) / float(resolution)
+    fy, fx = np.fft.fftfreq(height), np.fft.fftfreq(width)
+    r = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) * scale
+    freq = np.concatenate([[0.0], spec.freq])
+    amp = np.stack([np.sqrt(np.interp(r, freq, np.concatenate([[0.0], ch]))) for ch in spec.power])
+    return torch.from_numpy(amp.astype(np.float32))
+
+
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
     radius = max(1, int(math.ceil(3 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -183,10 +327,15 @@ def sky_noise_fields(noise: SkyNoise, generators: Sequence[torch.Generator], hei
     """Noise images ``(N, 3, height, width)`` in 8-bit units, one per generator (reproducible per
     seed: drawn on the CPU from each image's own generator).
 
-    The white noise is smoothed separably and rescaled so each channel's standard deviation is
-    ``noise.sigma`` whatever the kernel.
+    With a measured spectrum the white noise is mixed between the channels (their correlation) and
+    coloured by the square root of each channel's power spectrum; otherwise it is smoothed separably
+    by the Gaussian kernel and rescaled so each channel's standard deviation is ``noise.sigma``.
     """
     fields = torch.cat([torch.randn((1, 3, height, width), generator=g, dtype=torch.float32) for g in generators])
+    if noise.spectrum is not None:  # white noise, mixed between channels, coloured in Fourier space
+        mixed = torch.einsum("cd,ndhw->nchw", _channel_mixing(noise.spectrum.correlation), fields)
+        amp = _spectral_amplitude(noise.spectrum, height, width, noise.resolution)
+        return torch.fft.ifft2(torch.fft.fft2(mixed) * amp[None]).real
     ks = noise.kernel_sigma * (height / noise.resolution)
     if ks > 0.05:
         k = _gaussian_kernel(ks)

@@ -199,6 +199,20 @@ def caption_phrases() -> List[str]:
     return [a.phrase for a in captioned_answers()]
 
 
+def alternative_answers(phrase: str) -> List[str]:
+    """Captioned phrases of the *other* answers of the question ``phrase`` answers, in tree order.
+
+    GZ2 answers of one question exclude each other (a volunteer picks one), so "in-between round
+    galaxy" has the alternatives "completely round galaxy" and "cigar shaped galaxy". Guidance per
+    feature can push these away while it pulls the feature in (the *contrast* of
+    :func:`galaxysd_core.pipelines.feature_guidance.contrast_scales`). Unknown phrases have none.
+    """
+    a = ANSWER_BY_PHRASE.get(phrase)
+    if a is None:
+        return []
+    return [b.phrase for b in QUESTION_BY_STEM[a.question].answers if b.captioned and b.column != a.column]
+
+
 def unique_ancestor_answers(answer: Answer) -> List[Answer]:
     """Answers that must have been given for ``answer``'s question to be asked at all.
 

@@ -130,12 +130,68 @@ def controls_from_prompt(text: str) -> Tuple[ControlState, List[str]]:
     return controls_from_features(features_from_prompt(text))
 
 
-def feature_scales(strengths: Mapping[str, float], guidance: float) -> Dict[str, float]:
+def feature_scales(strengths: Mapping[str, float], guidance: float,
+                   contrast: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
     """Absolute feature-guidance scales ``{phrase: strength x guidance}`` of the sliders' strengths.
 
     Strength 1 is the plain prompt and needs no extra branch: it is left out (exactly plain CFG).
+    A feature with a ``contrast`` weight (the model's ``feature_defaults.json``) also pushes the
+    other answers of its GZ2 question away above strength 1
+    (:func:`~galaxysd_core.pipelines.feature_guidance.contrast_scales`).
     """
-    return {p: float(m) * float(guidance) for p, m in strengths.items() if float(m) != 1.0}
+    from galaxysd_core.pipelines.feature_guidance import contrast_scales
+
+    out: Dict[str, float] = {}
+    for p, m in strengths.items():
+        for q, s in contrast_scales(p, float(m), float(guidance), float((contrast or {}).get(p, 0.0))):
+            out[q] = out.get(q, 0.0) + s
+    return out
+
+
+def contrast_note(phrase: Optional[str], contrast: Optional[Mapping[str, float]]) -> Optional[str]:
+    """One line under a slider whose feature uses contrast (what it also pushes away), else None."""
+    from galaxysd_core.schema.gz2 import alternative_answers
+
+    w = float((contrast or {}).get(phrase, 0.0)) if phrase else 0.0
+    alts = alternative_answers(phrase) if phrase else []
+    if w <= 0 or not alts:
+        return None
+    return f"above 1 it also pushes away: {', '.join(alts)} (contrast w {w:g}, model default)"
+
+
+def fold_contrast(scales: Mapping[str, float], guidance: float) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Inverse of the contrast in :func:`feature_scales`: ``scales`` without the alternatives' push.
+
+    A recorded image's feature guidance holds the pushed-away alternatives as negative scales; a
+    slider shows only its feature. When *every* alternative of a feature guided above strength 1
+    has the same negative scale, they are the slider's contrast: they are removed and the weight
+    ``w = -s_alt / ((m - 1) g)`` is returned. Anything else (a hand-made negative feature) is kept.
+
+    Returns
+    -------
+    scales : dict
+        Without the folded alternatives.
+    weights : dict
+        Feature phrase -> the contrast weight found.
+    """
+    from galaxysd_core.schema.gz2 import alternative_answers
+
+    out = {p: float(s) for p, s in scales.items()}
+    weights: Dict[str, float] = {}
+    g = float(guidance)
+    if g <= 0:
+        return out, weights
+    for p, s in list(out.items()):
+        m = s / g
+        alts = alternative_answers(p)
+        if m <= 1.0 or p not in out or not alts or not all(q in out for q in alts):
+            continue
+        vals = [out[q] for q in alts]
+        if vals[0] < 0 and all(math.isclose(v, vals[0], rel_tol=1e-9, abs_tol=1e-12) for v in vals):
+            weights[p] = -vals[0] / ((m - 1.0) * g)
+            for q in alts:
+                del out[q]
+    return out, weights
 
 
 def strengths_from_scales(scales: Mapping[str, float], guidance: float) -> Dict[str, float]:
@@ -283,8 +339,12 @@ def tree_conflicts(features: Sequence[str]) -> List[str]:
     return out
 
 
-def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
+def settings_from_png(info: Mapping[str, Any], contrast: Optional[Mapping[str, float]] = None
+                      ) -> Tuple[Dict[str, Any], List[str]]:
     """Control values of the Generate page from :func:`galaxysd_core.io.png.read_png_parameters`.
+
+    The alternatives a slider pushed away (its contrast) fold back into that slider
+    (:func:`fold_contrast`); ``contrast``, the loaded model's weights, adds a note when they differ.
 
     Returns
     -------
@@ -342,12 +402,22 @@ def settings_from_png(info: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str
     out["feature_strengths"] = {}
     if feats:
         g = float(out.get("guidance", info.get("guidance_scale") or 1.0))
+        pairs: Dict[str, float] = {}
         for item in feats:
             try:
                 phrase, scale = str(item[0]), float(item[1])
             except (TypeError, ValueError, IndexError):
                 notes.append(f"feature guidance {item!r} is not (phrase, scale); left out")
                 continue
+            pairs[phrase] = scale
+        # the recorded guidance scale (before clamping) made the contrast
+        folded, found = fold_contrast(pairs, float(info.get("guidance_scale") or g))
+        for phrase, w in found.items():
+            now = float((contrast or {}).get(phrase, 0.0))
+            if contrast is not None and not math.isclose(now, w, rel_tol=1e-6, abs_tol=1e-9):
+                notes.append(f"the image pushed the other answers of {phrase!r} away with contrast {w:g}; "
+                             f"this model's slider uses {now:g}, so the remake can differ")
+        for phrase, scale in folded.items():
             m = strengths_from_scales({phrase: scale}, g)[phrase]
             c = min(max(m, STRENGTH_MIN), STRENGTH_MAX)
             c = round(c / STRENGTH_STEP) * STRENGTH_STEP

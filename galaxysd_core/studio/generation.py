@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -182,14 +182,15 @@ def gallery_zip(items: Sequence[GalleryItem], include_fits: bool = True) -> byte
     return zip_images(items, include_fits=include_fits)
 
 
-def reuse_settings(item: GalleryItem) -> Tuple[Dict[str, Any], List[str]]:
+def reuse_settings(item: GalleryItem, contrast: Optional[Mapping[str, float]] = None
+                   ) -> Tuple[Dict[str, Any], List[str]]:
     """Control values that remake a gallery image ("Reuse"): its stored settings, one image.
 
     Same return as :func:`galaxysd_core.studio.controls.settings_from_png`.
     """
     info = provenance(item.prompt, item.seed, item.parameters)
     info["num_images_per_prompt"] = 1
-    return settings_from_png(info)
+    return settings_from_png(info, contrast)
 
 
 def random_seed() -> int:

@@ -133,11 +133,12 @@ class HistoryEntry:
     record: Dict[str, Any]
     thumbnail: Optional[bytes]
 
-    def reuse_settings(self) -> Tuple[Dict[str, Any], List[str]]:
-        """Control values that remake this generation (all its images), and notes of what was clamped."""
+    def reuse_settings(self, contrast: Optional[Mapping[str, float]] = None) -> Tuple[Dict[str, Any], List[str]]:
+        """Control values that remake this generation (all its images), and notes of what was clamped
+        (``contrast``: the loaded model's contrast weights, :func:`~galaxysd_core.studio.controls.fold_contrast`)."""
         from galaxysd_core.studio.controls import settings_from_png
 
-        return settings_from_png({**self.record, "num_images_per_prompt": self.n_images})
+        return settings_from_png({**self.record, "num_images_per_prompt": self.n_images}, contrast)
 
     def changes_to(self, current: Mapping[str, Any]) -> List[str]:
         """What differs from this generation's settings to ``current`` (request settings of the controls now)."""

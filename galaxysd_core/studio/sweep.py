@@ -135,6 +135,8 @@ def _guidance_sweep(pipe, prompt: str, phrase: str, strengths: Sequence[float], 
     from galaxysd_core.studio.controls import feature_scales
 
     pipe.parse(prompt)
+    fd = getattr(pipe, "feature_defaults", None)
+    contrast = dict(fd.contrast) if fd is not None else {}  # the model's slider: contrast where chosen
     columns: List[List[GalleryItem]] = []
     n_cols = len(strengths)
 
@@ -149,7 +151,7 @@ def _guidance_sweep(pipe, prompt: str, phrase: str, strengths: Sequence[float], 
                        seed=list(seeds), num_inference_steps=int(steps), guidance_scale=float(guidance),
                        scheduler=scheduler, output_type="np", callback=step_cb(j),
                        tree_negatives=bool(tree_negatives),
-                       feature_guidance=feature_scales({phrase: m}, guidance) or None)
+                       feature_guidance=feature_scales({phrase: m}, guidance, contrast) or None)
             items = gallery_items(out)
             for it, s in zip(items, seeds):
                 it.label = f"{phrase} strength {m:g} / seed {s}"
