@@ -101,9 +101,11 @@ def test_feature_defaults_store_the_contrast(tmp_path):
         FeatureDefaults.load(tmp_path)
 
 
-def _curve(phrase, rows):
+def _curve(phrase, rows, precision=None):
+    precision = precision or {}
     return pd.DataFrame([dict(phrase=phrase, base="b", strength=m, contrast=w, scale=m * 1.5, p=e, effect=e,
-                              spread=sp, precision=0.5, recall=0.5, n=32) for m, w, e, sp in rows])
+                              spread=sp, precision=precision.get((m, w), 0.5), recall=0.5, n=32)
+                         for m, w, e, sp in rows])
 
 
 def test_choose_prefers_the_feature_alone_and_uses_contrast_only_where_it_falls_short():
@@ -153,3 +155,12 @@ def test_dust_lane_goal_reports_the_real_detgs_beside_the_discs(pipe):
     with_contrast = {}
     dust_lane_goal(pipe, judge, detector, real, dusty, strength=3.0, n=2, contrast=1.0, images_out=with_contrast)
     assert "real_detg" not in with_contrast and np.abs(with_contrast["gen"].astype(int) - images["gen"]).max() > 0
+
+
+def test_choose_keeps_realism_a_high_effect_at_a_fraction_of_the_plain_precision_is_not_a_default():
+    rows = [(0, 0, 0, 1), (1, 0, 0.05, 1), (2, 0, 0.1, 1), (4, 1.0, 0.25, 1), (8, 1.0, 0.4, 1)]
+    curve = _curve("d", rows, precision={(1, 0): 0.5, (4, 1.0): 0.35, (8, 1.0): 0.16})
+    chosen, table = choose_strengths(curve)
+    assert chosen == {"d": 4.0} and contrast_of(table) == {"d": 1.0} and not table["meets_goal"].iloc[0]
+    chosen, _ = choose_strengths(curve, min_precision_share=0.0)  # without the floor: the unrealistic point
+    assert chosen == {"d": 8.0}

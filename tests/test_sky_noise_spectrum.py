@@ -80,3 +80,14 @@ def test_folder_file_round_trips_and_a_bad_spectrum_is_named(tmp_path):
     (tmp_path / "sky_noise.json").write_text(json.dumps(data))
     with pytest.raises(GalaxySDFileError, match="not a valid sky-noise model"):
         SkyNoise.load(tmp_path)
+
+
+def test_spectrum_scaled_to_the_frame_sigma_draws_noise_of_that_sigma():
+    from galaxysd_core.pipelines.sky_noise import spectrum_to_sigma
+
+    spec = spectrum_to_sigma(_steep_spectrum(), [4.0, 3.0, 2.0], 128)
+    x = _draw(SkyNoise(sigma=[4.0, 3.0, 2.0], kernel_sigma=0.0, resolution=128, spectrum=spec), 32, 128)
+    np.testing.assert_allclose(x.std(axis=(0, 1, 2)), [4.0, 3.0, 2.0], rtol=0.05)
+    # the shape is kept: every ring scaled by the same factor per channel
+    k = np.asarray(spec.power) / np.asarray(_steep_spectrum().power)
+    np.testing.assert_allclose(k / k[:, :1], 1.0, rtol=1e-3)

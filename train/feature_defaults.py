@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--phrases", nargs="*", default=None, help="features to measure (default: >= 30 captions + dust lane)")
     p.add_argument("--strengths", type=float, nargs="+", default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--from-csv", action="store_true",
+                   help="choose the defaults again from the folder's metrics/feature_curves.csv (no generation)")
     p.add_argument("--no-contrast", action="store_true",
                    help="do not try contrast (the other answers pushed away) where a feature alone misses the goal")
     p.add_argument("--dust-goal-only", action="store_true",
@@ -54,9 +56,15 @@ def main(argv=None) -> int:
             bar.refresh()
 
         if not a.dust_goal_only:
+            curves = None
+            if a.from_csv:
+                import pandas as pd
+                from pathlib import Path
+
+                curves = pd.read_csv(Path(a.model) / "metrics" / "feature_curves.csv")
             res = release_feature_defaults(a.model, judge, real=real, phrases=a.phrases, n=a.n,
                                            strengths=tuple(a.strengths or CURVE_STRENGTHS), progress=progress,
-                                           contrast=not a.no_contrast)
+                                           contrast=not a.no_contrast, curves=curves)
             print(res["table"].to_string(index=False))
         bar.close()
         if real is not None:

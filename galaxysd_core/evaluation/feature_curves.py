@@ -62,6 +62,10 @@ CONTRAST_SHARES = {"shared": None, "each": 1.0}
 GOAL_EFFECT = 0.3
 #: Lowest spread (generated vs real) a default may cost.
 MIN_SPREAD = 0.6
+#: Lowest realism a default may cost: its PRDC precision at least this share of the plain prompt's
+#: (strength 1). Without it, contrast at strength 8 was chosen for "in-between round galaxy" at
+#: precision 0.16 against 0.53 for the plain prompt (0.29 of it).
+MIN_PRECISION_SHARE = 0.6
 
 
 def contrast_weights(phrase: str) -> List[float]:
@@ -200,23 +204,29 @@ def feature_curves(pipe, classifier, phrases: Sequence[str], *, real=None, n: in
     return pd.DataFrame(rows)
 
 
-def choose_strengths(curves: pd.DataFrame, goal: float = GOAL_EFFECT, min_spread: float = MIN_SPREAD
-                     ) -> Tuple[Dict[str, float], pd.DataFrame]:
+def choose_strengths(curves: pd.DataFrame, goal: float = GOAL_EFFECT, min_spread: float = MIN_SPREAD,
+                     min_precision_share: float = MIN_PRECISION_SHARE) -> Tuple[Dict[str, float], pd.DataFrame]:
     """Default strength per feature (module docstring) and a table ``phrase, strength, contrast, effect,
     spread, precision, meets_goal``.
 
     The plain curve comes first: its smallest strength meeting the goal (with the spread kept). Only
     when none does, the contrast points may (smallest strength, then the smaller weight); when
-    nothing meets the goal, the point with the largest effect keeping the spread. The contrast of
-    the pick is in the table's ``contrast`` column (0: the feature alone); :func:`contrast_of`.
+    nothing meets the goal, the point with the largest effect keeping the spread. Every candidate
+    keeps the spread >= ``min_spread`` and a precision >= ``min_precision_share`` x the plain
+    prompt's (strength 1; NaN passes). The contrast of the pick is in the table's ``contrast``
+    column (0: the feature alone); :func:`contrast_of`.
     """
     chosen: Dict[str, float] = {}
     rows = []
     if "contrast" not in curves.columns:
         curves = curves.assign(contrast=0.0)
     for phrase, c in curves.groupby("phrase", sort=False):
+        plain1 = c[(c["strength"] == 1.0) & (c["contrast"] == 0)]["precision"]
+        floor = float(min_precision_share * plain1.iloc[0]) if len(plain1) and np.isfinite(plain1.iloc[0]) else None
         c = c[c["strength"] > 0].sort_values(["strength", "contrast"])
         ok = c[(c["spread"] >= min_spread) | c["spread"].isna()]
+        if floor is not None:
+            ok = ok[(ok["precision"] >= floor) | ok["precision"].isna() | (ok["strength"] == 1.0)]
         plain = ok[ok["contrast"] == 0]
         hit = plain[plain["effect"] >= goal]
         if not len(hit):
@@ -246,8 +256,9 @@ def card_section(curves: pd.DataFrame, table: pd.DataFrame, guidance: float, n: 
              f"(`galaxysd_core/evaluation/feature_curves.py`) on {n} seeds per point with classifier v2; "
              "effect = p(feature) minus p at strength 0 (the base prompt alone); spread = RMS distance to the "
              "centroid in the classifier's embedding, generated / real galaxies of the same caption; precision = "
-             "PRDC precision against them. Default = the smallest strength with effect >= 0.3 and spread >= 0.6 "
-             "(`feature_defaults.json`). Curves: `feature_curves.png`, all points: `metrics/feature_curves.csv`.", "",
+             "PRDC precision against them. Default = the smallest strength with effect >= 0.3, spread >= 0.6 and "
+             f"precision >= {MIN_PRECISION_SHARE:g} x the plain prompt's (`feature_defaults.json`); where none reaches "
+             "the effect, the largest effect within those limits. Curves: `feature_curves.png`, all points: `metrics/feature_curves.csv`.", "",
              "**Contrast.** Where the feature alone misses the goal, its slider was also measured pushing the other "
              "answers of its GZ2 question away (the negation of composable diffusion): above strength m = 1 each "
              "alternative gets the scale `-(m - 1) g w`, with w = 1/k (the push shared by the k alternatives) or "
@@ -283,7 +294,8 @@ def replace_card_section(readme: str, section: str, title: str = "## Guidance pe
 def release_feature_defaults(model_dir, classifier, *, real=None, phrases: Optional[Sequence[str]] = None,
                              n: int = 32, seed: int = 0, steps: Optional[int] = None,
                              strengths: Sequence[float] = CURVE_STRENGTHS, min_captions: int = 30,
-                             progress=None, contrast: bool = True) -> Dict[str, object]:
+                             progress=None, contrast: bool = True, curves: Optional[pd.DataFrame] = None
+                             ) -> Dict[str, object]:
     """Measure the curves of a model folder, choose the strengths and write ``feature_defaults.json``,
     ``metrics/feature_curves.csv``, ``feature_curves.png`` and the card section (module docstring).
 
@@ -303,17 +315,23 @@ def release_feature_defaults(model_dir, classifier, *, real=None, phrases: Optio
         phrases = [p for p in FEATURE_BASES if counts.get(p, 0) >= min_captions or p == "dust lane"]
     g = float(pipe.generation_defaults.guidance_scale)
     st = int(steps or pipe.generation_defaults.num_inference_steps)
-    curves = feature_curves(pipe, classifier, phrases, real=real, n=n, seed=seed, steps=st, guidance=g,
-                            strengths=strengths, tree_negatives=bool(pipe.generation_defaults.tree_negatives),
-                            progress=progress, contrast=contrast)
+    if curves is None:  # else: re-choose from curves measured before (metrics/feature_curves.csv)
+        curves = feature_curves(pipe, classifier, phrases, real=real, n=n, seed=seed, steps=st, guidance=g,
+                                strengths=strengths, tree_negatives=bool(pipe.generation_defaults.tree_negatives),
+                                progress=progress, contrast=contrast)
+    else:
+        plain = curves[curves["contrast"] == 0] if "contrast" in curves.columns else curves
+        strengths = sorted(set(plain["strength"]))
+        n = int(curves["n"].iloc[0]) if "n" in curves and len(curves) else n
     chosen, table = choose_strengths(curves)
     table["captions"] = [int(counts.get(p, 0)) for p in table["phrase"]]
     (folder / "metrics").mkdir(exist_ok=True)
     curves.to_csv(folder / "metrics" / "feature_curves.csv", index=False, float_format="%.4f")
     table.to_csv(folder / "metrics" / "feature_defaults.csv", index=False, float_format="%.4f")
     FeatureDefaults(guidance_scale=g, strengths=chosen, contrast=contrast_of(table), source={
-        "rule": f"smallest strength with effect >= {GOAL_EFFECT} and spread >= {MIN_SPREAD}, the feature alone "
-                "first, then with contrast; else the largest effect keeping the spread",
+        "rule": f"smallest strength with effect >= {GOAL_EFFECT}, spread >= {MIN_SPREAD} and precision >= "
+                f"{MIN_PRECISION_SHARE} x the plain prompt's, the feature alone first, then with contrast; else the "
+                "largest effect within those limits",
         "contrast_strengths": [float(x) for x in CONTRAST_STRENGTHS] if contrast else [], "n": int(n), "seed": int(seed), "steps": st,
         "strengths_measured": [float(s) for s in strengths], "judge": "classifier v2 (assets/classifier)",
         "reference": "Liu et al. 2022 (composable diffusion); galaxysd_core.evaluation.feature_curves",

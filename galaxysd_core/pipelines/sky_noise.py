@@ -315,6 +315,18 @@ def _spectral_amplitude(spec: NoiseSpectrum, height: int, width: int, resolution
     return torch.from_numpy(amp.astype(np.float32))
 
 
+def spectrum_to_sigma(spec: NoiseSpectrum, sigma: Sequence[float], resolution: int) -> NoiseSpectrum:
+    """``spec`` with each channel's power scaled so that noise drawn from it at ``resolution`` has the
+    standard deviation ``sigma`` (8-bit units): the shape from the corners, the level from the frame's
+    clipped statistics (:func:`measure_background`, robust to sources that trimming leaves in)."""
+    amp = _spectral_amplitude(spec, resolution, resolution, resolution).numpy().astype(np.float64)
+    var = (amp ** 2).mean(axis=(1, 2))
+    k = np.where(var > 0, np.asarray(sigma, dtype=np.float64) ** 2 / np.maximum(var, 1e-12), 0.0)
+    power = (np.asarray(spec.power) * k[:, None]).round(5).tolist()
+    return NoiseSpectrum(freq=list(spec.freq), power=power, correlation=spec.correlation, patch=spec.patch,
+                         n_patches=spec.n_patches)
+
+
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
     radius = max(1, int(math.ceil(3 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32)
